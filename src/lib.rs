@@ -1,0 +1,1 @@
+//! passkey-gateway: a reverse-proxy authentication gateway with passkeys (WebAuthn).
