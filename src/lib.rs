@@ -1,1 +1,22 @@
 //! passkey-gateway: a reverse-proxy authentication gateway with passkeys (WebAuthn).
+//!
+//! How a request flows: pingora accepts it (`server`), `proxy` normalizes its path once,
+//! answers `/passkeys/*` itself (`routes`), picks a `[[route]]` (`routing`), applies the route's
+//! policy, strips every identity header the client sent, adds the gateway's own, and forwards it
+//! to the upstream. Everything is configured by one TOML file (`config`).
+
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod error;
+pub mod gateway;
+pub mod identity;
+pub mod logging;
+pub mod policy;
+pub mod proxy;
+pub mod routes;
+pub mod routing;
+pub mod server;
+
+pub use config::Config;
+pub use gateway::{Gateway, StartError};

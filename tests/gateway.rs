@@ -1,1 +1,6 @@
-fn main(){}
+//! Integration tests: the real proxy in-process on port 0, in front of test upstreams.
+
+mod support;
+
+mod config_errors;
+mod proxying;

@@ -1,0 +1,102 @@
+//! The command line: `passkey-gateway [--config FILE] <command>`, parsed by clap.
+//! Each command maps to one library call; this file owns no behaviour of its own.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// A reverse-proxy authentication gateway: passkeys in front of unmodified web apps.
+#[derive(Debug, Parser)]
+#[command(name = "passkey-gateway", version)]
+pub struct Cli {
+    /// The configuration file.
+    #[arg(long, short, global = true, default_value = "gateway.toml")]
+    pub config: PathBuf,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the gateway (the default).
+    Serve,
+    /// Load and validate the configuration, print a summary.
+    Check,
+    /// Run the gateway on http://localhost:8080 in front of a built-in demo app.
+    Demo(DemoArgs),
+    /// Manage users.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// An administrator's view of passkeys.
+    #[command(subcommand)]
+    Passkey(PasskeyCommand),
+    /// Sessions.
+    #[command(subcommand)]
+    Session(SessionCommand),
+    /// Identity-signing keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Where the demo keeps its store and keys.
+    #[arg(long, default_value = "./demo-data")]
+    pub data_dir: PathBuf,
+    /// Port for the gateway.
+    #[arg(long, default_value_t = 8080)]
+    pub port: u16,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a user and print a one-time enrollment link.
+    Add {
+        name: String,
+        #[arg(long)]
+        display_name: Option<String>,
+        #[arg(long)]
+        email: Option<String>,
+        /// A group the user belongs to (repeatable).
+        #[arg(long = "group")]
+        groups: Vec<String>,
+    },
+    /// Print a new one-time enrollment link for an existing user.
+    Invite { name: String },
+    /// List users.
+    List,
+    /// Show one user.
+    Show { name: String },
+    /// Disable a user and revoke their sessions.
+    Disable { name: String },
+    /// Enable a user again.
+    Enable { name: String },
+    /// Remove a user, their passkeys and sessions.
+    Remove { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PasskeyCommand {
+    /// List a user's passkeys.
+    List { name: String },
+    /// Revoke a passkey by id (and the sessions it created).
+    Revoke { id: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SessionCommand {
+    /// List sessions, optionally of one user.
+    List { name: Option<String> },
+    /// Revoke one session by id, or every session of a user.
+    Revoke {
+        id: Option<String>,
+        #[arg(long, conflicts_with = "id")]
+        user: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Switch to a new signing key; the old one stays published for `identity.key_overlap`.
+    Rotate,
+}

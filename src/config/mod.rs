@@ -1,0 +1,159 @@
+//! `gateway.toml` → [`Config`]: the file format, its defaults, and every rule that spans fields.
+//!
+//! Parsing is strict (unknown keys are errors) and every error names the file, the dotted key and
+//! the reason, with line and column when the TOML parser knows them. Things that can fail later in
+//! surprising ways (upstream host names, TLS files) are resolved here, once, at load time.
+//! This module does not start anything: it only describes what `serve` will do.
+
+mod check;
+mod file;
+mod resolve;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+pub use file::{
+    Access, EnrollmentConfig, HeaderPreset, IdentityConfig, LogFormat, RouteConfig, ServerConfig, SessionConfig,
+    SigningAlgorithm, TlsConfig, WebauthnConfig,
+};
+pub use resolve::{LoadedTls, Upstream};
+
+
+/// The whole validated configuration. Everything in it has been checked and resolved.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it was read from (for messages).
+    pub source: PathBuf,
+    /// What browsers see, e.g. `https://app.example.com` (no path, no trailing slash).
+    pub public_url: url::Url,
+    pub server: ServerConfig,
+    pub webauthn: WebauthnConfig,
+    pub enrollment: EnrollmentConfig,
+    pub session: SessionConfig,
+    pub identity: IdentityConfig,
+    /// Routes with their upstreams resolved to socket addresses.
+    pub routes: Vec<Route>,
+    /// The TLS certificate and key, parsed, when `[server.tls]` is set.
+    pub tls: Option<LoadedTls>,
+}
+
+/// One `[[route]]`, with its upstream resolved.
+#[derive(Debug, Clone)]
+pub struct Route {
+    pub name: String,
+    /// `None` matches any host.
+    pub host: Option<String>,
+    pub path: String,
+    pub upstream: Upstream,
+    pub access: Access,
+    pub allow_users: Vec<String>,
+    pub allow_groups: Vec<String>,
+    pub public_paths: Vec<String>,
+    pub audience: String,
+    pub websockets: bool,
+}
+
+/// A configuration error: which file, which key, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub file: PathBuf,
+    /// Line and column (1-based), when known.
+    pub position: Option<(usize, usize)>,
+    /// The dotted key, e.g. `webauthn.origins[1]`; empty for whole-file errors.
+    pub key: String,
+    pub reason: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let Some((line, col)) = self.position {
+            write!(f, ":{line}:{col}")?;
+        }
+        if !self.key.is_empty() {
+            write!(f, ": `{}`", self.key)?;
+        }
+        write!(f, ": {}", self.reason)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    /// Reads, parses, checks and resolves the file at `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: path.to_path_buf(),
+            position: None,
+            key: String::new(),
+            reason: format!("cannot read the file: {e}"),
+        })?;
+        Self::from_toml(path, &text)
+    }
+
+    /// Parses `text` as if it were read from `path` (relative paths in it stay relative to the
+    /// working directory, like every other tool's config).
+    pub fn from_toml(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        let raw = file::parse(path, text)?;
+        let fail = |key: String, reason: String| ConfigError {
+            file: path.to_path_buf(),
+            position: None,
+            key,
+            reason,
+        };
+        check::check(&raw).map_err(|(key, reason)| fail(key, reason))?;
+        resolve::resolve(path, raw).map_err(|(key, reason)| fail(key, reason))
+    }
+
+    /// The origins WebAuthn accepts: `webauthn.origins`, or `public_url` when that is empty.
+    pub fn origins(&self) -> Vec<url::Url> {
+        if self.webauthn.origins.is_empty() {
+            vec![self.public_url.clone()]
+        } else {
+            self.webauthn.origins.clone()
+        }
+    }
+
+    /// Whether browsers reach the gateway over https (decides `Secure` and `__Host-` cookies).
+    pub fn is_https(&self) -> bool {
+        self.public_url.scheme() == "https"
+    }
+
+    /// The public origin as a string without a trailing slash: the assertion's `iss`.
+    pub fn public_origin(&self) -> String {
+        self.public_url.origin().ascii_serialization()
+    }
+
+    /// The convenience-header preset.
+    pub fn header_preset(&self) -> HeaderPreset {
+        self.identity.headers
+    }
+
+    /// A one-paragraph summary for `check`.
+    pub fn summary(&self) -> String {
+        let listen: Vec<String> = self.server.listen.iter().map(|a| a.to_string()).collect();
+        format!(
+            "{}: ok\n  public_url  {}\n  listen      {}{}\n  rp_id       {}\n  data_dir    {}\n  routes      {}",
+            self.source.display(),
+            self.public_origin(),
+            listen.join(", "),
+            if self.tls.is_some() { " (tls)" } else { "" },
+            self.webauthn.rp_id,
+            self.server.data_dir.display(),
+            self.routes
+                .iter()
+                .map(|r| format!(
+                    "{} {}{} -> {}",
+                    r.name,
+                    r.host.as_deref().unwrap_or("*"),
+                    r.path,
+                    r.upstream.url
+                ))
+                .collect::<Vec<_>>()
+                .join("\n              ")
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests;

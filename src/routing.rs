@@ -1,0 +1,104 @@
+//! Which `[[route]]` a request belongs to: by host first, then by the longest path prefix.
+//!
+//! Matching is on the normalized path (see `policy::path`), segment-aware: `/app` covers `/app` and
+//! `/app/x` but not `/application`. A route with a host beats a host-less one for that host.
+
+use crate::config::Route;
+use crate::policy::is_under;
+
+/// The routes of a config, ready to match.
+#[derive(Debug, Clone)]
+pub struct Router {
+    routes: Vec<Route>,
+}
+
+impl Router {
+    pub fn new(routes: Vec<Route>) -> Router {
+        Router { routes }
+    }
+
+    /// The route for `host` (any case, port ignored) and a normalized `path`.
+    pub fn route(&self, host: Option<&str>, path: &str) -> Option<&Route> {
+        let host = host.map(host_without_port).map(str::to_ascii_lowercase);
+        let for_host = |r: &&Route| match (&r.host, &host) {
+            (Some(want), Some(have)) => want == have,
+            (Some(_), None) => false,
+            (None, _) => true,
+        };
+        self.routes
+            .iter()
+            .filter(for_host)
+            .filter(|r| is_under(path, &r.path))
+            // Longest prefix wins; on a tie, the route that names the host wins.
+            .max_by_key(|r| (r.path.len(), r.host.is_some()))
+    }
+
+    pub fn routes(&self) -> &[Route] {
+        &self.routes
+    }
+}
+
+/// `example.com:8080` → `example.com`; `[::1]:80` → `[::1]`.
+pub fn host_without_port(host: &str) -> &str {
+    if host.starts_with('[') {
+        return host.split_inclusive(']').next().unwrap_or(host);
+    }
+    host.rsplit_once(':').map_or(host, |(h, _)| h)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use std::path::Path;
+
+    fn router() -> Router {
+        let toml = r#"
+            public_url = "http://localhost:8080"
+            [webauthn]
+            rp_id = "localhost"
+            [[route]]
+            name = "root"
+            upstream = "http://127.0.0.1:1"
+            [[route]]
+            name = "app"
+            path = "/app"
+            upstream = "http://127.0.0.1:2"
+            [[route]]
+            name = "app-deep"
+            path = "/app/deep"
+            upstream = "http://127.0.0.1:3"
+            [[route]]
+            name = "other-host"
+            host = "other.localhost"
+            upstream = "http://127.0.0.1:4"
+        "#;
+        let config = Config::from_toml(Path::new("t.toml"), toml).expect("valid config");
+        Router::new(config.routes)
+    }
+
+    #[test]
+    fn host_then_longest_prefix() {
+        let r = router();
+        let name = |host: Option<&str>, path: &str| r.route(host, path).map(|r| r.name.as_str());
+        let cases = [
+            (Some("localhost:8080"), "/", Some("root")),
+            (Some("localhost"), "/application", Some("root")),
+            (Some("localhost"), "/app", Some("app")),
+            (Some("localhost"), "/app/x", Some("app")),
+            (Some("localhost"), "/app/deep/x", Some("app-deep")),
+            (Some("OTHER.localhost:9"), "/app", Some("other-host")),
+            (None, "/app", Some("app")),
+        ];
+        for (host, path, want) in cases {
+            assert_eq!(name(host, path), want, "{host:?} {path}");
+        }
+    }
+
+    #[test]
+    fn ports_are_stripped() {
+        assert_eq!(host_without_port("a.b:80"), "a.b");
+        assert_eq!(host_without_port("a.b"), "a.b");
+        assert_eq!(host_without_port("[::1]:80"), "[::1]");
+    }
+}

@@ -1,0 +1,92 @@
+//! [`Config`] → a pingora `Server`: listeners (plain or TLS), worker threads, shutdown timing.
+//! Also the accept loop that tests (and anything else holding its own listener) use to run the
+//! very same proxy on a socket they bound themselves.
+
+use std::os::fd::AsRawFd;
+use std::sync::Arc;
+
+use pingora::apps::ServerApp;
+use pingora::listeners::tls::TlsSettings;
+use pingora::protocols::{GetSocketDigest, SocketDigest};
+use pingora::proxy::{http_proxy, http_proxy_service, HttpProxy};
+use pingora::server::configuration::ServerConf;
+use pingora::server::{RunArgs, Server, ShutdownWatch};
+use tokio::net::TcpListener;
+
+use crate::gateway::{Gateway, StartError};
+use crate::proxy::GatewayProxy;
+
+/// Runs the gateway until a shutdown signal (SIGTERM/SIGINT); blocks the calling thread.
+pub fn run(gw: Arc<Gateway>, args: RunArgs) -> Result<(), StartError> {
+    let server = build_server(gw)?;
+    server.run(args);
+    Ok(())
+}
+
+/// Builds the pingora server: every listener is bound once up front so a port in use is a clear
+/// error here, not a panic inside pingora's listener thread.
+pub fn build_server(gw: Arc<Gateway>) -> Result<Server, StartError> {
+    let config = gw.config.clone();
+    for addr in &config.server.listen {
+        std::net::TcpListener::bind(addr).map_err(|source| StartError::Listen { addr: *addr, source })?;
+    }
+    let mut server = Server::new_with_opt_and_conf(None, server_conf(&config));
+    server.bootstrap();
+    let mut service = http_proxy_service(&server.configuration, GatewayProxy::new(gw));
+    for addr in &config.server.listen {
+        let addr = addr.to_string();
+        match &config.tls {
+            Some(tls) => {
+                let settings = TlsSettings::intermediate(&tls.cert.to_string_lossy(), &tls.key.to_string_lossy())
+                    .map_err(|e| StartError::Tls(e.to_string()))?;
+                service.add_tls_with_settings(&addr, None, settings);
+            }
+            None => service.add_tcp(&addr),
+        }
+    }
+    server.add_service(service);
+    Ok(server)
+}
+
+/// pingora's own settings, from ours. The grace period defaults to 300 s in pingora: far too long
+/// for a gateway whose requests are short.
+fn server_conf(config: &crate::Config) -> ServerConf {
+    let grace = config.server.grace_period.as_secs();
+    ServerConf {
+        threads: config.server.threads,
+        grace_period_seconds: Some(grace),
+        graceful_shutdown_timeout_seconds: Some(grace.max(1)),
+        ..ServerConf::default()
+    }
+}
+
+/// The proxy application for a custom accept loop (see [`serve_listener`]).
+pub fn proxy_app(gw: Arc<Gateway>) -> Arc<HttpProxy<GatewayProxy>> {
+    let conf = Arc::new(ServerConf::default());
+    Arc::new(http_proxy(&conf, GatewayProxy::new(gw)))
+}
+
+/// Serves HTTP/1.1 connections from a listener the caller bound (e.g. on port 0), until
+/// `shutdown` turns true. The proxy logic is exactly the one `Server` runs.
+pub async fn serve_listener(listener: TcpListener, app: Arc<HttpProxy<GatewayProxy>>, shutdown: ShutdownWatch) {
+    loop {
+        let mut stop = shutdown.clone();
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = stop.changed() => return,
+        };
+        let Ok((tcp, _)) = accepted else { continue };
+        let app = app.clone();
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            let digest = SocketDigest::from_raw_fd(tcp.as_raw_fd());
+            let mut stream: pingora::protocols::l4::stream::Stream = tcp.into();
+            stream.set_socket_digest(digest);
+            let mut next: Option<pingora::protocols::Stream> = Some(Box::new(stream));
+            // Keep-alive: the app hands the connection back while it can be reused.
+            while let Some(stream) = next.take() {
+                next = app.process_new(stream, &shutdown).await;
+            }
+        });
+    }
+}

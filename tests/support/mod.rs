@@ -1,0 +1,76 @@
+//! The world each test builds for itself: an echo upstream, the gateway in-process on port 0,
+//! and clients (reqwest, and a raw socket for header spellings reqwest would normalize).
+
+pub mod echo;
+pub mod raw;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use passkey_gateway::server::{proxy_app, serve_listener};
+use passkey_gateway::{Config, Gateway};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+pub use echo::{EchoUpstream, Echoed};
+
+/// A gateway serving on its own port-0 listener until dropped.
+pub struct TestGateway {
+    pub addr: SocketAddr,
+    pub gw: Arc<Gateway>,
+    pub data: tempfile::TempDir,
+    _shutdown: watch::Sender<bool>,
+}
+
+impl TestGateway {
+    /// Binds first (WebAuthn compares the origin's port), then builds the config from `toml`,
+    /// where `{port}` and `{data_dir}` are filled in.
+    pub async fn start(toml: &str) -> TestGateway {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("local addr");
+        let data = tempfile::tempdir().expect("tempdir");
+        let text = toml
+            .replace("{port}", &addr.port().to_string())
+            .replace("{data_dir}", &data.path().display().to_string());
+        let config = Config::from_toml(Path::new("test.toml"), &text).expect("test config is valid");
+        let gw = Gateway::new(config).expect("gateway starts");
+        let (tx, rx) = watch::channel(false);
+        tokio::spawn(serve_listener(listener, proxy_app(gw.clone()), rx));
+        TestGateway { addr, gw, data, _shutdown: tx }
+    }
+
+    /// A gateway with one public route `/` and one authenticated route `/app` to `upstream`.
+    pub async fn in_front_of(upstream: SocketAddr, extra: &str) -> TestGateway {
+        TestGateway::start(&format!(
+            r#"
+            public_url = "http://localhost:{{port}}"
+            [server]
+            data_dir = "{{data_dir}}"
+            {extra}
+            [webauthn]
+            rp_id = "localhost"
+            [[route]]
+            name = "public"
+            path = "/"
+            upstream = "http://{upstream}"
+            access = "public"
+            "#
+        ))
+        .await
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://localhost:{}{path}", self.addr.port())
+    }
+}
+
+/// A client that never follows redirects and never uses a proxy from the environment.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .resolve("localhost", "127.0.0.1:0".parse().expect("addr"))
+        .build()
+        .expect("client")
+}
