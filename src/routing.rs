@@ -1,7 +1,7 @@
 //! Which `[[route]]` a request belongs to: by host first, then by the longest path prefix.
 //!
 //! Matching is on the normalized path (see `policy::path`), segment-aware: `/app` covers `/app` and
-//! `/app/x` but not `/application`. A route with a host beats a host-less one for that host.
+//! `/app/x` but not `/application`. Host-less routes serve a host only where none of its own do.
 
 use crate::config::Route;
 use crate::policy::is_under;
@@ -29,8 +29,8 @@ impl Router {
             .iter()
             .filter(for_host)
             .filter(|r| is_under(path, &r.path))
-            // Longest prefix wins; on a tie, the route that names the host wins.
-            .max_by_key(|r| (r.path.len(), r.host.is_some()))
+            // Host first: a route naming the host beats any host-less one; then longest prefix.
+            .max_by_key(|r| (r.host.is_some(), r.path.len()))
     }
 
     pub fn routes(&self) -> &[Route] {

@@ -1,1 +1,164 @@
+//! The shipped file parses; each broken file fails with the whole expected message.
 
+use std::path::Path;
+
+use super::*;
+
+const BASE: &str = r#"
+public_url = "http://localhost:8080"
+[webauthn]
+rp_id = "localhost"
+"#;
+
+fn load(text: &str) -> Result<Config, ConfigError> {
+    Config::from_toml(Path::new("g.toml"), text)
+}
+
+#[test]
+fn shipped_gateway_toml_is_valid_and_complete() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("gateway.toml");
+    let config = Config::load(&path).expect("the shipped gateway.toml loads");
+    assert_eq!(config.webauthn.challenge_timeout.as_secs(), 300);
+    assert_eq!(config.routes.len(), 1);
+    assert_eq!(config.routes[0].audience, "app");
+    // Every key is written out: removing any `key = value` line must not change the result,
+    // because each one states the default. Spot-check with a minimal file.
+    let minimal = load(BASE).expect("minimal config");
+    assert_eq!(minimal.session.cookie_name, config.session.cookie_name);
+    assert_eq!(minimal.identity.token_ttl, config.identity.token_ttl);
+    assert_eq!(minimal.server.max_body_bytes, config.server.max_body_bytes);
+}
+
+#[test]
+fn durations_are_human() {
+    let c = load(&format!(
+        "{BASE}challenge_timeout = \"90s\"\n[session]\nidle_timeout = \"15m\"\nabsolute_timeout = \"7d\"\n[enrollment]\ntoken_ttl = \"12h\"\n"
+    ))
+    .expect("valid");
+    assert_eq!(c.webauthn.challenge_timeout.as_secs(), 90);
+    assert_eq!(c.session.idle_timeout.as_secs(), 900);
+    assert_eq!(c.session.absolute_timeout.as_secs(), 7 * 86400);
+    assert_eq!(c.enrollment.token_ttl.as_secs(), 12 * 3600);
+}
+
+#[test]
+fn broken_files_name_the_key_and_the_reason() {
+    let cases: &[(&str, &str)] = &[
+        (
+            "public_url = \"http://localhost:8080\"\n[webauthn]\nrp_id = \"localhost\"\nrp_nmae = \"x\"\n",
+            "g.toml:4:1: `webauthn.rp_nmae`: unknown field `rp_nmae`, expected one of `rp_id`, `rp_name`, `origins`, `related_origins`, `challenge_timeout`, `max_passkeys_per_user`",
+        ),
+        (
+            "public_url = \"http://localhost:8080\"\n[webauthn]\nrp_id = \"localhost\"\nchallenge_timeout = \"soon\"\n",
+            "g.toml:4:21: `webauthn.challenge_timeout`: invalid value: string \"soon\", expected a duration",
+        ),
+        (
+            "public_url = \"http://localhost:8080\"\n[server]\nlisten = [\"nowhere\"]\n[webauthn]\nrp_id = \"localhost\"\n",
+            "g.toml:3:11: `server.listen[0]`: invalid socket address syntax",
+        ),
+        (
+            "public_url = \"http://localhost:8080\"\n[webauthn]\n",
+            "g.toml:2:1: `webauthn`: missing field `rp_id`",
+        ),
+        (
+            "public_url = \"https://app.example.com\"\n[webauthn]\nrp_id = \"example.com\"\n",
+            "g.toml: `public_url`: `https://app.example.com` is https but nothing terminates TLS: set `server.tls` or list the TLS proxy in `server.trusted_proxies`",
+        ),
+        (
+            "public_url = \"http://app.example.com\"\n[webauthn]\nrp_id = \"example.com\"\n",
+            "g.toml: `public_url`: `http://app.example.com/` is http but not localhost: browsers only allow passkeys on https",
+        ),
+        (
+            "public_url = \"http://localhost:8080\"\n[webauthn]\nrp_id = \"example.com\"\n",
+            "g.toml: `public_url`: host `localhost` is not `example.com` or under it (webauthn.rp_id)",
+        ),
+        (
+            "public_url = \"https://example.com\"\n[server]\ntrusted_proxies = [\"10.0.0.1/32\"]\n[webauthn]\nrp_id = \"example.com\"\norigins = [\"https://example.com\", \"https://evil.com\"]\n",
+            "g.toml: `webauthn.origins[1]`: host `evil.com` is not `example.com` or under it",
+        ),
+        (
+            &format!("{BASE}related_origins = [\"http://shop.example.com\"]\n"),
+            "g.toml: `webauthn.related_origins[0]`: must be https:// (http:// only for localhost)",
+        ),
+        (
+            &format!("{BASE}related_origins = [\"https://a.com\", \"https://b.com\", \"https://c.com\", \"https://d.com\", \"https://www.d.com\", \"https://e.co.uk\", \"https://f.com\"]\n"),
+            "g.toml: `webauthn.related_origins[6]`: more than five distinct registrable domain labels: browsers ignore the rest",
+        ),
+        (
+            &format!("{BASE}[session]\nidle_timeout = \"2d\"\nabsolute_timeout = \"1d\"\n"),
+            "g.toml: `session.absolute_timeout`: must not be shorter than `session.idle_timeout`",
+        ),
+        (
+            &format!("{BASE}[identity]\nalgorithm = \"RS256\"\n"),
+            "g.toml:6:13: `identity.algorithm`: unknown variant `RS256`, expected `ES256` or `EdDSA`",
+        ),
+        (
+            &format!("{BASE}[identity]\nheaders = \"x-user\"\n"),
+            "g.toml:6:11: `identity.headers`: unknown variant `x-user`, expected one of `passkey`, `remote`, `forwarded`, `none`",
+        ),
+        (
+            &format!("{BASE}[[route]]\nname = \"a\"\nupstream = \"http://127.0.0.1:1\"\n[[route]]\nname = \"a\"\npath = \"/b\"\nupstream = \"http://127.0.0.1:1\"\n"),
+            "g.toml: `route[1].name`: `a` is used by an earlier route",
+        ),
+        (
+            &format!("{BASE}[[route]]\nname = \"a\"\npath = \"/x/../y\"\nupstream = \"http://127.0.0.1:1\"\n"),
+            "g.toml: `route[0].path`: must not contain `.` or `..` segments",
+        ),
+        (
+            &format!("{BASE}[[route]]\nname = \"a\"\npath = \"/passkeys/x\"\nupstream = \"http://127.0.0.1:1\"\n"),
+            "g.toml: `route[0].path`: `/passkeys/` belongs to the gateway itself",
+        ),
+        (
+            &format!("{BASE}[[route]]\nname = \"a\"\nupstream = \"http://127.0.0.1:1\"\naccess = \"public\"\nallow_users = [\"bob\"]\n"),
+            "g.toml: `route[0].access`: is `public` but the route has allow_users/allow_groups: use `authenticated`",
+        ),
+        (
+            &format!("{BASE}[[route]]\nname = \"a\"\nupstream = \"ftp://127.0.0.1:1\"\n"),
+            "g.toml: `route[0].upstream`: must be an http:// or https:// URL",
+        ),
+        (
+            &format!("{BASE}[[route]]\nname = \"a\"\nupstream = \"http://no-such-host.invalid:80\"\n"),
+            "g.toml: `route[0].upstream`: cannot resolve `no-such-host.invalid`: failed to lookup address information: Name or service not known",
+        ),
+        (
+            &format!("{BASE}[[route]]\nname = \"a\"\nupstream = \"http://127.0.0.1:1\"\naccess = \"everyone\"\n"),
+            "g.toml:8:10: `route[0].access`: unknown variant `everyone`, expected `public` or `authenticated`",
+        ),
+        (
+            "public_url = \"http://localhost:8080\"\n[server]\n[server.tls]\ncert = \"/nonexistent/cert.pem\"\nkey = \"/nonexistent/key.pem\"\n[webauthn]\nrp_id = \"localhost\"\n",
+            "g.toml: `server.tls.cert`: cannot read `/nonexistent/cert.pem`: No such file or directory (os error 2)",
+        ),
+        (
+            "public_url = \n",
+            "g.toml:1:14: string values must be quoted, expected literal string",
+        ),
+    ];
+    let wrong: Vec<String> = cases
+        .iter()
+        .filter_map(|(text, want)| match load(text) {
+            Ok(_) => Some(format!("accepted a broken file:\n{text}")),
+            Err(e) if e.to_string() != *want => Some(format!("for:\n{text}\n got: {e}\nwant: {want}")),
+            Err(_) => None,
+        })
+        .collect();
+    assert!(wrong.is_empty(), "{}", wrong.join("\n\n"));
+}
+
+#[test]
+fn tls_files_that_are_not_pem_are_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cert = dir.path().join("cert.pem");
+    let key = dir.path().join("key.pem");
+    std::fs::write(&cert, "not a certificate").expect("write");
+    std::fs::write(&key, "not a key").expect("write");
+    let text = format!(
+        "public_url = \"http://localhost:8080\"\n[server.tls]\ncert = \"{}\"\nkey = \"{}\"\n[webauthn]\nrp_id = \"localhost\"\n",
+        cert.display(),
+        key.display()
+    );
+    let e = load(&text).expect_err("garbage PEM");
+    assert_eq!(
+        e.to_string(),
+        format!("g.toml: `server.tls.cert`: `{}` holds no CERTIFICATE block", cert.display())
+    );
+}
