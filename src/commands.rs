@@ -18,7 +18,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{}", config.summary());
             Ok(())
         }
-        other => bail!("`{}` is not yet available in this build", command_name(&other)),
+        other => bail!(
+            "`{}` is not yet available in this build",
+            command_name(&other)
+        ),
     }
 }
 

@@ -86,7 +86,10 @@ impl ApiError {
         } else {
             tracing::debug!(error = %self, "request refused");
         }
-        let mut reply = Reply::json(status, &serde_json::json!({"error": code, "message": message}));
+        let mut reply = Reply::json(
+            status,
+            &serde_json::json!({"error": code, "message": message}),
+        );
         if let ApiError::RateLimited { retry_after_secs } = self {
             reply = reply.header("retry-after", retry_after_secs.to_string());
         }

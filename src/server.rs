@@ -28,7 +28,10 @@ pub fn run(gw: Arc<Gateway>, args: RunArgs) -> Result<(), StartError> {
 pub fn build_server(gw: Arc<Gateway>) -> Result<Server, StartError> {
     let config = gw.config.clone();
     for addr in &config.server.listen {
-        std::net::TcpListener::bind(addr).map_err(|source| StartError::Listen { addr: *addr, source })?;
+        std::net::TcpListener::bind(addr).map_err(|source| StartError::Listen {
+            addr: *addr,
+            source,
+        })?;
     }
     let mut server = Server::new_with_opt_and_conf(None, server_conf(&config));
     server.bootstrap();
@@ -37,8 +40,11 @@ pub fn build_server(gw: Arc<Gateway>) -> Result<Server, StartError> {
         let addr = addr.to_string();
         match &config.tls {
             Some(tls) => {
-                let settings = TlsSettings::intermediate(&tls.cert.to_string_lossy(), &tls.key.to_string_lossy())
-                    .map_err(|e| StartError::Tls(e.to_string()))?;
+                let settings = TlsSettings::intermediate(
+                    &tls.cert.to_string_lossy(),
+                    &tls.key.to_string_lossy(),
+                )
+                .map_err(|e| StartError::Tls(e.to_string()))?;
                 service.add_tls_with_settings(&addr, None, settings);
             }
             None => service.add_tcp(&addr),
@@ -68,7 +74,11 @@ pub fn proxy_app(gw: Arc<Gateway>) -> Arc<HttpProxy<GatewayProxy>> {
 
 /// Serves HTTP/1.1 connections from a listener the caller bound (e.g. on port 0), until
 /// `shutdown` turns true. The proxy logic is exactly the one `Server` runs.
-pub async fn serve_listener(listener: TcpListener, app: Arc<HttpProxy<GatewayProxy>>, shutdown: ShutdownWatch) {
+pub async fn serve_listener(
+    listener: TcpListener,
+    app: Arc<HttpProxy<GatewayProxy>>,
+    shutdown: ShutdownWatch,
+) {
     loop {
         let mut stop = shutdown.clone();
         let accepted = tokio::select! {

@@ -4,3 +4,4 @@ mod support;
 
 mod config_errors;
 mod proxying;
+mod real_server;

@@ -13,8 +13,12 @@ async fn echoed(gw: &TestGateway, path: &str) -> Echoed {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn routes_by_host_then_longest_prefix() {
-    let (root, app, deep, other) =
-        (EchoUpstream::start().await, EchoUpstream::start().await, EchoUpstream::start().await, EchoUpstream::start().await);
+    let (root, app, deep, other) = (
+        EchoUpstream::start().await,
+        EchoUpstream::start().await,
+        EchoUpstream::start().await,
+        EchoUpstream::start().await,
+    );
     let gw = TestGateway::start(&format!(
         r#"
         public_url = "http://localhost:{{port}}"
@@ -83,7 +87,11 @@ async fn no_route_is_a_json_404() {
         up.addr
     ))
     .await;
-    let resp = client().get(gw.url("/anything")).send().await.expect("request");
+    let resp = client()
+        .get(gw.url("/anything"))
+        .send()
+        .await
+        .expect("request");
     assert_eq!(resp.status(), 404);
     assert_eq!(resp.headers()["content-type"], "application/json");
     let body: serde_json::Value = resp.json().await.expect("json");
@@ -118,7 +126,11 @@ async fn dead_upstream_is_a_502_and_others_keep_working() {
     ))
     .await;
     for _ in 0..3 {
-        let resp = client().get(gw.url("/dead/x")).send().await.expect("request");
+        let resp = client()
+            .get(gw.url("/dead/x"))
+            .send()
+            .await
+            .expect("request");
         assert_eq!(resp.status(), 502);
         let body: serde_json::Value = resp.json().await.expect("json");
         assert_eq!(body["error"], "bad_gateway");
@@ -136,7 +148,9 @@ async fn websocket_echo_passes_through() {
     // A few attempts keep this test about *our* forwarding; it still fails if upgrades never work.
     let mut torn_down = 0;
     for _ in 0..5 {
-        let (mut ws, resp) = tokio_tungstenite::connect_async(&url).await.expect("websocket handshake");
+        let (mut ws, resp) = tokio_tungstenite::connect_async(&url)
+            .await
+            .expect("websocket handshake");
         assert_eq!(resp.status(), 101);
         match echo_twice(&mut ws).await {
             Ok(()) => return,
@@ -151,8 +165,14 @@ where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
     for text in ["hello", "through the gateway"] {
-        ws.send(Message::text(text)).await.map_err(|e| e.to_string())?;
-        let back = ws.next().await.ok_or("closed")?.map_err(|e| e.to_string())?;
+        ws.send(Message::text(text))
+            .await
+            .map_err(|e| e.to_string())?;
+        let back = ws
+            .next()
+            .await
+            .ok_or("closed")?
+            .map_err(|e| e.to_string())?;
         assert_eq!(back.into_text().map_err(|e| e.to_string())?.as_str(), text);
     }
     Ok(())
@@ -164,9 +184,19 @@ async fn forged_identity_headers_never_reach_the_upstream() {
     let up = EchoUpstream::start().await;
     let gw = TestGateway::in_front_of(up.addr, "").await;
     let names = [
-        "X-Passkey-User", "X-Passkey-User-Id", "X-Passkey-Email", "X-Passkey-Groups", "X-Passkey-Assertion",
-        "Remote-User", "Remote-Email", "Remote-Groups", "Remote-Name",
-        "X-Forwarded-User", "X-Forwarded-Email", "X-Forwarded-Groups", "X-Forwarded-Preferred-Username",
+        "X-Passkey-User",
+        "X-Passkey-User-Id",
+        "X-Passkey-Email",
+        "X-Passkey-Groups",
+        "X-Passkey-Assertion",
+        "Remote-User",
+        "Remote-Email",
+        "Remote-Groups",
+        "Remote-Name",
+        "X-Forwarded-User",
+        "X-Forwarded-Email",
+        "X-Forwarded-Groups",
+        "X-Forwarded-Preferred-Username",
     ];
     for name in names {
         let spellings = [
@@ -177,11 +207,22 @@ async fn forged_identity_headers_never_reach_the_upstream() {
             name.to_ascii_lowercase().replace('-', "_"),
             mixed_case(name),
         ];
-        let forged: String = spellings.iter().map(|s| format!("{s}: forged\n{s}: forged-again\n")).collect();
-        let resp = raw::request(gw.addr, &format!("GET /x HTTP/1.1\nHost: localhost\n{forged}")).await;
+        let forged: String = spellings
+            .iter()
+            .map(|s| format!("{s}: forged\n{s}: forged-again\n"))
+            .collect();
+        let resp = raw::request(
+            gw.addr,
+            &format!("GET /x HTTP/1.1\nHost: localhost\n{forged}"),
+        )
+        .await;
         assert_eq!(resp.status, 200, "{name}");
         let seen: Echoed = serde_json::from_str(&resp.body).expect("echo json");
-        let leaked: Vec<_> = seen.headers.iter().filter(|(_, v)| v.iter().any(|v| v.starts_with("forged"))).collect();
+        let leaked: Vec<_> = seen
+            .headers
+            .iter()
+            .filter(|(_, v)| v.iter().any(|v| v.starts_with("forged")))
+            .collect();
         assert!(leaked.is_empty(), "{name}: upstream saw {leaked:?}");
     }
 }
@@ -189,7 +230,13 @@ async fn forged_identity_headers_never_reach_the_upstream() {
 fn mixed_case(name: &str) -> String {
     name.chars()
         .enumerate()
-        .map(|(i, c)| if i % 2 == 0 { c.to_ascii_lowercase() } else { c.to_ascii_uppercase() })
+        .map(|(i, c)| {
+            if i % 2 == 0 {
+                c.to_ascii_lowercase()
+            } else {
+                c.to_ascii_uppercase()
+            }
+        })
         .collect()
 }
 
@@ -219,7 +266,10 @@ async fn forwarded_headers_from_trusted_proxies_are_kept() {
     )
     .await;
     let seen: Echoed = serde_json::from_str(&resp.body).expect("echo json");
-    assert_eq!(seen.headers["x-forwarded-for"], vec!["203.0.113.9, 127.0.0.1"]);
+    assert_eq!(
+        seen.headers["x-forwarded-for"],
+        vec!["203.0.113.9, 127.0.0.1"]
+    );
     assert_eq!(seen.header("x-forwarded-proto"), Some("https"));
     assert_eq!(seen.header("x-forwarded-host"), Some("app.example"));
 }
@@ -228,14 +278,25 @@ async fn forwarded_headers_from_trusted_proxies_are_kept() {
 async fn passkeys_paths_are_never_proxied() {
     let up = EchoUpstream::start().await;
     let gw = TestGateway::in_front_of(up.addr, "").await;
-    let health = client().get(gw.url("/passkeys/health")).send().await.expect("request");
+    let health = client()
+        .get(gw.url("/passkeys/health"))
+        .send()
+        .await
+        .expect("request");
     assert_eq!(health.status(), 200);
     let body: serde_json::Value = health.json().await.expect("json");
     assert_eq!(body["status"], "ok");
-    let unknown = client().get(gw.url("/passkeys/nope")).send().await.expect("request");
+    let unknown = client()
+        .get(gw.url("/passkeys/nope"))
+        .send()
+        .await
+        .expect("request");
     assert_eq!(unknown.status(), 404);
     let body: serde_json::Value = unknown.json().await.expect("json");
-    assert_eq!(body["error"], "not_found", "answered by the gateway, not the echo upstream");
+    assert_eq!(
+        body["error"], "not_found",
+        "answered by the gateway, not the echo upstream"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -257,7 +318,11 @@ async fn related_origins_document() {
         "#,
     )
     .await;
-    let resp = client().get(gw.url("/.well-known/webauthn")).send().await.expect("request");
+    let resp = client()
+        .get(gw.url("/.well-known/webauthn"))
+        .send()
+        .await
+        .expect("request");
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["content-type"], "application/json");
     let body: serde_json::Value = resp.json().await.expect("json");
@@ -266,4 +331,3 @@ async fn related_origins_document() {
         serde_json::json!({"origins": ["https://shop.example.com", "https://example.co.uk", "http://localhost:9000"]})
     );
 }
-

@@ -114,7 +114,8 @@ fn check_related_origins(raw: &RawConfig) -> Check {
     for (i, origin) in raw.webauthn.related_origins.iter().enumerate() {
         let key = format!("webauthn.related_origins[{i}]");
         let host = origin.host_str().unwrap_or_default();
-        let secure = origin.scheme() == "https" || (origin.scheme() == "http" && is_localhost(host));
+        let secure =
+            origin.scheme() == "https" || (origin.scheme() == "http" && is_localhost(host));
         if !secure {
             return fail(key, "must be https:// (http:// only for localhost)");
         }
@@ -146,7 +147,10 @@ fn check_durations(raw: &RawConfig) -> Check {
         }
     }
     if raw.identity.token_ttl.as_secs() > 3600 {
-        return fail("identity.token_ttl", "must be at most 1h: the assertion is meant to be short-lived");
+        return fail(
+            "identity.token_ttl",
+            "must be at most 1h: the assertion is meant to be short-lived",
+        );
     }
     Ok(())
 }
@@ -154,7 +158,9 @@ fn check_durations(raw: &RawConfig) -> Check {
 fn check_session(raw: &RawConfig) -> Check {
     let s = &raw.session;
     let name_ok = !s.cookie_name.is_empty()
-        && s.cookie_name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        && s.cookie_name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
     if !name_ok || s.cookie_name.starts_with("__") {
         return fail(
             "session.cookie_name",
@@ -162,10 +168,16 @@ fn check_session(raw: &RawConfig) -> Check {
         );
     }
     if s.absolute_timeout < s.idle_timeout {
-        return fail("session.absolute_timeout", "must not be shorter than `session.idle_timeout`");
+        return fail(
+            "session.absolute_timeout",
+            "must not be shorter than `session.idle_timeout`",
+        );
     }
     for (i, host) in s.allowed_return_hosts.iter().enumerate() {
-        if host.is_empty() || host.contains(['/', ':', '@', ' ']) || host != &host.to_ascii_lowercase() {
+        if host.is_empty()
+            || host.contains(['/', ':', '@', ' '])
+            || host != &host.to_ascii_lowercase()
+        {
             return fail(
                 format!("session.allowed_return_hosts[{i}]"),
                 "must be a lowercase host name, e.g. `app.example.com`",
@@ -181,12 +193,18 @@ fn check_routes(routes: &[RouteConfig]) -> Check {
     for (i, route) in routes.iter().enumerate() {
         let key = |field: &str| format!("route[{i}].{field}");
         if route.name.is_empty()
-            || !route.name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            || !route
+                .name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         {
             return fail(key("name"), "must be letters, digits, `-` or `_`");
         }
         if !names.insert(route.name.as_str()) {
-            return fail(key("name"), format!("`{}` is used by an earlier route", route.name));
+            return fail(
+                key("name"),
+                format!("`{}` is used by an earlier route", route.name),
+            );
         }
         check_route_path(&key("path"), &route.path)?;
         if !places.insert((route.host.clone(), route.path.clone())) {
@@ -233,18 +251,27 @@ fn check_route_upstream(key: &str, url: &url::Url) -> Check {
         return fail(key, "needs a host");
     }
     if url.path() != "/" || url.query().is_some() {
-        return fail(key, "must not have a path or query: requests keep their own path");
+        return fail(
+            key,
+            "must not have a path or query: requests keep their own path",
+        );
     }
     Ok(())
 }
 
 fn is_origin_only(url: &url::Url) -> bool {
-    url.path() == "/" && url.query().is_none() && url.fragment().is_none() && url.host_str().is_some()
+    url.path() == "/"
+        && url.query().is_none()
+        && url.fragment().is_none()
+        && url.host_str().is_some()
 }
 
 /// `host` equals `domain` or is a subdomain of it.
 pub(super) fn host_within(host: &str, domain: &str) -> bool {
-    host == domain || host.strip_suffix(domain).is_some_and(|rest| rest.ends_with('.'))
+    host == domain
+        || host
+            .strip_suffix(domain)
+            .is_some_and(|rest| rest.ends_with('.'))
 }
 
 fn is_localhost(host: &str) -> bool {
@@ -254,5 +281,9 @@ fn is_localhost(host: &str) -> bool {
 /// The label browsers count for related origins: the first label of the registrable domain.
 fn registrable_label(host: &str) -> String {
     let registrable = psl::domain_str(host).unwrap_or(host);
-    registrable.split('.').next().unwrap_or(registrable).to_string()
+    registrable
+        .split('.')
+        .next()
+        .unwrap_or(registrable)
+        .to_string()
 }

@@ -13,11 +13,10 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 pub use file::{
-    Access, EnrollmentConfig, HeaderPreset, IdentityConfig, LogFormat, RouteConfig, ServerConfig, SessionConfig,
-    SigningAlgorithm, TlsConfig, WebauthnConfig,
+    Access, EnrollmentConfig, HeaderPreset, IdentityConfig, LogFormat, RouteConfig, ServerConfig,
+    SessionConfig, SigningAlgorithm, TlsConfig, WebauthnConfig,
 };
 pub use resolve::{LoadedTls, Upstream};
-
 
 /// The whole validated configuration. Everything in it has been checked and resolved.
 #[derive(Debug, Clone)]

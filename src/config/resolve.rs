@@ -85,13 +85,21 @@ fn resolve_upstream(key: &str, url: &url::Url) -> Resolved<Upstream> {
 fn load_tls(tls: &TlsConfig) -> Resolved<LoadedTls> {
     let read = |key: &str, path: &Path| {
         std::fs::read(path).map_err(|e| {
-            (key.to_string(), format!("cannot read `{}`: {e}", path.display()))
+            (
+                key.to_string(),
+                format!("cannot read `{}`: {e}", path.display()),
+            )
         })
     };
     let cert_pem = read("server.tls.cert", &tls.cert)?;
     let certs: Vec<_> = rustls_pemfile::certs(&mut cert_pem.as_slice())
         .collect::<Result<_, _>>()
-        .map_err(|e| ("server.tls.cert".to_string(), format!("`{}` is not valid PEM: {e}", tls.cert.display())))?;
+        .map_err(|e| {
+            (
+                "server.tls.cert".to_string(),
+                format!("`{}` is not valid PEM: {e}", tls.cert.display()),
+            )
+        })?;
     if certs.is_empty() {
         return Err((
             "server.tls.cert".to_string(),
@@ -102,7 +110,10 @@ fn load_tls(tls: &TlsConfig) -> Resolved<LoadedTls> {
     match rustls_pemfile::private_key(&mut key_pem.as_slice()) {
         Ok(Some(key)) => {
             key_matches_cert(certs, key).map_err(|e| {
-                ("server.tls.key".to_string(), format!("`{}` does not fit the certificate: {e}", tls.key.display()))
+                (
+                    "server.tls.key".to_string(),
+                    format!("`{}` does not fit the certificate: {e}", tls.key.display()),
+                )
             })?;
             Ok(LoadedTls {
                 cert: tls.cert.clone(),

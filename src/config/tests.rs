@@ -137,7 +137,9 @@ fn broken_files_name_the_key_and_the_reason() {
         .iter()
         .filter_map(|(text, want)| match load(text) {
             Ok(_) => Some(format!("accepted a broken file:\n{text}")),
-            Err(e) if e.to_string() != *want => Some(format!("for:\n{text}\n got: {e}\nwant: {want}")),
+            Err(e) if e.to_string() != *want => {
+                Some(format!("for:\n{text}\n got: {e}\nwant: {want}"))
+            }
             Err(_) => None,
         })
         .collect();
@@ -159,6 +161,9 @@ fn tls_files_that_are_not_pem_are_refused() {
     let e = load(&text).expect_err("garbage PEM");
     assert_eq!(
         e.to_string(),
-        format!("g.toml: `server.tls.cert`: `{}` holds no CERTIFICATE block", cert.display())
+        format!(
+            "g.toml: `server.tls.cert`: `{}` holds no CERTIFICATE block",
+            cert.display()
+        )
     );
 }

@@ -6,11 +6,17 @@ pub struct PathError;
 
 pub fn normalize_path(raw: &str) -> Result<String, PathError> {
     let p = raw.split(['?', '#']).next().unwrap_or("/");
-    Ok(if p.is_empty() { "/".into() } else { p.to_string() })
+    Ok(if p.is_empty() {
+        "/".into()
+    } else {
+        p.to_string()
+    })
 }
 
 pub fn is_under(path: &str, prefix: &str) -> bool {
     prefix == "/"
         || path == prefix
-        || path.strip_prefix(prefix).is_some_and(|r| r.starts_with('/'))
+        || path
+            .strip_prefix(prefix)
+            .is_some_and(|r| r.starts_with('/'))
 }

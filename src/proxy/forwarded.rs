@@ -91,7 +91,14 @@ mod tests {
             host: Some("evil.example"),
             host_header: Some("app.example"),
         };
-        let from_client = forwarded(Peer { addr: ip("192.0.2.7"), tls: false }, &incoming, &trusted);
+        let from_client = forwarded(
+            Peer {
+                addr: ip("192.0.2.7"),
+                tls: false,
+            },
+            &incoming,
+            &trusted,
+        );
         assert_eq!(
             from_client,
             Forwarded {
@@ -101,7 +108,14 @@ mod tests {
                 keep_forwarded: false
             }
         );
-        let from_proxy = forwarded(Peer { addr: ip("10.1.2.3"), tls: false }, &incoming, &trusted);
+        let from_proxy = forwarded(
+            Peer {
+                addr: ip("10.1.2.3"),
+                tls: false,
+            },
+            &incoming,
+            &trusted,
+        );
         assert_eq!(
             from_proxy,
             Forwarded {
@@ -111,7 +125,13 @@ mod tests {
                 keep_forwarded: true
             }
         );
-        assert_eq!(client_ip(ip("10.1.2.3"), Some("9.9.9.9, 1.2.3.4"), &trusted), ip("1.2.3.4"));
-        assert_eq!(client_ip(ip("192.0.2.7"), Some("1.2.3.4"), &trusted), ip("192.0.2.7"));
+        assert_eq!(
+            client_ip(ip("10.1.2.3"), Some("9.9.9.9, 1.2.3.4"), &trusted),
+            ip("1.2.3.4")
+        );
+        assert_eq!(
+            client_ip(ip("192.0.2.7"), Some("1.2.3.4"), &trusted),
+            ip("192.0.2.7")
+        );
     }
 }

@@ -31,7 +31,12 @@ pub async fn read_body(session: &mut Session, limit: usize) -> Result<Result<Byt
 }
 
 /// Builds a [`Request`] from the session's header and an already-read body.
-pub fn request(session: &Session, path: String, body: Bytes, client_ip: Option<std::net::IpAddr>) -> Request {
+pub fn request(
+    session: &Session,
+    path: String,
+    body: Bytes,
+    client_ip: Option<std::net::IpAddr>,
+) -> Request {
     let header = session.req_header();
     Request {
         method: header.method.clone(),
@@ -52,7 +57,9 @@ pub async fn write_reply(session: &mut Session, reply: Reply) -> Result<()> {
     header.insert_header("x-content-type-options", "nosniff")?;
     header.insert_header("content-length", reply.body.len().to_string())?;
     let head_only = session.req_header().method == http::Method::HEAD || reply.body.is_empty();
-    session.write_response_header(Box::new(header), head_only).await?;
+    session
+        .write_response_header(Box::new(header), head_only)
+        .await?;
     if !head_only {
         session.write_response_body(Some(reply.body), true).await?;
     }

@@ -58,7 +58,10 @@ impl ProxyHttp for GatewayProxy {
             started: Instant::now(),
             path: String::new(),
             route: None,
-            peer: Peer { addr: None, tls: false },
+            peer: Peer {
+                addr: None,
+                tls: false,
+            },
             local_status: None,
         }
     }
@@ -75,7 +78,11 @@ impl ProxyHttp for GatewayProxy {
         }
     }
 
-    async fn upstream_peer(&self, _session: &mut Session, ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
+    async fn upstream_peer(
+        &self,
+        _session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> Result<Box<HttpPeer>> {
         let route = ctx
             .route
             .and_then(|i| self.gw.router.routes().get(i))
@@ -94,7 +101,12 @@ impl ProxyHttp for GatewayProxy {
         self.set_forwarded(session, upstream, ctx)
     }
 
-    async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut RequestCtx) -> FailToProxy {
+    async fn fail_to_proxy(
+        &self,
+        session: &mut Session,
+        e: &Error,
+        ctx: &mut RequestCtx,
+    ) -> FailToProxy {
         let code = match e.etype() {
             HTTPStatus(code) => *code,
             _ if *e.esource() == ErrorSource::Upstream => 502,
@@ -112,7 +124,10 @@ impl ProxyHttp for GatewayProxy {
             let _ = session.respond_error(code).await;
         }
         tracing::warn!(error = %e, "proxying failed");
-        FailToProxy { error_code: code, can_reuse_downstream: false }
+        FailToProxy {
+            error_code: code,
+            can_reuse_downstream: false,
+        }
     }
 
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut RequestCtx) {
@@ -138,12 +153,18 @@ impl ProxyHttp for GatewayProxy {
 impl GatewayProxy {
     /// `Some(reply)` when the gateway answers itself; `None` to forward.
     async fn decide(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<Option<Reply>> {
-        let raw = session.req_header().uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
+        let raw = session
+            .req_header()
+            .uri
+            .path_and_query()
+            .map_or("/", |p| p.as_str())
+            .to_string();
         ctx.path = match normalize_path(&raw) {
             Ok(path) => path,
             Err(_) => {
                 return Ok(Some(
-                    ApiError::BadRequest("bad_path", "The address could not be understood.").into_reply(),
+                    ApiError::BadRequest("bad_path", "The address could not be understood.")
+                        .into_reply(),
                 ))
             }
         };
@@ -167,8 +188,11 @@ impl GatewayProxy {
         let route = &self.gw.router.routes()[index];
         if is_websocket(session) && !route.websockets {
             return Ok(Some(
-                ApiError::Forbidden("websockets_disabled", "This route does not accept WebSocket connections.")
-                    .into_reply(),
+                ApiError::Forbidden(
+                    "websockets_disabled",
+                    "This route does not accept WebSocket connections.",
+                )
+                .into_reply(),
             ));
         }
         Ok(None)
@@ -176,16 +200,35 @@ impl GatewayProxy {
 
     fn route_index(&self, host: Option<&str>, path: &str) -> Option<usize> {
         let route = self.gw.router.route(host, path)?;
-        self.gw.router.routes().iter().position(|r| std::ptr::eq(r, route))
+        self.gw
+            .router
+            .routes()
+            .iter()
+            .position(|r| std::ptr::eq(r, route))
     }
 
     fn client_ip(&self, session: &Session, peer: Option<IpAddr>) -> Option<IpAddr> {
-        let xff = session.req_header().headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
+        let xff = session
+            .req_header()
+            .headers
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok());
         client_ip(peer, xff, &self.gw.config.server.trusted_proxies)
     }
 
-    fn set_forwarded(&self, session: &Session, upstream: &mut RequestHeader, ctx: &RequestCtx) -> Result<()> {
-        let text = |name: &str| session.req_header().headers.get(name).and_then(|v| v.to_str().ok());
+    fn set_forwarded(
+        &self,
+        session: &Session,
+        upstream: &mut RequestHeader,
+        ctx: &RequestCtx,
+    ) -> Result<()> {
+        let text = |name: &str| {
+            session
+                .req_header()
+                .headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+        };
         // Joined so that duplicate X-Forwarded-For lines from a trusted proxy keep every hop.
         let xff: Vec<&str> = session
             .req_header()
@@ -233,7 +276,10 @@ pub fn strip_identity_headers(header: &mut RequestHeader) {
 }
 
 fn peer_of(session: &Session) -> Peer {
-    let addr = session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip());
+    let addr = session
+        .client_addr()
+        .and_then(|a| a.as_inet())
+        .map(|a| a.ip());
     let tls = session.digest().is_some_and(|d| d.ssl_digest.is_some());
     Peer { addr, tls }
 }

@@ -8,7 +8,10 @@ use crate::gateway::Gateway;
 
 /// `GET /passkeys/health`: 200 when the gateway can answer (and, once it has one, its store).
 pub async fn health(_gw: &Gateway) -> ApiResult<Reply> {
-    Ok(Reply::json(StatusCode::OK, &serde_json::json!({"status": "ok"})))
+    Ok(Reply::json(
+        StatusCode::OK,
+        &serde_json::json!({"status": "ok"}),
+    ))
 }
 
 /// `GET /.well-known/webauthn`: `{"origins": [...]}` (WebAuthn L3 related origin requests).

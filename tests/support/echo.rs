@@ -29,7 +29,10 @@ pub struct Echoed {
 
 impl Echoed {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.first()).map(String::as_str)
+        self.headers
+            .get(name)
+            .and_then(|v| v.first())
+            .map(String::as_str)
     }
 }
 
@@ -57,7 +60,11 @@ impl EchoUpstream {
 }
 
 async fn echo(me: SocketAddr, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
-    if req.headers().get("upgrade").is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"websocket")) {
+    if req
+        .headers()
+        .get("upgrade")
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"websocket"))
+    {
         return Ok(websocket(req));
     }
     let mut headers: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -80,18 +87,25 @@ async fn echo(me: SocketAddr, req: Request<Incoming>) -> Result<Response<Full<By
 }
 
 fn websocket(mut req: Request<Incoming>) -> Response<Full<Bytes>> {
-    let key = req.headers().get("sec-websocket-key").map(|k| derive_accept_key(k.as_bytes()));
+    let key = req
+        .headers()
+        .get("sec-websocket-key")
+        .map(|k| derive_accept_key(k.as_bytes()));
     let Some(accept) = key else {
-        return Response::builder().status(400).body(Full::default()).expect("response");
+        return Response::builder()
+            .status(400)
+            .body(Full::default())
+            .expect("response");
     };
     tokio::spawn(async move {
-        let Ok(upgraded) = hyper::upgrade::on(&mut req).await else { return };
-        let mut ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None).await;
+        let Ok(upgraded) = hyper::upgrade::on(&mut req).await else {
+            return;
+        };
+        let mut ws =
+            WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None).await;
         while let Some(Ok(msg)) = ws.next().await {
-            if msg.is_text() || msg.is_binary() {
-                if ws.send(msg).await.is_err() {
-                    break;
-                }
+            if (msg.is_text() || msg.is_binary()) && ws.send(msg).await.is_err() {
+                break;
             }
         }
     });

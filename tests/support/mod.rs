@@ -1,5 +1,7 @@
 //! The world each test builds for itself: an echo upstream, the gateway in-process on port 0,
 //! and clients (reqwest, and a raw socket for header spellings reqwest would normalize).
+// Not every test module uses every helper.
+#![allow(dead_code)]
 
 pub mod echo;
 pub mod raw;
@@ -33,11 +35,17 @@ impl TestGateway {
         let text = toml
             .replace("{port}", &addr.port().to_string())
             .replace("{data_dir}", &data.path().display().to_string());
-        let config = Config::from_toml(Path::new("test.toml"), &text).expect("test config is valid");
+        let config =
+            Config::from_toml(Path::new("test.toml"), &text).expect("test config is valid");
         let gw = Gateway::new(config).expect("gateway starts");
         let (tx, rx) = watch::channel(false);
         tokio::spawn(serve_listener(listener, proxy_app(gw.clone()), rx));
-        TestGateway { addr, gw, data, _shutdown: tx }
+        TestGateway {
+            addr,
+            gw,
+            data,
+            _shutdown: tx,
+        }
     }
 
     /// A gateway with one public route `/` and one authenticated route `/app` to `upstream`.

@@ -16,14 +16,20 @@ pub struct RawResponse {
 
 impl RawResponse {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
     }
 }
 
 /// Sends `head` (request line and headers, no final blank line) and reads the whole response.
 pub async fn request(addr: SocketAddr, head: &str) -> RawResponse {
     let mut tcp = TcpStream::connect(addr).await.expect("connect");
-    let text = format!("{}\r\nConnection: close\r\n\r\n", head.trim_end().replace('\n', "\r\n"));
+    let text = format!(
+        "{}\r\nConnection: close\r\n\r\n",
+        head.trim_end().replace('\n', "\r\n")
+    );
     tcp.write_all(text.as_bytes()).await.expect("write");
     let mut buf = Vec::new();
     tcp.read_to_end(&mut buf).await.expect("read");
@@ -42,5 +48,9 @@ fn parse(text: &str) -> RawResponse {
         .filter_map(|l| l.split_once(':'))
         .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
         .collect();
-    RawResponse { status, headers, body: body.to_string() }
+    RawResponse {
+        status,
+        headers,
+        body: body.to_string(),
+    }
 }
