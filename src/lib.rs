@@ -1,1 +1,2 @@
 //! passkey-gateway: a reverse-proxy authentication gateway with passkeys (WebAuthn).
+pub mod store;

@@ -1,0 +1,1 @@
+//! Tests of the store against real redb files in temporary directories.
