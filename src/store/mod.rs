@@ -34,6 +34,7 @@ pub use model::{
 
 use redb::{Database, DatabaseError, ReadTransaction, ReadableDatabase, ReadableTable};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use tables::{SCHEMA_KEY, SCHEMA_VERSION};
 use writer::{Batch, Writer};
@@ -42,6 +43,15 @@ use writer::{Batch, Writer};
 #[derive(Clone)]
 pub struct Store {
     inner: Arc<Inner>,
+}
+
+/// Totals since the store was opened; `writes / commits` is the group-commit batch size.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WriteStats {
+    /// Write operations handed to the writer.
+    pub writes: u64,
+    /// Write transactions committed.
+    pub commits: u64,
 }
 
 // Field order matters: the writer is dropped (and joined) before the database closes.
@@ -73,6 +83,15 @@ impl Store {
     /// The file this store was opened from.
     pub fn path(&self) -> &Path {
         &self.inner.path
+    }
+
+    /// How many writes were queued and how many transactions (fsyncs) carried them.
+    pub fn write_stats(&self) -> WriteStats {
+        let counters = self.inner.writer.counters();
+        WriteStats {
+            writes: counters.queued.load(Ordering::Relaxed),
+            commits: counters.commits.load(Ordering::Relaxed),
+        }
     }
 
     /// Succeeds when the store answers a (cheap) read.

@@ -14,6 +14,7 @@ use super::model::Event;
 use super::tables::*;
 use redb::{Database, MultimapTable, Table, WriteTransaction};
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use tokio::sync::oneshot;
@@ -61,19 +62,32 @@ impl<'txn> Batch<'txn> {
 pub(super) struct Writer {
     queue: Option<mpsc::Sender<Box<dyn Job>>>,
     thread: Option<JoinHandle<()>>,
+    counters: Arc<Counters>,
+}
+
+/// Running totals, to observe that group commit groups (tests, later metrics).
+#[derive(Debug, Default)]
+pub(super) struct Counters {
+    /// Operations handed to the writer.
+    pub(super) queued: AtomicU64,
+    /// Transactions committed (each one fsync).
+    pub(super) commits: AtomicU64,
 }
 
 impl Writer {
     /// Starts the writer thread over an open database.
     pub(super) fn start(db: Arc<Database>) -> Result<Writer, StoreError> {
         let (queue, jobs) = mpsc::channel();
+        let counters = Arc::new(Counters::default());
+        let thread_counters = counters.clone();
         let thread = std::thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || run(&db, &jobs))
+            .spawn(move || run(&db, &jobs, &thread_counters))
             .map_err(|e| StoreError::Storage(Arc::new(e)))?;
         Ok(Writer {
             queue: Some(queue),
             thread: Some(thread),
+            counters,
         })
     }
 
@@ -88,7 +102,13 @@ impl Writer {
         queue
             .send(Box::new(Pending { op, reply }))
             .map_err(|_| StoreError::Closed)?;
+        self.counters.queued.fetch_add(1, Ordering::Relaxed);
         answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// The writer's running totals.
+    pub(super) fn counters(&self) -> &Counters {
+        &self.counters
     }
 }
 
@@ -103,7 +123,7 @@ impl Drop for Writer {
     }
 }
 
-fn run(db: &Database, jobs: &mpsc::Receiver<Box<dyn Job>>) {
+fn run(db: &Database, jobs: &mpsc::Receiver<Box<dyn Job>>, counters: &Counters) {
     while let Ok(first) = jobs.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -112,11 +132,14 @@ fn run(db: &Database, jobs: &mpsc::Receiver<Box<dyn Job>>) {
                 Err(_) => break,
             }
         }
-        apply(db, batch);
+        if apply(db, batch) {
+            counters.commits.fetch_add(1, Ordering::Relaxed);
+        }
     }
 }
 
-fn apply(db: &Database, jobs: Vec<Box<dyn Job>>) {
+/// Applies and commits one batch; true if it committed.
+fn apply(db: &Database, jobs: Vec<Box<dyn Job>>) -> bool {
     let txn = match db.begin_write() {
         Ok(txn) => txn,
         Err(error) => return fail_all(jobs, error.into()),
@@ -144,16 +167,19 @@ fn apply(db: &Database, jobs: Vec<Box<dyn Job>>) {
     if let Err(error) = &commit {
         tracing::warn!(%error, "store write batch not committed");
     }
+    let committed = commit.is_ok();
     for settle in settles {
         settle.settle(commit.clone());
     }
+    committed
 }
 
-fn fail_all(jobs: Vec<Box<dyn Job>>, error: StoreError) {
+fn fail_all(jobs: Vec<Box<dyn Job>>, error: StoreError) -> bool {
     tracing::warn!(%error, "store write batch could not start");
     for job in jobs {
         job.fail(error.clone());
     }
+    false
 }
 
 /// A queued operation, with its result type erased so one queue carries them all.
