@@ -11,7 +11,7 @@
 use super::events::append;
 use super::model::{
     Ceremony, CeremonyKind, Enrollment, EventKind, LoginCompletion, NewEvent, Passkey,
-    RegistrationCompletion, User,
+    RegistrationCompletion, SessionRecord, User,
 };
 use super::tables::{encode, get_by_hash, get_by_id, CEREMONIES};
 use super::writer::Batch;
@@ -106,6 +106,9 @@ fn register(
         max_passkeys_per_user,
         now,
     } = completion;
+    if let Some(session) = &new_session {
+        check_session_source(session, &passkey)?;
+    }
     let ceremony = live_ceremony(batch, ceremony_id, CeremonyKind::Registration, now)?;
     // A registration ceremony is begun for one user; it cannot be completed for another.
     if ceremony.user_id != Some(passkey.user_id) {
@@ -185,6 +188,7 @@ fn login(
         return Err(StoreError::NotFound);
     }
     let user = active_user(batch, passkey.user_id)?;
+    check_session_source(&completion.new_session, &passkey)?;
     // Every check passed; from here on only writes.
     batch.ceremonies.remove(completion.ceremony_id.as_u128())?;
     passkey.sign_count = completion.new_sign_count;
@@ -216,6 +220,17 @@ fn live_ceremony(
     ceremony
         .filter(|ceremony| ceremony.kind == kind && ceremony.expires_at > now)
         .ok_or(StoreError::CeremonyNotFound)
+}
+
+/// A session created by a complete must name the passkey (and so the user) that created it:
+/// deleting that passkey revokes it, and a mismatch would sign in the wrong person.
+fn check_session_source(session: &SessionRecord, passkey: &Passkey) -> Result<(), StoreError> {
+    if session.user_id != passkey.user_id || session.passkey_id != passkey.id {
+        return Err(StoreError::Invalid(
+            "the new session is not for this passkey",
+        ));
+    }
+    Ok(())
 }
 
 /// The user if it exists and is not disabled.

@@ -34,6 +34,9 @@ pub enum StoreError {
     /// Deleting this passkey would leave its owner unable to sign in.
     #[error("the last passkey of a user cannot be deleted by its owner")]
     LastPasskey,
+    /// The caller passed inconsistent input (a bug in the caller, not the user's doing).
+    #[error("inconsistent store request: {0}")]
+    Invalid(&'static str),
     /// The file was written by a newer binary.
     #[error(
         "the store at {path} was written by schema version {found}; this binary reads up to {supported}"

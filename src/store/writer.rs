@@ -118,7 +118,10 @@ impl Drop for Writer {
     fn drop(&mut self) {
         drop(self.queue.take());
         if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
+            // Never join ourselves (a Store dropped by an operation would otherwise hang).
+            if thread.thread().id() != std::thread::current().id() {
+                let _ = thread.join();
+            }
         }
     }
 }

@@ -316,3 +316,29 @@ async fn a_discarded_ceremony_is_gone() {
     world.store.discard_ceremony(id).await.unwrap();
     assert_eq!(world.store.ceremony(id).await.unwrap(), None);
 }
+
+#[tokio::test]
+async fn a_complete_refuses_a_session_that_is_not_for_its_passkey() {
+    let world = World::new();
+    let alice = world.user("alice").await;
+    let bob = world.user("bob").await;
+    let key = world.register(&alice, b"cred-a").await;
+    let bobs_key = world.register(&bob, b"cred-b").await;
+
+    let ceremony_id = world.ceremony(CeremonyKind::Login, None).await;
+    let wrong = super::session(&bobs_key, "cookie");
+    let login = super::login(ceremony_id, &key, wrong.clone());
+    assert_err!(
+        world.store.complete_login(login).await,
+        StoreError::Invalid(_)
+    );
+    assert_eq!(world.store.session(wrong.id_hash).await.unwrap(), None);
+    assert!(world.store.ceremony(ceremony_id).await.unwrap().is_some());
+
+    let mut registration = world.registration(&alice, b"cred-c").await;
+    registration.new_session = Some(super::session(&key, "other passkey's session"));
+    assert_err!(
+        world.store.complete_registration(registration).await,
+        StoreError::Invalid(_)
+    );
+}

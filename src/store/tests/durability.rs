@@ -236,3 +236,16 @@ async fn a_panicking_operation_aborts_its_batch_and_the_writer_goes_on() {
     assert_eq!(world.store.user_by_name("innocent").await.unwrap(), None);
     world.user("afterwards").await;
 }
+
+#[cfg(unix)]
+#[test]
+fn a_new_store_file_is_private_to_its_owner() {
+    use std::os::unix::fs::PermissionsExt;
+    let world = World::new();
+    let mode = std::fs::metadata(world.path())
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    assert!(format!("{:?}", world.store).contains("gateway.redb"));
+}
