@@ -17,6 +17,7 @@ pub mod proxy;
 pub mod routes;
 pub mod routing;
 pub mod server;
+pub mod store;
 
 pub use config::Config;
 pub use gateway::{Gateway, StartError};

@@ -1,0 +1,252 @@
+//! WebAuthn ceremony state and the atomic completes that consume it.
+//!
+//! A ceremony is single use: each complete deletes it in the same transaction that stores its
+//! result, so two completes racing with one id cannot both succeed. Each complete checks every
+//! rule first (ceremony, user, credential uniqueness, passkey cap, enrollment token) and only
+//! then writes, so a refused complete changes nothing, not even the ceremony.
+//!
+//! Not here: verifying the browser's response (webauthn-rs, in the caller) and deciding what a
+//! sign count that went backwards means; the caller reports that with `flag_clone_suspected`.
+
+use super::events::append;
+use super::model::{
+    Ceremony, CeremonyKind, Enrollment, EventKind, LoginCompletion, NewEvent, Passkey,
+    RegistrationCompletion, SessionRecord, User,
+};
+use super::tables::{encode, get_by_hash, get_by_id, CEREMONIES};
+use super::writer::Batch;
+use super::{passkeys, sessions, unix_now, Store, StoreError};
+use redb::{ReadableMultimapTable, ReadableTable};
+use uuid::Uuid;
+
+impl Store {
+    /// Stores a begun ceremony until it is completed, discarded or expires.
+    pub async fn put_ceremony(&self, ceremony: Ceremony) -> Result<(), StoreError> {
+        self.write(move |batch| {
+            let bytes = encode(&ceremony)?;
+            batch
+                .ceremonies
+                .insert(ceremony.id.as_u128(), bytes.as_slice())?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// The ceremony with this id, unless missing or expired.
+    pub async fn ceremony(&self, id: Uuid) -> Result<Option<Ceremony>, StoreError> {
+        let now = unix_now();
+        self.read(move |txn| {
+            let ceremony: Option<Ceremony> = get_by_id(&txn.open_table(CEREMONIES)?, id)?;
+            Ok(ceremony.filter(|ceremony| ceremony.expires_at > now))
+        })
+        .await
+    }
+
+    /// Deletes a ceremony whose response failed verification, so its challenge cannot be retried.
+    pub async fn discard_ceremony(&self, id: Uuid) -> Result<(), StoreError> {
+        self.write(move |batch| {
+            batch.ceremonies.remove(id.as_u128())?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Stores a verified registration: spends the ceremony (and enrollment token), adds the
+    /// passkey and the optional session, all or nothing.
+    pub async fn complete_registration(
+        &self,
+        completion: RegistrationCompletion,
+    ) -> Result<Passkey, StoreError> {
+        self.write(move |batch| register(batch, completion)).await
+    }
+
+    /// Stores a verified login: spends the ceremony, updates the passkey, adds the session.
+    pub async fn complete_login(
+        &self,
+        completion: LoginCompletion,
+    ) -> Result<(User, Passkey), StoreError> {
+        self.write(move |batch| login(batch, completion)).await
+    }
+
+    /// Marks a passkey whose sign count went backwards and spends the ceremony that showed it.
+    pub async fn flag_clone_suspected(
+        &self,
+        passkey_id: Uuid,
+        ceremony_id: Uuid,
+    ) -> Result<Passkey, StoreError> {
+        let now = unix_now();
+        self.write(move |batch| {
+            let mut passkey: Passkey =
+                get_by_id(&batch.passkeys, passkey_id)?.ok_or(StoreError::NotFound)?;
+            passkey.clone_suspected = true;
+            passkeys::put(batch, &passkey)?;
+            // Flag even when the ceremony is already gone: the signal matters more.
+            batch.ceremonies.remove(ceremony_id.as_u128())?;
+            let detail = format!("{:?}: sign count went backwards", passkey.name);
+            append(
+                batch,
+                passkey_event(EventKind::CloneSuspected, &passkey, detail),
+                now,
+            )?;
+            Ok(passkey)
+        })
+        .await
+    }
+}
+
+fn register(
+    batch: &mut Batch<'_>,
+    completion: RegistrationCompletion,
+) -> Result<Passkey, StoreError> {
+    let RegistrationCompletion {
+        ceremony_id,
+        passkey,
+        spend_enrollment,
+        new_session,
+        max_passkeys_per_user,
+        now,
+    } = completion;
+    if let Some(session) = &new_session {
+        check_session_source(session, &passkey)?;
+    }
+    let ceremony = live_ceremony(batch, ceremony_id, CeremonyKind::Registration, now)?;
+    // A registration ceremony is begun for one user; it cannot be completed for another.
+    if ceremony.user_id != Some(passkey.user_id) {
+        return Err(StoreError::CeremonyNotFound);
+    }
+    active_user(batch, passkey.user_id)?;
+    if batch
+        .credential_ids
+        .get(passkey.credential_id.as_slice())?
+        .is_some()
+        || batch.passkeys.get(passkey.id.as_u128())?.is_some()
+    {
+        return Err(StoreError::DuplicateCredential);
+    }
+    let count = batch.user_passkeys.get(passkey.user_id.as_u128())?.len();
+    if usize::try_from(count).unwrap_or(usize::MAX) >= max_passkeys_per_user {
+        return Err(StoreError::TooManyPasskeys {
+            max: max_passkeys_per_user,
+        });
+    }
+    // A ceremony begun with an enrollment link must spend that very link.
+    if ceremony.enrollment_token_hash.is_some()
+        && ceremony.enrollment_token_hash != spend_enrollment
+    {
+        return Err(StoreError::EnrollmentInvalid);
+    }
+    if let Some(hash) = spend_enrollment {
+        let token: Option<Enrollment> = get_by_hash(&batch.enrollments, &hash.0)?;
+        match token {
+            Some(token) if token.expires_at > now && token.user_id == passkey.user_id => {}
+            _ => return Err(StoreError::EnrollmentInvalid),
+        }
+    }
+    // Every check passed; from here on only writes.
+    batch.ceremonies.remove(ceremony_id.as_u128())?;
+    if let Some(hash) = spend_enrollment {
+        batch.enrollments.remove(&hash.0)?;
+        batch
+            .user_enrollments
+            .remove(passkey.user_id.as_u128(), &hash.0)?;
+    }
+    passkeys::insert(batch, &passkey)?;
+    if let Some(session) = &new_session {
+        sessions::insert(batch, session)?;
+    }
+    let how = if spend_enrollment.is_some() {
+        "with an enrollment link"
+    } else {
+        "from a session"
+    };
+    let detail = format!("{:?} registered {how}", passkey.name);
+    append(
+        batch,
+        passkey_event(EventKind::PasskeyRegistered, &passkey, detail),
+        now,
+    )?;
+    Ok(passkey)
+}
+
+fn login(
+    batch: &mut Batch<'_>,
+    completion: LoginCompletion,
+) -> Result<(User, Passkey), StoreError> {
+    let ceremony = live_ceremony(
+        batch,
+        completion.ceremony_id,
+        CeremonyKind::Login,
+        completion.now,
+    )?;
+    let mut passkey: Passkey =
+        get_by_id(&batch.passkeys, completion.passkey_id)?.ok_or(StoreError::NotFound)?;
+    // A username-scoped login may only be completed by that user's passkey.
+    if ceremony
+        .user_id
+        .is_some_and(|user_id| user_id != passkey.user_id)
+    {
+        return Err(StoreError::NotFound);
+    }
+    let user = active_user(batch, passkey.user_id)?;
+    check_session_source(&completion.new_session, &passkey)?;
+    // Every check passed; from here on only writes.
+    batch.ceremonies.remove(completion.ceremony_id.as_u128())?;
+    passkey.sign_count = completion.new_sign_count;
+    passkey.backup_state = completion.backup_state;
+    passkey.backup_eligible = completion.backup_eligible;
+    if let Some(credential) = completion.credential {
+        passkey.credential = credential;
+    }
+    passkey.last_used_at = Some(completion.now);
+    passkeys::put(batch, &passkey)?;
+    sessions::insert(batch, &completion.new_session)?;
+    let detail = format!("with {:?}", passkey.name);
+    append(
+        batch,
+        passkey_event(EventKind::Login, &passkey, detail),
+        completion.now,
+    )?;
+    Ok((user, passkey))
+}
+
+/// The ceremony if it exists, is of `kind` and has not expired; else `CeremonyNotFound`.
+fn live_ceremony(
+    batch: &Batch<'_>,
+    id: Uuid,
+    kind: CeremonyKind,
+    now: i64,
+) -> Result<Ceremony, StoreError> {
+    let ceremony: Option<Ceremony> = get_by_id(&batch.ceremonies, id)?;
+    ceremony
+        .filter(|ceremony| ceremony.kind == kind && ceremony.expires_at > now)
+        .ok_or(StoreError::CeremonyNotFound)
+}
+
+/// A session created by a complete must name the passkey (and so the user) that created it:
+/// deleting that passkey revokes it, and a mismatch would sign in the wrong person.
+fn check_session_source(session: &SessionRecord, passkey: &Passkey) -> Result<(), StoreError> {
+    if session.user_id != passkey.user_id || session.passkey_id != passkey.id {
+        return Err(StoreError::Invalid(
+            "the new session is not for this passkey",
+        ));
+    }
+    Ok(())
+}
+
+/// The user if it exists and is not disabled.
+fn active_user(batch: &Batch<'_>, id: Uuid) -> Result<User, StoreError> {
+    let user: User = get_by_id(&batch.users, id)?.ok_or(StoreError::NotFound)?;
+    if user.disabled {
+        return Err(StoreError::UserDisabled);
+    }
+    Ok(user)
+}
+
+fn passkey_event(kind: EventKind, passkey: &Passkey, detail: String) -> NewEvent {
+    NewEvent {
+        kind,
+        user_id: Some(passkey.user_id),
+        passkey_id: Some(passkey.id),
+        detail,
+    }
+}

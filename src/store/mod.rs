@@ -1,0 +1,190 @@
+//! The gateway's storage: users, passkeys, WebAuthn ceremonies, enrollment tokens, sessions and
+//! audit events in one redb file, behind a narrow set of typed domain operations.
+//!
+//! No redb type leaves this module, so a PostgreSQL backend can later offer the same
+//! operations. Reads run on tokio's blocking pool in their own read transaction; writes go to
+//! one writer thread that commits whatever is queued in a single transaction (group commit,
+//! see `writer.rs`) and acknowledges each only once it is durable. Operations that must be
+//! atomic (completing a ceremony, deleting a passkey with its sessions) are one closure each,
+//! which checks every rule before it writes anything.
+//!
+//! Not here: WebAuthn verification, cookie minting, policy such as idle timeouts or what a
+//! clone-suspected passkey may still do; the callers decide those.
+
+mod ceremonies;
+mod enrollments;
+mod error;
+mod events;
+mod model;
+mod passkeys;
+mod sessions;
+mod tables;
+mod users;
+mod writer;
+
+#[cfg(test)]
+mod tests;
+
+pub use enrollments::Purged;
+pub use error::StoreError;
+pub use model::{
+    hash_secret, Ceremony, CeremonyKind, Enrollment, Event, EventKind, LoginCompletion, NewEvent,
+    NewUser, Passkey, RegistrationCompletion, SecretHash, SessionRecord, User,
+};
+
+use redb::{Database, DatabaseError, ReadTransaction, ReadableDatabase, ReadableTable};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use tables::{SCHEMA_KEY, SCHEMA_VERSION};
+use writer::{Batch, Writer};
+
+/// A handle on the open store; cheap to clone, all clones share one file and one writer.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+/// Totals since the store was opened; `writes / commits` is the group-commit batch size.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WriteStats {
+    /// Write operations handed to the writer.
+    pub writes: u64,
+    /// Write transactions committed.
+    pub commits: u64,
+}
+
+// Field order matters: the writer is dropped (and joined) before the database closes.
+struct Inner {
+    writer: Writer,
+    db: Arc<Database>,
+    path: PathBuf,
+}
+
+impl Store {
+    /// Opens (or creates) the store file, checking and recording its schema version.
+    ///
+    /// Blocks while it opens the file; call it at startup or from `spawn_blocking`.
+    pub fn open(path: impl AsRef<Path>) -> Result<Store, StoreError> {
+        let path = path.as_ref().to_path_buf();
+        create_private(&path)?;
+        let db = match Database::create(&path) {
+            Ok(db) => db,
+            Err(DatabaseError::DatabaseAlreadyOpen) => return Err(StoreError::Locked { path }),
+            Err(error) => return Err(StoreError::Storage(Arc::new(redb::Error::from(error)))),
+        };
+        check_schema(&db, &path)?;
+        let db = Arc::new(db);
+        let writer = Writer::start(db.clone())?;
+        Ok(Store {
+            inner: Arc::new(Inner { writer, db, path }),
+        })
+    }
+
+    /// The file this store was opened from.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// How many writes were queued and how many transactions (fsyncs) carried them.
+    pub fn write_stats(&self) -> WriteStats {
+        let counters = self.inner.writer.counters();
+        WriteStats {
+            writes: counters.queued.load(Ordering::Relaxed),
+            commits: counters.commits.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Succeeds when the store answers a (cheap) read.
+    pub async fn health(&self) -> Result<(), StoreError> {
+        self.read(|txn| {
+            let meta = txn.open_table(tables::META)?;
+            meta.get(SCHEMA_KEY)?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Runs `op` in a read transaction on the blocking pool.
+    async fn read<T, F>(&self, op: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&ReadTransaction) -> Result<T, StoreError> + Send + 'static,
+    {
+        // The clone keeps the database open for as long as the read runs.
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let txn = store.inner.db.begin_read()?;
+            op(&txn)
+        })
+        .await
+        .map_err(|_| {
+            StoreError::Storage(Arc::new(std::io::Error::other("a store read panicked")))
+        })?
+    }
+
+    /// Runs `op` in the next group-commit batch; returns once that batch is durable.
+    async fn write<T, F>(&self, op: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Batch<'_>) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.inner.writer.write(op).await
+    }
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("path", &self.inner.path)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Creates a missing store file readable by its owner only (it holds emails and session
+/// hashes); an existing file keeps the permissions its operator gave it.
+fn create_private(path: &Path) -> Result<(), StoreError> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(error) => Err(StoreError::Storage(Arc::new(error))),
+    }
+}
+
+/// Refuses files from a newer binary and stamps new files; creates missing tables.
+fn check_schema(db: &Database, path: &Path) -> Result<(), StoreError> {
+    let txn = db.begin_write()?;
+    {
+        let mut meta = txn.open_table(tables::META)?;
+        let found = meta.get(SCHEMA_KEY)?.map(|guard| guard.value());
+        match found {
+            Some(found) if found > SCHEMA_VERSION => {
+                return Err(StoreError::SchemaTooNew {
+                    path: path.to_path_buf(),
+                    found,
+                    supported: SCHEMA_VERSION,
+                });
+            }
+            // Older versions would be migrated here; version 1 is the first.
+            Some(_) => {}
+            None => {
+                meta.insert(SCHEMA_KEY, SCHEMA_VERSION)?;
+            }
+        }
+    }
+    tables::create_all(&txn)?;
+    txn.commit()?;
+    Ok(())
+}
+
+/// The wall clock in unix seconds, for operations whose caller passes no `now`.
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}

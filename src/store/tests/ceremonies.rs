@@ -1,0 +1,344 @@
+//! The atomic completes: single-use ceremonies, expiry, unique credential ids, the passkey
+//! cap, enrollment tokens, and that a refused complete writes nothing at all.
+
+use super::{assert_err, now, World};
+use crate::store::*;
+use uuid::Uuid;
+
+#[tokio::test]
+async fn a_registration_ceremony_is_single_use() {
+    let world = World::new();
+    let alice = world.user("alice").await;
+    let completion = world.registration(&alice, b"cred-a").await;
+    let mut replay = completion.clone();
+    replay.passkey = super::passkey(alice.id, b"cred-b");
+
+    world
+        .store
+        .complete_registration(completion.clone())
+        .await
+        .unwrap();
+    assert_eq!(
+        world.store.ceremony(completion.ceremony_id).await.unwrap(),
+        None
+    );
+    assert_err!(
+        world.store.complete_registration(replay).await,
+        StoreError::CeremonyNotFound
+    );
+    assert_eq!(world.store.passkeys_of(alice.id).await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn an_expired_ceremony_is_hidden_and_cannot_be_completed() {
+    let world = World::new();
+    let alice = world.user("alice").await;
+    let id = world
+        .ceremony_with(CeremonyKind::Registration, Some(alice.id), None, now() - 1)
+        .await;
+    assert_eq!(world.store.ceremony(id).await.unwrap(), None);
+    let mut completion = world.registration(&alice, b"cred-a").await;
+    completion.ceremony_id = id;
+    assert_err!(
+        world.store.complete_registration(completion).await,
+        StoreError::CeremonyNotFound
+    );
+    assert!(world.store.passkeys_of(alice.id).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_ceremony_serves_only_its_own_kind_and_user() {
+    let world = World::new();
+    let alice = world.user("alice").await;
+    let bob = world.user("bob").await;
+    let key = world.register(&alice, b"cred-a").await;
+
+    let mut completion = world.registration(&alice, b"cred-b").await;
+    completion.ceremony_id = world.ceremony(CeremonyKind::Login, Some(alice.id)).await;
+    assert_err!(
+        world.store.complete_registration(completion).await,
+        StoreError::CeremonyNotFound
+    );
+    let mut for_bob = world.registration(&alice, b"cred-b").await;
+    for_bob.passkey.user_id = bob.id;
+    assert_err!(
+        world.store.complete_registration(for_bob).await,
+        StoreError::CeremonyNotFound
+    );
+    let registration = world
+        .ceremony(CeremonyKind::Registration, Some(alice.id))
+        .await;
+    let login = super::login(registration, &key, super::session(&key, "cookie"));
+    assert_err!(
+        world.store.complete_login(login).await,
+        StoreError::CeremonyNotFound
+    );
+    // A login begun for bob cannot be finished with alice's passkey.
+    let bobs = world.ceremony(CeremonyKind::Login, Some(bob.id)).await;
+    let login = super::login(bobs, &key, super::session(&key, "cookie"));
+    assert_err!(
+        world.store.complete_login(login).await,
+        StoreError::NotFound
+    );
+}
+
+#[tokio::test]
+async fn credential_ids_are_unique_across_users_and_a_refusal_writes_nothing() {
+    let world = World::new();
+    let alice = world.user("alice").await;
+    let bob = world.user("bob").await;
+    world.register(&alice, b"shared-cred").await;
+    let events_before = world.store.events(100).await.unwrap();
+
+    let completion = world.registration(&bob, b"shared-cred").await;
+    let ceremony_id = completion.ceremony_id;
+    assert_err!(
+        world.store.complete_registration(completion).await,
+        StoreError::DuplicateCredential
+    );
+    // Nothing changed: the ceremony is still there, bob has no passkey, no event was added.
+    assert!(world.store.ceremony(ceremony_id).await.unwrap().is_some());
+    assert!(world.store.passkeys_of(bob.id).await.unwrap().is_empty());
+    assert_eq!(world.store.events(100).await.unwrap(), events_before);
+    let again = world.registration(&alice, b"shared-cred").await;
+    assert_err!(
+        world.store.complete_registration(again).await,
+        StoreError::DuplicateCredential
+    );
+}
+
+#[tokio::test]
+async fn passkeys_per_user_are_capped() {
+    let world = World::new();
+    let alice = world.user("alice").await;
+    for credential in [b"cred-1", b"cred-2"] {
+        let mut completion = world.registration(&alice, credential).await;
+        completion.max_passkeys_per_user = 2;
+        world.store.complete_registration(completion).await.unwrap();
+    }
+    let mut third = world.registration(&alice, b"cred-3").await;
+    third.max_passkeys_per_user = 2;
+    assert_err!(
+        world.store.complete_registration(third).await,
+        StoreError::TooManyPasskeys { max: 2 }
+    );
+    assert_eq!(world.store.passkeys_of(alice.id).await.unwrap().len(), 2);
+}
+
+/// A registration through an enrollment link for `user`, signing the user in.
+async fn enroll(
+    world: &World,
+    user: &User,
+    token: SecretHash,
+    credential: &[u8],
+) -> RegistrationCompletion {
+    let ceremony_id = world
+        .ceremony_with(
+            CeremonyKind::Registration,
+            Some(user.id),
+            Some(token),
+            now() + 300,
+        )
+        .await;
+    let passkey = super::passkey(user.id, credential);
+    let session = super::session(&passkey, &format!("cookie-{}", Uuid::new_v4()));
+    RegistrationCompletion {
+        ceremony_id,
+        passkey,
+        spend_enrollment: Some(token),
+        new_session: Some(session),
+        max_passkeys_per_user: 10,
+        now: now(),
+    }
+}
+
+#[tokio::test]
+async fn an_enrollment_token_is_single_use_and_signs_the_user_in() {
+    let world = World::new();
+    let alice = world.user("alice").await;
+    let token = hash_secret("one-time-link");
+    let stored = world
+        .store
+        .create_enrollment(alice.id, token, now() + 600)
+        .await
+        .unwrap();
+    assert_eq!(world.store.enrollment(token).await.unwrap(), Some(stored));
+
+    let first = enroll(&world, &alice, token, b"cred-a").await;
+    let session = first.new_session.clone().unwrap();
+    world.store.complete_registration(first).await.unwrap();
+    let signed_in = world.store.session(session.id_hash).await.unwrap();
+    assert_eq!(signed_in, Some(session));
+    assert_eq!(world.store.enrollment(token).await.unwrap(), None);
+
+    let second = enroll(&world, &alice, token, b"cred-b").await;
+    assert_err!(
+        world.store.complete_registration(second).await,
+        StoreError::EnrollmentInvalid
+    );
+    assert_eq!(world.store.passkeys_of(alice.id).await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn an_expired_enrollment_token_is_refused() {
+    let world = World::new();
+    let alice = world.user("alice").await;
+    let token = hash_secret("stale-link");
+    world
+        .store
+        .create_enrollment(alice.id, token, now() - 1)
+        .await
+        .unwrap();
+    assert_eq!(world.store.enrollment(token).await.unwrap(), None);
+    let completion = enroll(&world, &alice, token, b"cred-a").await;
+    let session = completion.new_session.clone().unwrap();
+    assert_err!(
+        world.store.complete_registration(completion).await,
+        StoreError::EnrollmentInvalid
+    );
+    assert_eq!(world.store.session(session.id_hash).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn another_users_enrollment_token_is_refused() {
+    let world = World::new();
+    let alice = world.user("alice").await;
+    let bob = world.user("bob").await;
+    let bobs_token = hash_secret("bobs-link");
+    world
+        .store
+        .create_enrollment(bob.id, bobs_token, now() + 600)
+        .await
+        .unwrap();
+    let completion = enroll(&world, &alice, bobs_token, b"cred-a").await;
+    assert_err!(
+        world.store.complete_registration(completion).await,
+        StoreError::EnrollmentInvalid
+    );
+    // Bob's link is still good: the refused attempt did not spend it.
+    assert!(world.store.enrollment(bobs_token).await.unwrap().is_some());
+    // A ceremony begun with a link must spend that link, not skip it.
+    let mut skipping = enroll(&world, &bob, bobs_token, b"cred-b").await;
+    skipping.spend_enrollment = None;
+    assert_err!(
+        world.store.complete_registration(skipping).await,
+        StoreError::EnrollmentInvalid
+    );
+    assert_err!(
+        world
+            .store
+            .create_enrollment(Uuid::new_v4(), hash_secret("x"), now() + 60)
+            .await,
+        StoreError::NotFound
+    );
+}
+
+#[tokio::test]
+async fn a_login_updates_the_passkey_and_its_ceremony_is_single_use() {
+    let world = World::new();
+    let alice = world.user("alice").await;
+    let key = world.register(&alice, b"cred-a").await;
+    let ceremony_id = world.ceremony(CeremonyKind::Login, None).await;
+    let mut completion = super::login(ceremony_id, &key, super::session(&key, "cookie-1"));
+    completion.new_sign_count = 7;
+    completion.credential = Some(b"updated credential".to_vec());
+
+    let (user, updated) = world
+        .store
+        .complete_login(completion.clone())
+        .await
+        .unwrap();
+    assert_eq!(user, alice);
+    assert_eq!(updated.sign_count, 7);
+    assert!(updated.backup_state);
+    assert_eq!(updated.credential, b"updated credential");
+    assert_eq!(updated.last_used_at, Some(completion.now));
+    assert_eq!(world.store.passkey(key.id).await.unwrap(), Some(updated));
+    let session = world
+        .store
+        .session(completion.new_session.id_hash)
+        .await
+        .unwrap();
+    assert_eq!(session, Some(completion.new_session.clone()));
+
+    completion.new_session = super::session(&key, "cookie-2");
+    assert_err!(
+        world.store.complete_login(completion.clone()).await,
+        StoreError::CeremonyNotFound
+    );
+    assert_eq!(
+        world
+            .store
+            .session(completion.new_session.id_hash)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        world.event_kinds().await.last(),
+        Some(&EventKind::Login),
+        "the refused replay added no event"
+    );
+}
+
+#[tokio::test]
+async fn a_suspected_clone_is_flagged_and_its_ceremony_spent() {
+    let world = World::new();
+    let alice = world.user("alice").await;
+    let key = world.register(&alice, b"cred-a").await;
+    let ceremony_id = world.ceremony(CeremonyKind::Login, None).await;
+    let flagged = world
+        .store
+        .flag_clone_suspected(key.id, ceremony_id)
+        .await
+        .unwrap();
+    assert!(flagged.clone_suspected);
+    assert!(
+        world
+            .store
+            .passkey(key.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .clone_suspected
+    );
+    assert_eq!(world.store.ceremony(ceremony_id).await.unwrap(), None);
+    let events = world.store.events(1).await.unwrap();
+    assert_eq!(events[0].kind, EventKind::CloneSuspected);
+    assert_eq!(events[0].passkey_id, Some(key.id));
+}
+
+#[tokio::test]
+async fn a_discarded_ceremony_is_gone() {
+    let world = World::new();
+    let id = world.ceremony(CeremonyKind::Login, None).await;
+    assert!(world.store.ceremony(id).await.unwrap().is_some());
+    world.store.discard_ceremony(id).await.unwrap();
+    assert_eq!(world.store.ceremony(id).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn a_complete_refuses_a_session_that_is_not_for_its_passkey() {
+    let world = World::new();
+    let alice = world.user("alice").await;
+    let bob = world.user("bob").await;
+    let key = world.register(&alice, b"cred-a").await;
+    let bobs_key = world.register(&bob, b"cred-b").await;
+
+    let ceremony_id = world.ceremony(CeremonyKind::Login, None).await;
+    let wrong = super::session(&bobs_key, "cookie");
+    let login = super::login(ceremony_id, &key, wrong.clone());
+    assert_err!(
+        world.store.complete_login(login).await,
+        StoreError::Invalid(_)
+    );
+    assert_eq!(world.store.session(wrong.id_hash).await.unwrap(), None);
+    assert!(world.store.ceremony(ceremony_id).await.unwrap().is_some());
+
+    let mut registration = world.registration(&alice, b"cred-c").await;
+    registration.new_session = Some(super::session(&key, "other passkey's session"));
+    assert_err!(
+        world.store.complete_registration(registration).await,
+        StoreError::Invalid(_)
+    );
+}

@@ -1,0 +1,183 @@
+//! Tests of the store against real redb files in temporary directories, one module per noun.
+//! Each test builds its own store; times come from the real clock because the read operations
+//! (`ceremony`, `session`, `enrollment`) hide expired records by it.
+
+// Tests may unwrap: a failure is the report.
+#![allow(clippy::unwrap_used)]
+
+mod ceremonies;
+mod durability;
+mod passkeys;
+mod sessions;
+mod users;
+
+use super::*;
+use std::path::PathBuf;
+use tempfile::TempDir;
+use uuid::Uuid;
+
+/// A fresh store in its own directory; keep the `TempDir` alive as long as the store.
+pub(super) struct World {
+    pub(super) dir: TempDir,
+    pub(super) store: Store,
+}
+
+impl World {
+    pub(super) fn new() -> World {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Store::open(dir.path().join("gateway.redb")).expect("open store");
+        World { dir, store }
+    }
+
+    pub(super) fn path(&self) -> PathBuf {
+        self.dir.path().join("gateway.redb")
+    }
+
+    /// Creates a user with no passkey yet.
+    pub(super) async fn user(&self, name: &str) -> User {
+        self.store
+            .create_user(NewUser {
+                username: name.into(),
+                display_name: format!("{name} Example"),
+                email: Some(format!("{name}@example.com")),
+                groups: vec!["staff".into()],
+            })
+            .await
+            .expect("create user")
+    }
+
+    /// Stores a live ceremony of `kind` for `user_id` and returns its id.
+    pub(super) async fn ceremony(&self, kind: CeremonyKind, user_id: Option<Uuid>) -> Uuid {
+        self.ceremony_with(kind, user_id, None, now() + 300).await
+    }
+
+    pub(super) async fn ceremony_with(
+        &self,
+        kind: CeremonyKind,
+        user_id: Option<Uuid>,
+        enrollment_token_hash: Option<SecretHash>,
+        expires_at: i64,
+    ) -> Uuid {
+        let id = Uuid::new_v4();
+        self.store
+            .put_ceremony(Ceremony {
+                id,
+                kind,
+                user_id,
+                enrollment_token_hash,
+                state: b"opaque webauthn state".to_vec(),
+                passkey_name: None,
+                expires_at,
+            })
+            .await
+            .expect("put ceremony");
+        id
+    }
+
+    /// Registers a passkey for `user` through a real registration ceremony.
+    pub(super) async fn register(&self, user: &User, credential_id: &[u8]) -> Passkey {
+        self.store
+            .complete_registration(self.registration(user, credential_id).await)
+            .await
+            .expect("complete registration")
+    }
+
+    /// A registration completion (with a fresh ceremony) that is valid as it stands.
+    pub(super) async fn registration(
+        &self,
+        user: &User,
+        credential_id: &[u8],
+    ) -> RegistrationCompletion {
+        let ceremony_id = self
+            .ceremony(CeremonyKind::Registration, Some(user.id))
+            .await;
+        RegistrationCompletion {
+            ceremony_id,
+            passkey: passkey(user.id, credential_id),
+            spend_enrollment: None,
+            new_session: None,
+            max_passkeys_per_user: 10,
+            now: now(),
+        }
+    }
+
+    /// Logs in with `passkey` and returns the session it created.
+    pub(super) async fn login(&self, passkey: &Passkey, cookie: &str) -> SessionRecord {
+        let ceremony_id = self.ceremony(CeremonyKind::Login, None).await;
+        let session = session(passkey, cookie);
+        self.store
+            .complete_login(login(ceremony_id, passkey, session.clone()))
+            .await
+            .expect("complete login");
+        session
+    }
+
+    /// The kinds of all stored events, oldest first.
+    pub(super) async fn event_kinds(&self) -> Vec<EventKind> {
+        let mut events = self.store.events(10_000).await.expect("events");
+        events.reverse();
+        events.into_iter().map(|event| event.kind).collect()
+    }
+}
+
+pub(super) fn now() -> i64 {
+    unix_now()
+}
+
+pub(super) fn passkey(user_id: Uuid, credential_id: &[u8]) -> Passkey {
+    Passkey {
+        id: Uuid::new_v4(),
+        user_id,
+        name: format!("key {}", hex::encode(credential_id)),
+        credential_id: credential_id.to_vec(),
+        credential: b"opaque webauthn passkey".to_vec(),
+        aaguid: None,
+        transports: vec!["internal".into()],
+        backup_eligible: true,
+        backup_state: false,
+        discoverable: true,
+        sign_count: 0,
+        clone_suspected: false,
+        created_at: now(),
+        last_used_at: None,
+    }
+}
+
+pub(super) fn session(passkey: &Passkey, cookie: &str) -> SessionRecord {
+    SessionRecord {
+        id_hash: hash_secret(cookie),
+        user_id: passkey.user_id,
+        passkey_id: passkey.id,
+        created_at: now(),
+        last_seen: now(),
+        expires_at: now() + 3600,
+    }
+}
+
+pub(super) fn login(
+    ceremony_id: Uuid,
+    passkey: &Passkey,
+    session: SessionRecord,
+) -> LoginCompletion {
+    LoginCompletion {
+        ceremony_id,
+        passkey_id: passkey.id,
+        new_sign_count: passkey.sign_count + 1,
+        backup_state: true,
+        backup_eligible: true,
+        credential: None,
+        new_session: session,
+        now: now(),
+    }
+}
+
+/// Asserts a result is the given error variant, showing what it was otherwise.
+macro_rules! assert_err {
+    ($result:expr, $pattern:pat) => {
+        match $result {
+            Err($pattern) => {}
+            other => panic!("expected {}, got {other:?}", stringify!($pattern)),
+        }
+    };
+}
+pub(super) use assert_err;
