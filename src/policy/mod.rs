@@ -1,0 +1,17 @@
+//! Request policy as pure functions: the normalized path that routing and access rules see, the
+//! access decision for a route, where a login may send the browser back to, and whether a
+//! request is a page navigation.
+//!
+//! Owns: these decisions and their edge cases. Does not own: route tables or config parsing,
+//! sessions, or turning a [`Decision`] into a 302/401/403 response (the proxy glue does that);
+//! nothing here sees a pingora type, so every rule is tested without sockets.
+
+mod access;
+mod path;
+mod request_kind;
+mod return_to;
+
+pub use access::{decide, Access, AccessRule, Decision, UserView};
+pub use path::{is_under, normalize_path, PathError};
+pub use request_kind::wants_html;
+pub use return_to::safe_return_to;
