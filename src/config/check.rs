@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 
 use super::file::{RawConfig, RouteConfig};
-use super::Access;
+use crate::policy::Access;
 
 type Check = Result<(), (String, String)>;
 

@@ -9,6 +9,8 @@ use ipnet::IpNet;
 use serde::Deserialize;
 
 use super::ConfigError;
+use crate::identity::HeaderPreset;
+use crate::policy::Access;
 
 /// The file as written, before cross-field checks and resolution.
 #[derive(Debug, Deserialize)]
@@ -254,20 +256,3 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
     (line, col)
 }
 
-/// Which convenience headers accompany the assertion (until the identity module owns this).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum HeaderPreset {
-    Passkey,
-    Remote,
-    Forwarded,
-    None,
-}
-
-/// Who may use a route.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Access {
-    Public,
-    Authenticated,
-}

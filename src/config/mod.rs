@@ -13,10 +13,13 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 pub use file::{
-    Access, EnrollmentConfig, HeaderPreset, IdentityConfig, LogFormat, RouteConfig, ServerConfig,
+    EnrollmentConfig, IdentityConfig, LogFormat, RouteConfig, ServerConfig,
     SessionConfig, SigningAlgorithm, TlsConfig, WebauthnConfig,
 };
 pub use resolve::{LoadedTls, Upstream};
+
+use crate::identity::HeaderPreset;
+use crate::policy::Access;
 
 /// The whole validated configuration. Everything in it has been checked and resolved.
 #[derive(Debug, Clone)]

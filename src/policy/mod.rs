@@ -1,22 +1,17 @@
-//! INTERIM (replaced by the policy branch at merge).
-pub use crate::config::Access;
+//! Request policy as pure functions: the normalized path that routing and access rules see, the
+//! access decision for a route, where a login may send the browser back to, and whether a
+//! request is a page navigation.
+//!
+//! Owns: these decisions and their edge cases. Does not own: route tables or config parsing,
+//! sessions, or turning a [`Decision`] into a 302/401/403 response (the proxy glue does that);
+//! nothing here sees a pingora type, so every rule is tested without sockets.
 
-#[derive(Debug)]
-pub struct PathError;
+mod access;
+mod path;
+mod request_kind;
+mod return_to;
 
-pub fn normalize_path(raw: &str) -> Result<String, PathError> {
-    let p = raw.split(['?', '#']).next().unwrap_or("/");
-    Ok(if p.is_empty() {
-        "/".into()
-    } else {
-        p.to_string()
-    })
-}
-
-pub fn is_under(path: &str, prefix: &str) -> bool {
-    prefix == "/"
-        || path == prefix
-        || path
-            .strip_prefix(prefix)
-            .is_some_and(|r| r.starts_with('/'))
-}
+pub use access::{decide, Access, AccessRule, Decision, UserView};
+pub use path::{is_under, normalize_path, PathError};
+pub use request_kind::wants_html;
+pub use return_to::safe_return_to;
