@@ -1,10 +1,24 @@
 //! [`Gateway`]: all the state of one running gateway, built from a [`Config`]. No global state,
 //! so every test builds a fresh one.
 
-use std::sync::Arc;
+use std::num::NonZeroU32;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::SystemTime;
+
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use crate::config::Config;
+use crate::identity::{AssertionSigner, IdentityError, KeyRing};
+use crate::passkey::{Ceremonies, RelyingPartyError};
+use crate::routes::Pages;
 use crate::routing::Router;
+use crate::session::{CookieSpec, Sessions};
+use crate::store::{Store, StoreError};
+
+/// The store's file name inside `server.data_dir`.
+pub const STORE_FILE: &str = "gateway.redb";
 
 /// Why a gateway could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -19,26 +33,122 @@ pub enum StartError {
     #[error("TLS: {0}")]
     Tls(String),
     #[error("cannot create the data directory {path}: {source}")]
-    DataDir {
-        path: std::path::PathBuf,
-        source: std::io::Error,
-    },
+    DataDir { path: PathBuf, source: std::io::Error },
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Identity(#[from] IdentityError),
+    #[error("{0}")]
+    RelyingParty(#[from] RelyingPartyError),
 }
 
-/// One gateway: config, routes, and (as later modules land) store, sessions and signing keys.
-#[derive(Debug)]
+/// One gateway: config, routes, store, sessions, ceremonies and signing keys.
 pub struct Gateway {
     pub config: Arc<Config>,
     pub router: Router,
+    pub store: Store,
+    pub sessions: Arc<Sessions>,
+    pub ceremonies: Ceremonies,
+    pub signer: AssertionSigner,
+    keys: RwLock<KeyRing>,
+    pub pages: Pages,
+    /// Ceremony attempts per client address; `None` when unlimited.
+    pub limiter: Option<DefaultKeyedRateLimiter<IpAddr>>,
+}
+
+impl std::fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway").field("public_url", &self.config.public_url.as_str()).finish_non_exhaustive()
+    }
 }
 
 impl Gateway {
-    /// Builds the gateway's state from a validated config.
+    /// Opens the store and keys in `server.data_dir` and builds the gateway's state.
     pub fn new(config: Config) -> Result<Arc<Gateway>, StartError> {
-        let router = Router::new(config.routes.clone());
+        let dir = config.server.data_dir.clone();
+        create_private_dir(&dir)?;
+        let store = Store::open(dir.join(STORE_FILE))?;
+        let keys = KeyRing::load_or_create(&dir, config.identity.algorithm)?;
+        let signer = AssertionSigner::new(&keys, config.public_origin(), config.identity.token_ttl)?;
+        let cookie = CookieSpec::new(
+            &config.session.cookie_name,
+            config.is_https(),
+            config.session.absolute_timeout.as_secs() as i64,
+        );
+        let sessions = Arc::new(Sessions::new(
+            store.clone(),
+            cookie,
+            config.session.idle_timeout.as_secs() as i64,
+            config.session.absolute_timeout.as_secs() as i64,
+        ));
+        let ceremonies = Ceremonies::new(&config, store.clone(), sessions.clone())?;
+        let limiter = NonZeroU32::new(config.server.ceremony_rate_per_minute)
+            .map(|n| RateLimiter::keyed(Quota::per_minute(n)));
         Ok(Arc::new(Gateway {
+            router: Router::new(config.routes.clone()),
+            pages: Pages::new(&config.webauthn.rp_name),
             config: Arc::new(config),
-            router,
+            store,
+            sessions,
+            ceremonies,
+            signer,
+            keys: RwLock::new(keys),
+            limiter,
         }))
     }
+
+    /// The JWKS document: current and still-published previous keys.
+    pub fn jwks(&self) -> serde_json::Value {
+        self.keys.read().unwrap_or_else(PoisonError::into_inner).jwks()
+    }
+
+    /// Switches to a new signing key; the old one stays published for `identity.key_overlap`.
+    pub fn rotate_keys(&self) -> Result<String, IdentityError> {
+        let ring = KeyRing::rotate(
+            &self.config.server.data_dir,
+            self.config.identity.algorithm,
+            self.config.identity.key_overlap,
+            SystemTime::now(),
+        )?;
+        self.signer.install(&ring);
+        let kid = ring.current().kid().to_string();
+        *self.keys.write().unwrap_or_else(PoisonError::into_inner) = ring;
+        Ok(kid)
+    }
+
+    /// Periodic upkeep: lazy `last_seen` writes, expired records, rate-limiter memory.
+    /// Runs until the task is dropped.
+    pub async fn upkeep(self: Arc<Self>) {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(15));
+        loop {
+            tick.tick().await;
+            let now = unix_now();
+            if let Err(e) = self.sessions.flush_last_seen(now).await {
+                tracing::warn!(error = %e, "could not write session activity");
+            }
+            if let Err(e) = self.store.purge_expired(now).await {
+                tracing::warn!(error = %e, "could not purge expired records");
+            }
+            if let Some(limiter) = &self.limiter {
+                limiter.retain_recent();
+            }
+        }
+    }
+}
+
+/// Seconds since the Unix epoch.
+pub fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// The data directory holds keys and the admin socket: owner-only.
+fn create_private_dir(dir: &std::path::Path) -> Result<(), StartError> {
+    use std::os::unix::fs::DirBuilderExt;
+    let fail = |source| StartError::DataDir { path: dir.to_path_buf(), source };
+    if !dir.exists() {
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(fail)?;
+    }
+    Ok(())
 }

@@ -12,11 +12,13 @@ pub mod error;
 pub mod gateway;
 pub mod identity;
 pub mod logging;
+pub mod passkey;
 pub mod policy;
 pub mod proxy;
 pub mod routes;
 pub mod routing;
 pub mod server;
+pub mod session;
 pub mod store;
 
 pub use config::Config;

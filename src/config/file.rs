@@ -9,7 +9,7 @@ use ipnet::IpNet;
 use serde::Deserialize;
 
 use super::ConfigError;
-use crate::identity::HeaderPreset;
+use crate::identity::{HeaderPreset, KeyAlgorithm};
 use crate::policy::Access;
 
 /// The file as written, before cross-field checks and resolution.
@@ -162,7 +162,7 @@ impl Default for SessionConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct IdentityConfig {
-    pub algorithm: SigningAlgorithm,
+    pub algorithm: KeyAlgorithm,
     #[serde(with = "humantime_serde")]
     pub token_ttl: Duration,
     pub headers: HeaderPreset,
@@ -174,21 +174,12 @@ pub struct IdentityConfig {
 impl Default for IdentityConfig {
     fn default() -> Self {
         IdentityConfig {
-            algorithm: SigningAlgorithm::Es256,
+            algorithm: KeyAlgorithm::Es256,
             token_ttl: Duration::from_secs(60),
             headers: HeaderPreset::Passkey,
             key_overlap: Duration::from_secs(7 * 24 * 3600),
         }
     }
-}
-
-/// The assertion's signature algorithm.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-pub enum SigningAlgorithm {
-    #[serde(rename = "ES256")]
-    Es256,
-    #[serde(rename = "EdDSA")]
-    EdDsa,
 }
 
 /// One `[[route]]` as written.

@@ -19,7 +19,7 @@ pub use file::{
 pub use resolve::{LoadedTls, Upstream};
 
 use crate::identity::HeaderPreset;
-use crate::policy::Access;
+use crate::policy::AccessRule;
 
 /// The whole validated configuration. Everything in it has been checked and resolved.
 #[derive(Debug, Clone)]
@@ -47,10 +47,8 @@ pub struct Route {
     pub host: Option<String>,
     pub path: String,
     pub upstream: Upstream,
-    pub access: Access,
-    pub allow_users: Vec<String>,
-    pub allow_groups: Vec<String>,
-    pub public_paths: Vec<String>,
+    /// Who may pass: access level, allow lists, public sub-paths.
+    pub rule: AccessRule,
     pub audience: String,
     pub websockets: bool,
 }

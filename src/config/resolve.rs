@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use super::file::{RawConfig, RouteConfig, TlsConfig};
 use super::{Config, Route};
+use crate::policy::AccessRule;
 
 /// An upstream with its address resolved.
 #[derive(Debug, Clone)]
@@ -55,10 +56,12 @@ fn resolve_route(i: usize, r: &RouteConfig) -> Resolved<Route> {
         host: r.host.as_ref().map(|h| h.to_ascii_lowercase()),
         path: r.path.clone(),
         upstream: resolve_upstream(&format!("route[{i}].upstream"), &r.upstream)?,
-        access: r.access,
-        allow_users: r.allow_users.clone(),
-        allow_groups: r.allow_groups.clone(),
-        public_paths: r.public_paths.clone(),
+        rule: AccessRule {
+            access: r.access,
+            allow_users: r.allow_users.clone(),
+            allow_groups: r.allow_groups.clone(),
+            public_paths: r.public_paths.clone(),
+        },
         audience: r.audience.clone().unwrap_or_else(|| r.name.clone()),
         websockets: r.websockets,
     })

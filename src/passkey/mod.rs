@@ -1,0 +1,88 @@
+//! WebAuthn ceremonies (webauthn-rs): begin and complete registration and login.
+//!
+//! webauthn-rs verifies signatures, origins, rp id, challenges and user verification. What it
+//! leaves to us, and this module does: ceremony state is single-use (the store deletes it in the
+//! same write transaction that completes it, and a failed attempt discards it), credential ids are
+//! unique across users (checked in that transaction), a user handle must name the passkey's owner,
+//! a regressed sign count flags the passkey, and unknown usernames get a decoy ceremony that looks
+//! like a real one.
+
+mod login;
+mod registration;
+mod state;
+mod view;
+
+pub use login::{login_failed, LoginOutcome};
+pub use registration::RegistrationOutcome;
+pub use view::{rfc3339, PasskeyView, UserView};
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use webauthn_rs::fake::{FakePasskeyDistribution, WebauthnFakeCredentialGenerator};
+use webauthn_rs::prelude::Url;
+use webauthn_rs::{Webauthn, WebauthnBuilder};
+
+use crate::config::Config;
+use crate::error::ApiError;
+use crate::session::Sessions;
+use crate::store::{Store, StoreError};
+
+/// The relying party and everything a ceremony needs.
+pub struct Ceremonies {
+    webauthn: Webauthn,
+    store: Store,
+    sessions: Arc<Sessions>,
+    /// Same-looking `allowCredentials` for usernames that cannot sign in (stable per process).
+    decoys: WebauthnFakeCredentialGenerator<FakePasskeyDistribution>,
+    timeout: Duration,
+    max_passkeys: usize,
+}
+
+/// Why the relying party could not be set up from the config.
+#[derive(Debug, thiserror::Error)]
+#[error("webauthn: {0}")]
+pub struct RelyingPartyError(String);
+
+impl Ceremonies {
+    pub fn new(config: &Config, store: Store, sessions: Arc<Sessions>) -> Result<Ceremonies, RelyingPartyError> {
+        let origins = config.origins();
+        let first: &Url = origins.first().ok_or_else(|| RelyingPartyError("no origin".into()))?;
+        let fail = |e: webauthn_rs::prelude::WebauthnError| RelyingPartyError(e.to_string());
+        let mut builder = WebauthnBuilder::new(&config.webauthn.rp_id, first)
+            .map_err(fail)?
+            .rp_name(&config.webauthn.rp_name)
+            .timeout(config.webauthn.challenge_timeout);
+        for origin in &origins[1..] {
+            builder = builder.append_allowed_origin(origin);
+        }
+        let key = WebauthnFakeCredentialGenerator::<FakePasskeyDistribution>::new_hmac_key().map_err(fail)?;
+        Ok(Ceremonies {
+            webauthn: builder.build().map_err(fail)?,
+            store,
+            sessions,
+            decoys: WebauthnFakeCredentialGenerator::new(key.as_ref()).map_err(fail)?,
+            timeout: config.webauthn.challenge_timeout,
+            max_passkeys: config.webauthn.max_passkeys_per_user,
+        })
+    }
+
+    fn expires_at(&self, now: i64) -> i64 {
+        now + self.timeout.as_secs() as i64
+    }
+}
+
+/// The answer for an unknown, expired or spent ceremony id.
+pub fn ceremony_gone() -> ApiError {
+    ApiError::BadRequest(
+        "ceremony_expired",
+        "This sign-in attempt expired or was already used. Start again.",
+    )
+}
+
+/// Store failures that are not a rule the client broke.
+pub fn internal(e: StoreError) -> ApiError {
+    ApiError::Internal(e.to_string())
+}
+
+pub use registration::{enrollment_invalid, too_many, user_disabled};

@@ -1,0 +1,216 @@
+//! Registration: begin (options with `residentKey: preferred`, UV required, the user's passkeys
+//! excluded) and complete (verify, then store passkey, spend the enrollment token and start a
+//! session in one transaction).
+
+use uuid::Uuid;
+use webauthn_rs::prelude::{CredentialID, RegisterPublicKeyCredential};
+use webauthn_rs_core::internals::AuthenticatorData;
+use webauthn_rs_core::proto::{Registration, ResidentKeyRequirement};
+
+use super::state::CeremonyState;
+use super::{ceremony_gone, internal, Ceremonies};
+use crate::error::{ApiError, ApiResult};
+use crate::store::{
+    Ceremony, CeremonyKind, NewEvent, EventKind, Passkey, RegistrationCompletion, SecretHash, SessionRecord, StoreError, User,
+};
+
+/// A stored passkey, and the new session when the registration was an enrollment.
+pub struct RegistrationOutcome {
+    pub passkey: Passkey,
+    pub session: Option<(String, SessionRecord)>,
+}
+
+impl Ceremonies {
+    /// Starts registering a passkey for `user` (authorized by a session or an enrollment token).
+    pub async fn begin_registration(
+        &self,
+        user: &User,
+        name: Option<String>,
+        enrollment: Option<SecretHash>,
+        now: i64,
+    ) -> ApiResult<serde_json::Value> {
+        if user.disabled {
+            return Err(user_disabled());
+        }
+        let existing = self.store.passkeys_of(user.id).await.map_err(internal)?;
+        if existing.len() >= self.max_passkeys {
+            return Err(too_many());
+        }
+        let exclude: Vec<CredentialID> = existing.iter().map(|p| CredentialID::from(p.credential_id.clone())).collect();
+        let (mut options, state) = self
+            .webauthn
+            .start_passkey_registration(user.id, &user.username, &user.display_name, Some(exclude))
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        // webauthn-rs asks for `residentKey: discouraged`; we want discoverable when possible.
+        if let Some(selection) = options.public_key.authenticator_selection.as_mut() {
+            selection.resident_key = Some(ResidentKeyRequirement::Preferred);
+            selection.require_resident_key = false;
+        }
+        let id = Uuid::new_v4();
+        let ceremony = Ceremony {
+            id,
+            kind: CeremonyKind::Registration,
+            user_id: Some(user.id),
+            enrollment_token_hash: enrollment,
+            state: CeremonyState::Registration(state).to_bytes(),
+            passkey_name: name,
+            expires_at: self.expires_at(now),
+        };
+        self.store.put_ceremony(ceremony).await.map_err(internal)?;
+        Ok(serde_json::json!({ "publicKey": options.public_key, "session_id": id }))
+    }
+
+    /// Completes a registration. `session_user` is the signed-in user, when a cookie came along:
+    /// a ceremony not begun with an enrollment token must be completed by the same user.
+    pub async fn complete_registration(
+        &self,
+        ceremony_id: Uuid,
+        credential: &RegisterPublicKeyCredential,
+        name: Option<String>,
+        session_user: Option<Uuid>,
+        now: i64,
+    ) -> ApiResult<RegistrationOutcome> {
+        let ceremony = self.store.ceremony(ceremony_id).await.map_err(internal)?;
+        let ceremony = ceremony.filter(|c| c.kind == CeremonyKind::Registration).ok_or_else(ceremony_gone)?;
+        let user_id = ceremony.user_id.ok_or_else(ceremony_gone)?;
+        if ceremony.enrollment_token_hash.is_none() && session_user != Some(user_id) {
+            return Err(ApiError::Unauthorized);
+        }
+        let Some(CeremonyState::Registration(state)) = CeremonyState::from_bytes(&ceremony.state) else {
+            return Err(ceremony_gone());
+        };
+        let verified = match self.webauthn.finish_passkey_registration(credential, &state) {
+            Ok(pk) => pk,
+            Err(e) => {
+                tracing::debug!(error = %e, "registration refused");
+                // One attempt per challenge: a failed one spends it too.
+                let _ = self.store.discard_ceremony(ceremony_id).await;
+                return Err(ApiError::BadRequest(
+                    "registration_failed",
+                    "The passkey could not be registered. Try again.",
+                ));
+            }
+        };
+        let passkey = stored_passkey(user_id, &verified, credential, name.or(ceremony.passkey_name.clone()), now);
+        let session = ceremony.enrollment_token_hash.map(|_| self.sessions.mint(user_id, passkey.id, now));
+        let stored = self
+            .store
+            .complete_registration(RegistrationCompletion {
+                ceremony_id,
+                passkey,
+                spend_enrollment: ceremony.enrollment_token_hash,
+                new_session: session.as_ref().map(|(_, record)| record.clone()),
+                max_passkeys_per_user: self.max_passkeys,
+                now,
+            })
+            .await
+            .map_err(registration_error)?;
+        if let Some((_, record)) = &session {
+            if let Ok(Some(user)) = self.store.user(user_id).await {
+                self.sessions.admit(record, &user);
+            }
+        }
+        Ok(RegistrationOutcome { passkey: stored, session })
+    }
+
+    /// Records a registration-related event (never with secrets).
+    pub async fn event(&self, kind: EventKind, user_id: Option<Uuid>, detail: &str) {
+        let event = NewEvent { kind, user_id, passkey_id: None, detail: detail.to_string() };
+        if let Err(e) = self.store.record_event(event).await {
+            tracing::warn!(error = %e, "could not record an audit event");
+        }
+    }
+}
+
+fn stored_passkey(
+    user_id: Uuid,
+    verified: &webauthn_rs::prelude::Passkey,
+    credential: &RegisterPublicKeyCredential,
+    name: Option<String>,
+    now: i64,
+) -> Passkey {
+    let raw: webauthn_rs_core::proto::Credential = verified.clone().into();
+    let name = name.map(|n| n.trim().to_string()).filter(|n| !n.is_empty());
+    Passkey {
+        id: Uuid::new_v4(),
+        user_id,
+        name: name.unwrap_or_else(|| "Passkey".to_string()),
+        credential_id: verified.cred_id().to_vec(),
+        credential: serde_json::to_vec(verified).unwrap_or_default(),
+        aaguid: aaguid(credential),
+        transports: credential
+            .response
+            .transports
+            .iter()
+            .flatten()
+            .map(|t| serde_json::to_value(t).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default())
+            .filter(|t| !t.is_empty())
+            .collect(),
+        backup_eligible: raw.backup_eligible,
+        backup_state: raw.backup_state,
+        discoverable: credential.extensions.cred_props.as_ref().and_then(|p| p.rk).unwrap_or(false),
+        sign_count: raw.counter,
+        clone_suspected: false,
+        created_at: now,
+        last_used_at: None,
+    }
+}
+
+/// The authenticator model id from the attested credential data, when present and not all zeros.
+/// (The attestation object is CBOR `{fmt, attStmt, authData}`; webauthn-rs parses `authData`.)
+fn aaguid(credential: &RegisterPublicKeyCredential) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Object {
+        #[serde(rename = "authData", with = "serde_bytes_compat")]
+        auth_data: Vec<u8>,
+    }
+    let object: Object = serde_cbor_2::from_slice(&credential.response.attestation_object).ok()?;
+    let data = AuthenticatorData::<Registration>::try_from(object.auth_data.as_slice()).ok()?;
+    let aaguid = data.acd?.aaguid;
+    (aaguid.iter().any(|b| *b != 0)).then(|| Uuid::from_bytes(aaguid).to_string())
+}
+
+fn registration_error(e: StoreError) -> ApiError {
+    match e {
+        StoreError::CeremonyNotFound => ceremony_gone(),
+        StoreError::DuplicateCredential => ApiError::Conflict(
+            "credential_exists",
+            "This passkey is already registered. Use it to sign in, or create a new one.",
+        ),
+        StoreError::TooManyPasskeys { .. } => too_many(),
+        StoreError::EnrollmentInvalid => enrollment_invalid(),
+        StoreError::UserDisabled => user_disabled(),
+        StoreError::NotFound => ceremony_gone(),
+        other => internal(other),
+    }
+}
+
+pub fn too_many() -> ApiError {
+    ApiError::Conflict(
+        "too_many_passkeys",
+        "You have the most passkeys allowed. Delete one before adding another.",
+    )
+}
+
+pub fn user_disabled() -> ApiError {
+    ApiError::Forbidden("user_disabled", "This account is disabled. Contact your administrator.")
+}
+
+pub fn enrollment_invalid() -> ApiError {
+    ApiError::BadRequest(
+        "enrollment_invalid",
+        "This enrollment link has expired or was already used. Ask your administrator for a new one.",
+    )
+}
+
+/// CBOR byte strings into `Vec<u8>` (serde's default would expect a sequence).
+mod serde_bytes_compat {
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let value = serde_cbor_2::Value::deserialize(d)?;
+        match value {
+            serde_cbor_2::Value::Bytes(bytes) => Ok(bytes),
+            _ => Err(serde::de::Error::custom("authData is not a byte string")),
+        }
+    }
+    use serde::Deserialize;
+}

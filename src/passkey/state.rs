@@ -1,0 +1,27 @@
+//! What a begun ceremony keeps server-side, serialized into the store's opaque `state` bytes.
+
+use serde::{Deserialize, Serialize};
+use webauthn_rs::prelude::{DiscoverableAuthentication, PasskeyAuthentication, PasskeyRegistration};
+
+/// The webauthn-rs state of one ceremony.
+#[derive(Serialize, Deserialize)]
+pub enum CeremonyState {
+    Registration(PasskeyRegistration),
+    /// A login scoped to one user's passkeys (`allowCredentials`).
+    ScopedLogin(PasskeyAuthentication),
+    /// A usernameless login: the user handle names the user.
+    DiscoverableLogin(DiscoverableAuthentication),
+    /// A login begun for a username that does not exist (or cannot sign in): it looks like a
+    /// scoped login to the client and can never complete.
+    Decoy,
+}
+
+impl CeremonyState {
+    pub fn to_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    pub fn from_bytes(bytes: &[u8]) -> Option<CeremonyState> {
+        serde_json::from_slice(bytes).ok()
+    }
+}

@@ -1,0 +1,217 @@
+//! Sessions on the hot path: a signed-in browser is checked in memory, never on disk.
+//!
+//! The store holds every session (by the hash of its cookie value) for durability; this cache
+//! holds the ones in use. A cache miss (first request after a restart) reads the store once.
+//! Revocation removes the entry from the cache *and* the store in the same call, so it is effective
+//! on the very next request; an epoch counter stops a load that raced with a revocation from
+//! re-inserting what was just revoked. `last_seen` is kept in an atomic and written back lazily,
+//! in batches, at most once a minute per session (see [`Sessions::flush_last_seen`]).
+
+mod cookie;
+
+pub use cookie::{new_session_value, CookieSpec};
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
+
+use uuid::Uuid;
+
+use crate::identity::Identity;
+use crate::store::{hash_secret, SecretHash, SessionRecord, Store, StoreError, User};
+
+/// How often, at most, a session's `last_seen` is written to the store.
+pub const LAST_SEEN_WRITE_INTERVAL: i64 = 60;
+
+/// A session the proxy can use: who, since when, until when.
+#[derive(Debug)]
+pub struct LiveSession {
+    pub hash: SecretHash,
+    /// A public, non-secret id for this session (logs, `sid` claim, admin CLI).
+    pub sid: String,
+    pub user_id: Uuid,
+    pub identity: Identity,
+    pub passkey_id: Uuid,
+    pub created_at: i64,
+    pub expires_at: i64,
+    last_seen: AtomicI64,
+    flushed: AtomicI64,
+}
+
+impl LiveSession {
+    fn new(record: &SessionRecord, user: &User) -> LiveSession {
+        LiveSession {
+            hash: record.id_hash,
+            sid: public_id(&record.id_hash),
+            user_id: user.id,
+            identity: identity_of(user),
+            passkey_id: record.passkey_id,
+            created_at: record.created_at,
+            expires_at: record.expires_at,
+            last_seen: AtomicI64::new(record.last_seen),
+            flushed: AtomicI64::new(record.last_seen),
+        }
+    }
+
+    pub fn last_seen(&self) -> i64 {
+        self.last_seen.load(Ordering::Relaxed)
+    }
+}
+
+/// The identity a user presents upstream.
+pub fn identity_of(user: &User) -> Identity {
+    Identity {
+        user_id: user.id.to_string(),
+        username: user.username.clone(),
+        display_name: user.display_name.clone(),
+        email: user.email.clone(),
+        groups: user.groups.clone(),
+    }
+}
+
+/// The public id of a session: the first 128 bits of its (already one-way) hash, in hex.
+pub fn public_id(hash: &SecretHash) -> String {
+    hash.to_hex()[..32].to_string()
+}
+
+/// The session cache over the store.
+pub struct Sessions {
+    store: Store,
+    live: RwLock<HashMap<SecretHash, Arc<LiveSession>>>,
+    /// Bumped by every revocation; a load that saw another value does not insert.
+    epoch: AtomicU64,
+    idle_secs: i64,
+    absolute_secs: i64,
+    pub cookie: CookieSpec,
+}
+
+impl Sessions {
+    pub fn new(store: Store, cookie: CookieSpec, idle_secs: i64, absolute_secs: i64) -> Sessions {
+        Sessions {
+            store,
+            live: RwLock::new(HashMap::new()),
+            epoch: AtomicU64::new(0),
+            idle_secs,
+            absolute_secs,
+            cookie,
+        }
+    }
+
+    /// A new session record for `user` signed in with `passkey_id`, and the cookie value that
+    /// names it. Nothing is stored yet: the caller stores it in the same transaction as the login.
+    pub fn mint(&self, user_id: Uuid, passkey_id: Uuid, now: i64) -> (String, SessionRecord) {
+        let value = new_session_value();
+        let record = SessionRecord {
+            id_hash: hash_secret(&value),
+            user_id,
+            passkey_id,
+            created_at: now,
+            last_seen: now,
+            expires_at: now + self.absolute_secs,
+        };
+        (value, record)
+    }
+
+    /// Puts a just-stored session in the cache, so the first request after login is in memory.
+    pub fn admit(&self, record: &SessionRecord, user: &User) {
+        let live = Arc::new(LiveSession::new(record, user));
+        self.write().insert(record.id_hash, live);
+    }
+
+    /// The live session a cookie value names, if it is valid now. Touches `last_seen` in memory.
+    pub async fn check(&self, cookie_value: &str, now: i64) -> Result<Option<Arc<LiveSession>>, StoreError> {
+        let hash = hash_secret(cookie_value);
+        let cached = self.read().get(&hash).cloned();
+        let live = match cached {
+            Some(live) => live,
+            None => match self.load(hash).await? {
+                Some(live) => live,
+                None => return Ok(None),
+            },
+        };
+        let idle_deadline = live.last_seen() + self.idle_secs;
+        if now >= live.expires_at || now >= idle_deadline {
+            self.revoke(&[hash]);
+            let _ = self.store.delete_session(hash).await;
+            return Ok(None);
+        }
+        live.last_seen.fetch_max(now, Ordering::Relaxed);
+        Ok(Some(live))
+    }
+
+    async fn load(&self, hash: SecretHash) -> Result<Option<Arc<LiveSession>>, StoreError> {
+        let epoch = self.epoch.load(Ordering::Acquire);
+        let Some(record) = self.store.session(hash).await? else { return Ok(None) };
+        let Some(user) = self.store.user(record.user_id).await? else { return Ok(None) };
+        if user.disabled {
+            return Ok(None);
+        }
+        let live = Arc::new(LiveSession::new(&record, &user));
+        let mut map = self.write();
+        // A revocation ran while we read the store: what we read may be what it removed.
+        if self.epoch.load(Ordering::Acquire) != epoch {
+            return Ok(None);
+        }
+        Ok(Some(map.entry(hash).or_insert(live).clone()))
+    }
+
+    /// Drops sessions from the cache (the caller deletes them from the store, or already did).
+    pub fn revoke(&self, hashes: &[SecretHash]) {
+        let mut map = self.write();
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        for hash in hashes {
+            map.remove(hash);
+        }
+    }
+
+    /// Drops every cached session of a user: their record changed (groups, disabled, removed).
+    pub fn forget_user(&self, user_id: Uuid) {
+        let mut map = self.write();
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        map.retain(|_, live| live.user_id != user_id);
+    }
+
+    /// Revokes one session everywhere: cache and store.
+    pub async fn end(&self, hash: SecretHash) -> Result<(), StoreError> {
+        self.revoke(&[hash]);
+        match self.store.delete_session(hash).await {
+            Ok(_) | Err(StoreError::NotFound) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Writes back `last_seen` of sessions used since their last write, at most once a minute each,
+    /// in one batch (one transaction, one fsync).
+    pub async fn flush_last_seen(&self, now: i64) -> Result<usize, StoreError> {
+        let due: Vec<(SecretHash, i64)> = self
+            .read()
+            .values()
+            .filter_map(|live| {
+                let seen = live.last_seen();
+                let flushed = live.flushed.load(Ordering::Relaxed);
+                (seen > flushed && now - flushed >= LAST_SEEN_WRITE_INTERVAL).then(|| {
+                    live.flushed.store(seen, Ordering::Relaxed);
+                    (live.hash, seen)
+                })
+            })
+            .collect();
+        let count = due.len();
+        if count > 0 {
+            self.store.touch_sessions(due).await?;
+        }
+        Ok(count)
+    }
+
+    /// How many sessions are cached.
+    pub fn cached(&self) -> usize {
+        self.read().len()
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<SecretHash, Arc<LiveSession>>> {
+        self.live.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<SecretHash, Arc<LiveSession>>> {
+        self.live.write().unwrap_or_else(PoisonError::into_inner)
+    }
+}
