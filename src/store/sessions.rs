@@ -24,11 +24,12 @@ impl Store {
         .await
     }
 
-    /// One user's sessions, or everyone's with `None`; newest first.
+    /// One user's live sessions, or everyone's with `None`; newest first.
     pub async fn sessions_of(
         &self,
         user_id: Option<Uuid>,
     ) -> Result<Vec<SessionRecord>, StoreError> {
+        let now = unix_now();
         self.read(move |txn| {
             let sessions = txn.open_table(SESSIONS)?;
             let mut found = match user_id {
@@ -43,6 +44,7 @@ impl Store {
                     all
                 }
             };
+            found.retain(|session: &SessionRecord| session.expires_at > now);
             found.sort_by_key(|session: &SessionRecord| std::cmp::Reverse(session.created_at));
             Ok(found)
         })

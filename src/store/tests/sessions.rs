@@ -78,6 +78,13 @@ async fn a_session_past_its_absolute_expiry_is_hidden() {
         .await
         .unwrap();
     assert_eq!(world.store.session(session.id_hash).await.unwrap(), None);
+    assert!(world
+        .store
+        .sessions_of(Some(alice.id))
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(world.store.sessions_of(None).await.unwrap().is_empty());
 }
 
 #[tokio::test]
