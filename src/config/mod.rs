@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 pub use file::{
     EnrollmentConfig, IdentityConfig, LogFormat, RouteConfig, ServerConfig,
-    SessionConfig, SigningAlgorithm, TlsConfig, WebauthnConfig,
+    SessionConfig, TlsConfig, WebauthnConfig,
 };
 pub use resolve::{LoadedTls, Upstream};
 

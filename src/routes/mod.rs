@@ -2,8 +2,10 @@
 //! [`Request`] in, a [`Reply`] out. No pingora types here.
 
 mod meta;
+mod pages;
 mod reply;
 
+pub use pages::{escape_html, forbidden_page, Page, Pages};
 pub use reply::{Reply, Request};
 
 use http::Method;
