@@ -1,8 +1,8 @@
 //! [`Gateway`]: all the state of one running gateway, built from a [`Config`]. No global state,
 //! so every test builds a fresh one.
 
-use std::num::NonZeroU32;
 use std::net::IpAddr;
+use std::num::NonZeroU32;
 use std::path::PathBuf;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::SystemTime;
@@ -33,7 +33,10 @@ pub enum StartError {
     #[error("TLS: {0}")]
     Tls(String),
     #[error("cannot create the data directory {path}: {source}")]
-    DataDir { path: PathBuf, source: std::io::Error },
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("store: {0}")]
     Store(#[from] StoreError),
     #[error("{0}")]
@@ -58,7 +61,9 @@ pub struct Gateway {
 
 impl std::fmt::Debug for Gateway {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Gateway").field("public_url", &self.config.public_url.as_str()).finish_non_exhaustive()
+        f.debug_struct("Gateway")
+            .field("public_url", &self.config.public_url.as_str())
+            .finish_non_exhaustive()
     }
 }
 
@@ -69,7 +74,8 @@ impl Gateway {
         create_private_dir(&dir)?;
         let store = Store::open(dir.join(STORE_FILE))?;
         let keys = KeyRing::load_or_create(&dir, config.identity.algorithm)?;
-        let signer = AssertionSigner::new(&keys, config.public_origin(), config.identity.token_ttl)?;
+        let signer =
+            AssertionSigner::new(&keys, config.public_origin(), config.identity.token_ttl)?;
         let cookie = CookieSpec::new(
             &config.session.cookie_name,
             config.is_https(),
@@ -99,7 +105,10 @@ impl Gateway {
 
     /// The JWKS document: current and still-published previous keys.
     pub fn jwks(&self) -> serde_json::Value {
-        self.keys.read().unwrap_or_else(PoisonError::into_inner).jwks()
+        self.keys
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .jwks()
     }
 
     /// Switches to a new signing key; the old one stays published for `identity.key_overlap`.
@@ -146,9 +155,16 @@ pub fn unix_now() -> i64 {
 /// The data directory holds keys and the admin socket: owner-only.
 fn create_private_dir(dir: &std::path::Path) -> Result<(), StartError> {
     use std::os::unix::fs::DirBuilderExt;
-    let fail = |source| StartError::DataDir { path: dir.to_path_buf(), source };
+    let fail = |source| StartError::DataDir {
+        path: dir.to_path_buf(),
+        source,
+    };
     if !dir.exists() {
-        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(fail)?;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(fail)?;
     }
     Ok(())
 }

@@ -13,8 +13,8 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 pub use file::{
-    EnrollmentConfig, IdentityConfig, LogFormat, RouteConfig, ServerConfig,
-    SessionConfig, TlsConfig, WebauthnConfig,
+    EnrollmentConfig, IdentityConfig, LogFormat, RouteConfig, ServerConfig, SessionConfig,
+    TlsConfig, WebauthnConfig,
 };
 pub use resolve::{LoadedTls, Upstream};
 

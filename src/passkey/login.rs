@@ -9,7 +9,10 @@ use webauthn_rs_core::proto::AllowCredentials;
 use super::state::CeremonyState;
 use super::{ceremony_gone, internal, user_disabled, Ceremonies};
 use crate::error::{ApiError, ApiResult};
-use crate::store::{Ceremony, CeremonyKind, EventKind, LoginCompletion, NewEvent, Passkey, SessionRecord, StoreError, User};
+use crate::store::{
+    Ceremony, CeremonyKind, EventKind, LoginCompletion, NewEvent, Passkey, SessionRecord,
+    StoreError, User,
+};
 
 /// A signed-in user, the passkey used, and the new session's cookie value and record.
 pub struct LoginOutcome {
@@ -30,16 +33,34 @@ pub fn login_failed() -> ApiError {
 impl Ceremonies {
     /// Starts a login. With a username, `allowCredentials` lists that user's passkeys; a username
     /// that cannot sign in gets a same-shaped list of stable fake ids instead.
-    pub async fn begin_login(&self, username: Option<&str>, now: i64) -> ApiResult<serde_json::Value> {
+    pub async fn begin_login(
+        &self,
+        username: Option<&str>,
+        now: i64,
+    ) -> ApiResult<serde_json::Value> {
         let (options, state, user_id) = match username {
             None => {
-                let (rcr, state) = self.webauthn.start_discoverable_authentication().map_err(webauthn_internal)?;
-                (rcr.public_key, CeremonyState::DiscoverableLogin(state), None)
+                let (rcr, state) = self
+                    .webauthn
+                    .start_discoverable_authentication()
+                    .map_err(webauthn_internal)?;
+                (
+                    rcr.public_key,
+                    CeremonyState::DiscoverableLogin(state),
+                    None,
+                )
             }
             Some(name) => match self.signable_passkeys(name).await? {
                 Some((user, passkeys)) => {
-                    let (rcr, state) = self.webauthn.start_passkey_authentication(&passkeys).map_err(webauthn_internal)?;
-                    (rcr.public_key, CeremonyState::ScopedLogin(state), Some(user.id))
+                    let (rcr, state) = self
+                        .webauthn
+                        .start_passkey_authentication(&passkeys)
+                        .map_err(webauthn_internal)?;
+                    (
+                        rcr.public_key,
+                        CeremonyState::ScopedLogin(state),
+                        Some(user.id),
+                    )
                 }
                 None => (self.decoy_options(name)?, CeremonyState::Decoy, None),
             },
@@ -59,8 +80,13 @@ impl Ceremonies {
     }
 
     /// The user and their usable passkeys, or `None` when the name cannot sign in at all.
-    async fn signable_passkeys(&self, username: &str) -> ApiResult<Option<(User, Vec<WebauthnPasskey>)>> {
-        let Some(user) = self.store.user_by_name(username).await.map_err(internal)? else { return Ok(None) };
+    async fn signable_passkeys(
+        &self,
+        username: &str,
+    ) -> ApiResult<Option<(User, Vec<WebauthnPasskey>)>> {
+        let Some(user) = self.store.user_by_name(username).await.map_err(internal)? else {
+            return Ok(None);
+        };
         if user.disabled {
             return Ok(None);
         }
@@ -76,21 +102,41 @@ impl Ceremonies {
         Ok((!passkeys.is_empty()).then_some((user, passkeys)))
     }
 
-    fn decoy_options(&self, username: &str) -> ApiResult<webauthn_rs_core::proto::PublicKeyCredentialRequestOptions> {
-        let (rcr, _) = self.webauthn.start_discoverable_authentication().map_err(webauthn_internal)?;
+    fn decoy_options(
+        &self,
+        username: &str,
+    ) -> ApiResult<webauthn_rs_core::proto::PublicKeyCredentialRequestOptions> {
+        let (rcr, _) = self
+            .webauthn
+            .start_discoverable_authentication()
+            .map_err(webauthn_internal)?;
         let mut options = rcr.public_key;
-        let fake = self.decoys.generate(username.as_bytes()).map_err(webauthn_internal)?;
+        let fake = self
+            .decoys
+            .generate(username.as_bytes())
+            .map_err(webauthn_internal)?;
         options.allow_credentials = fake
             .into_iter()
-            .map(|id| AllowCredentials { type_: "public-key".into(), id, transports: None })
+            .map(|id| AllowCredentials {
+                type_: "public-key".into(),
+                id,
+                transports: None,
+            })
             .collect();
         Ok(options)
     }
 
     /// Completes a login; every failure spends the ceremony and is recorded as `login_failed`.
-    pub async fn complete_login(&self, ceremony_id: Uuid, credential: &PublicKeyCredential, now: i64) -> ApiResult<LoginOutcome> {
+    pub async fn complete_login(
+        &self,
+        ceremony_id: Uuid,
+        credential: &PublicKeyCredential,
+        now: i64,
+    ) -> ApiResult<LoginOutcome> {
         let ceremony = self.store.ceremony(ceremony_id).await.map_err(internal)?;
-        let ceremony = ceremony.filter(|c| c.kind == CeremonyKind::Login).ok_or_else(ceremony_gone)?;
+        let ceremony = ceremony
+            .filter(|c| c.kind == CeremonyKind::Login)
+            .ok_or_else(ceremony_gone)?;
         match self.verify_login(&ceremony, credential, now).await {
             Ok(outcome) => Ok(outcome),
             Err((error, passkey)) => {
@@ -121,19 +167,26 @@ impl Ceremonies {
             .map_err(|e| (internal(e), None))?
             .ok_or((login_failed(), None))?;
         let fail = |e: ApiError| (e, Some(stored.clone()));
-        let mut webauthn_passkey: WebauthnPasskey =
-            serde_json::from_slice(&stored.credential).map_err(|e| fail(ApiError::Internal(e.to_string())))?;
+        let mut webauthn_passkey: WebauthnPasskey = serde_json::from_slice(&stored.credential)
+            .map_err(|e| fail(ApiError::Internal(e.to_string())))?;
         let verified = match state {
-            CeremonyState::ScopedLogin(state) if ceremony.user_id == Some(stored.user_id) => {
-                self.webauthn.finish_passkey_authentication(credential, &state)
-            }
+            CeremonyState::ScopedLogin(state) if ceremony.user_id == Some(stored.user_id) => self
+                .webauthn
+                .finish_passkey_authentication(credential, &state),
             CeremonyState::DiscoverableLogin(state) => {
                 // The user handle must name the passkey's owner (WebAuthn §7.2 step 6).
-                let (handle, _) = self.webauthn.identify_discoverable_authentication(credential).map_err(|_| fail(login_failed()))?;
+                let (handle, _) = self
+                    .webauthn
+                    .identify_discoverable_authentication(credential)
+                    .map_err(|_| fail(login_failed()))?;
                 if handle != stored.user_id {
                     return Err(fail(login_failed()));
                 }
-                self.webauthn.finish_discoverable_authentication_v2(credential, state, &webauthn_passkey)
+                self.webauthn.finish_discoverable_authentication_v2(
+                    credential,
+                    state,
+                    &webauthn_passkey,
+                )
             }
             _ => return Err(fail(login_failed())),
         };
@@ -141,7 +194,10 @@ impl Ceremonies {
             Ok(result) => result,
             Err(WebauthnError::CredentialPossibleCompromise) => {
                 // WebAuthn §7.2 step 21: the sign count did not increase; treat it as a clone.
-                let _ = self.store.flag_clone_suspected(stored.id, ceremony.id).await;
+                let _ = self
+                    .store
+                    .flag_clone_suspected(stored.id, ceremony.id)
+                    .await;
                 return Err(fail(login_failed()));
             }
             Err(e) => {
@@ -153,7 +209,10 @@ impl Ceremonies {
         // ceremony began: an assertion signed earlier and presented later is a clone's.
         let counter = result.counter();
         if (counter > 0 || stored.sign_count > 0) && counter <= stored.sign_count {
-            let _ = self.store.flag_clone_suspected(stored.id, ceremony.id).await;
+            let _ = self
+                .store
+                .flag_clone_suspected(stored.id, ceremony.id)
+                .await;
             return Err(fail(login_failed()));
         }
         if stored.clone_suspected {
@@ -171,14 +230,23 @@ impl Ceremonies {
             new_session: session.clone(),
             now,
         };
-        let (user, passkey) = self.store.complete_login(completion).await.map_err(|e| match e {
-            StoreError::UserDisabled => fail(user_disabled()),
-            StoreError::CeremonyNotFound => fail(ceremony_gone()),
-            StoreError::NotFound => fail(login_failed()),
-            other => fail(internal(other)),
-        })?;
+        let (user, passkey) = self
+            .store
+            .complete_login(completion)
+            .await
+            .map_err(|e| match e {
+                StoreError::UserDisabled => fail(user_disabled()),
+                StoreError::CeremonyNotFound => fail(ceremony_gone()),
+                StoreError::NotFound => fail(login_failed()),
+                other => fail(internal(other)),
+            })?;
         self.sessions.admit(&session, &user);
-        Ok(LoginOutcome { user, passkey, cookie_value, session })
+        Ok(LoginOutcome {
+            user,
+            passkey,
+            cookie_value,
+            session,
+        })
     }
 }
 

@@ -45,9 +45,15 @@ pub struct Ceremonies {
 pub struct RelyingPartyError(String);
 
 impl Ceremonies {
-    pub fn new(config: &Config, store: Store, sessions: Arc<Sessions>) -> Result<Ceremonies, RelyingPartyError> {
+    pub fn new(
+        config: &Config,
+        store: Store,
+        sessions: Arc<Sessions>,
+    ) -> Result<Ceremonies, RelyingPartyError> {
         let origins = config.origins();
-        let first: &Url = origins.first().ok_or_else(|| RelyingPartyError("no origin".into()))?;
+        let first: &Url = origins
+            .first()
+            .ok_or_else(|| RelyingPartyError("no origin".into()))?;
         let fail = |e: webauthn_rs::prelude::WebauthnError| RelyingPartyError(e.to_string());
         let mut builder = WebauthnBuilder::new(&config.webauthn.rp_id, first)
             .map_err(fail)?
@@ -56,7 +62,8 @@ impl Ceremonies {
         for origin in &origins[1..] {
             builder = builder.append_allowed_origin(origin);
         }
-        let key = WebauthnFakeCredentialGenerator::<FakePasskeyDistribution>::new_hmac_key().map_err(fail)?;
+        let key = WebauthnFakeCredentialGenerator::<FakePasskeyDistribution>::new_hmac_key()
+            .map_err(fail)?;
         Ok(Ceremonies {
             webauthn: builder.build().map_err(fail)?,
             store,

@@ -11,7 +11,8 @@ use super::state::CeremonyState;
 use super::{ceremony_gone, internal, Ceremonies};
 use crate::error::{ApiError, ApiResult};
 use crate::store::{
-    Ceremony, CeremonyKind, NewEvent, EventKind, Passkey, RegistrationCompletion, SecretHash, SessionRecord, StoreError, User,
+    Ceremony, CeremonyKind, EventKind, NewEvent, Passkey, RegistrationCompletion, SecretHash,
+    SessionRecord, StoreError, User,
 };
 
 /// A stored passkey, and the new session when the registration was an enrollment.
@@ -36,7 +37,10 @@ impl Ceremonies {
         if existing.len() >= self.max_passkeys {
             return Err(too_many());
         }
-        let exclude: Vec<CredentialID> = existing.iter().map(|p| CredentialID::from(p.credential_id.clone())).collect();
+        let exclude: Vec<CredentialID> = existing
+            .iter()
+            .map(|p| CredentialID::from(p.credential_id.clone()))
+            .collect();
         let (mut options, state) = self
             .webauthn
             .start_passkey_registration(user.id, &user.username, &user.display_name, Some(exclude))
@@ -71,15 +75,21 @@ impl Ceremonies {
         now: i64,
     ) -> ApiResult<RegistrationOutcome> {
         let ceremony = self.store.ceremony(ceremony_id).await.map_err(internal)?;
-        let ceremony = ceremony.filter(|c| c.kind == CeremonyKind::Registration).ok_or_else(ceremony_gone)?;
+        let ceremony = ceremony
+            .filter(|c| c.kind == CeremonyKind::Registration)
+            .ok_or_else(ceremony_gone)?;
         let user_id = ceremony.user_id.ok_or_else(ceremony_gone)?;
         if ceremony.enrollment_token_hash.is_none() && session_user != Some(user_id) {
             return Err(ApiError::Unauthorized);
         }
-        let Some(CeremonyState::Registration(state)) = CeremonyState::from_bytes(&ceremony.state) else {
+        let Some(CeremonyState::Registration(state)) = CeremonyState::from_bytes(&ceremony.state)
+        else {
             return Err(ceremony_gone());
         };
-        let verified = match self.webauthn.finish_passkey_registration(credential, &state) {
+        let verified = match self
+            .webauthn
+            .finish_passkey_registration(credential, &state)
+        {
             Ok(pk) => pk,
             Err(e) => {
                 tracing::debug!(error = %e, "registration refused");
@@ -91,8 +101,16 @@ impl Ceremonies {
                 ));
             }
         };
-        let passkey = stored_passkey(user_id, &verified, credential, name.or(ceremony.passkey_name.clone()), now);
-        let session = ceremony.enrollment_token_hash.map(|_| self.sessions.mint(user_id, passkey.id, now));
+        let passkey = stored_passkey(
+            user_id,
+            &verified,
+            credential,
+            name.or(ceremony.passkey_name.clone()),
+            now,
+        );
+        let session = ceremony
+            .enrollment_token_hash
+            .map(|_| self.sessions.mint(user_id, passkey.id, now));
         let stored = self
             .store
             .complete_registration(RegistrationCompletion {
@@ -110,12 +128,20 @@ impl Ceremonies {
                 self.sessions.admit(record, &user);
             }
         }
-        Ok(RegistrationOutcome { passkey: stored, session })
+        Ok(RegistrationOutcome {
+            passkey: stored,
+            session,
+        })
     }
 
     /// Records a registration-related event (never with secrets).
     pub async fn event(&self, kind: EventKind, user_id: Option<Uuid>, detail: &str) {
-        let event = NewEvent { kind, user_id, passkey_id: None, detail: detail.to_string() };
+        let event = NewEvent {
+            kind,
+            user_id,
+            passkey_id: None,
+            detail: detail.to_string(),
+        };
         if let Err(e) = self.store.record_event(event).await {
             tracing::warn!(error = %e, "could not record an audit event");
         }
@@ -143,12 +169,22 @@ fn stored_passkey(
             .transports
             .iter()
             .flatten()
-            .map(|t| serde_json::to_value(t).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default())
+            .map(|t| {
+                serde_json::to_value(t)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default()
+            })
             .filter(|t| !t.is_empty())
             .collect(),
         backup_eligible: raw.backup_eligible,
         backup_state: raw.backup_state,
-        discoverable: credential.extensions.cred_props.as_ref().and_then(|p| p.rk).unwrap_or(false),
+        discoverable: credential
+            .extensions
+            .cred_props
+            .as_ref()
+            .and_then(|p| p.rk)
+            .unwrap_or(false),
         sign_count: raw.counter,
         clone_suspected: false,
         created_at: now,
@@ -193,7 +229,10 @@ pub fn too_many() -> ApiError {
 }
 
 pub fn user_disabled() -> ApiError {
-    ApiError::Forbidden("user_disabled", "This account is disabled. Contact your administrator.")
+    ApiError::Forbidden(
+        "user_disabled",
+        "This account is disabled. Contact your administrator.",
+    )
 }
 
 pub fn enrollment_invalid() -> ApiError {

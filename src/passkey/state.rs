@@ -1,7 +1,9 @@
 //! What a begun ceremony keeps server-side, serialized into the store's opaque `state` bytes.
 
 use serde::{Deserialize, Serialize};
-use webauthn_rs::prelude::{DiscoverableAuthentication, PasskeyAuthentication, PasskeyRegistration};
+use webauthn_rs::prelude::{
+    DiscoverableAuthentication, PasskeyAuthentication, PasskeyRegistration,
+};
 
 /// The webauthn-rs state of one ceremony.
 #[derive(Serialize, Deserialize)]

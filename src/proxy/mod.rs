@@ -1,8 +1,9 @@
 //! `impl ProxyHttp`: thin glue between pingora's phases and the modules that decide.
 //!
 //! - `request_filter`: normalize the path once; answer the gateway's own endpoints locally; find
-//!   the route (404 without one); apply its policy.
-//! - `upstream_request_filter`: strip every identity header the client sent, set `X-Forwarded-*`.
+//!   the route (404 without one); check the session (in memory) and apply the route's policy.
+//! - `upstream_request_filter`: strip every identity header the client sent and the gateway's
+//!   session cookie, set `X-Forwarded-*`, then add the signed assertion and convenience headers.
 //! - `fail_to_proxy`: an upstream that is down becomes a JSON 502; everything else keeps serving.
 //! - `logging`: one line per request, without query strings, cookies or tokens.
 
@@ -21,10 +22,11 @@ use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 
 use crate::error::ApiError;
-use crate::gateway::Gateway;
-use crate::identity::is_identity_header;
-use crate::policy::normalize_path;
-use crate::routes::{self, Reply};
+use crate::gateway::{unix_now, Gateway};
+use crate::identity::{convenience_headers, is_identity_header, ASSERTION_HEADER};
+use crate::policy::{decide, normalize_path, wants_html, Decision, UserView};
+use crate::routes::{self, forbidden_page, Reply};
+use crate::session::LiveSession;
 
 /// The pingora application: one per listener set, sharing one [`Gateway`].
 pub struct GatewayProxy {
@@ -45,6 +47,8 @@ pub struct RequestCtx {
     /// Index into the router's routes, once chosen.
     route: Option<usize>,
     peer: Peer,
+    /// The signed-in session, when the request carried a valid cookie.
+    session: Option<Arc<LiveSession>>,
     /// Status of a reply the gateway wrote itself.
     local_status: Option<u16>,
 }
@@ -62,6 +66,7 @@ impl ProxyHttp for GatewayProxy {
                 addr: None,
                 tls: false,
             },
+            session: None,
             local_status: None,
         }
     }
@@ -98,7 +103,9 @@ impl ProxyHttp for GatewayProxy {
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         strip_identity_headers(upstream);
-        self.set_forwarded(session, upstream, ctx)
+        self.strip_session_cookie(upstream)?;
+        self.set_forwarded(session, upstream, ctx)?;
+        self.add_identity(upstream, ctx)
     }
 
     async fn fail_to_proxy(
@@ -195,7 +202,102 @@ impl GatewayProxy {
                 .into_reply(),
             ));
         }
-        Ok(None)
+        ctx.session = self.session_of(session).await;
+        let user = ctx.session.as_ref().map(|s| UserView {
+            username: &s.identity.username,
+            groups: &s.identity.groups,
+        });
+        let header = session.req_header();
+        let navigation = wants_html(&header.method, &header.headers);
+        Ok(match decide(&route.rule, &ctx.path, user.as_ref()) {
+            Decision::Allow => None,
+            Decision::NeedLogin => Some(self.login_needed(session, navigation)),
+            Decision::Forbidden if navigation => {
+                Some(forbidden_page(&self.gw.config.webauthn.rp_name))
+            }
+            Decision::Forbidden => Some(
+                ApiError::Forbidden(
+                    "forbidden",
+                    "Your account is not allowed to use this address.",
+                )
+                .into_reply(),
+            ),
+        })
+    }
+
+    /// The session named by the request's cookie, checked in memory (a store read only on a
+    /// cache miss). A store failure counts as no session: fail closed.
+    async fn session_of(&self, session: &Session) -> Option<Arc<LiveSession>> {
+        let value = self
+            .gw
+            .sessions
+            .cookie
+            .find(&session.req_header().headers)?;
+        match self.gw.sessions.check(&value, unix_now()).await {
+            Ok(live) => live,
+            Err(e) => {
+                tracing::warn!(error = %e, "session check failed");
+                None
+            }
+        }
+    }
+
+    /// 302 to the login page for a navigation, 401 JSON naming the login page otherwise.
+    fn login_needed(&self, session: &Session, navigation: bool) -> Reply {
+        let original = session
+            .req_header()
+            .uri
+            .path_and_query()
+            .map_or("/", |p| p.as_str());
+        let encoded: String = url::form_urlencoded::byte_serialize(original.as_bytes()).collect();
+        let login = format!("/passkeys/login?return_to={encoded}");
+        if navigation {
+            return Reply::redirect(&login);
+        }
+        Reply::json(
+            StatusCode::UNAUTHORIZED,
+            &serde_json::json!({
+                "error": "unauthenticated",
+                "message": "Sign in with your passkey to continue.",
+                "login_url": login,
+            }),
+        )
+    }
+
+    /// Removes the gateway's own cookie from what the upstream sees; the app's cookies stay as sent.
+    fn strip_session_cookie(&self, upstream: &mut RequestHeader) -> Result<()> {
+        let cookie = &self.gw.sessions.cookie;
+        let values: Vec<String> = upstream
+            .headers
+            .get_all(http::header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .filter_map(|v| cookie.strip(v))
+            .collect();
+        upstream.remove_header(&http::header::COOKIE);
+        if !values.is_empty() {
+            upstream.insert_header(http::header::COOKIE, values.join("; "))?;
+        }
+        Ok(())
+    }
+
+    /// The signed assertion (reused per session and audience while fresh) and the preset's
+    /// convenience headers, for a signed-in user.
+    fn add_identity(&self, upstream: &mut RequestHeader, ctx: &RequestCtx) -> Result<()> {
+        let route = ctx.route.and_then(|i| self.gw.router.routes().get(i));
+        let (Some(live), Some(route)) = (&ctx.session, route) else {
+            return Ok(());
+        };
+        let token = self
+            .gw
+            .signer
+            .assertion(&live.identity, &live.sid, &route.audience)
+            .map_err(|e| Error::because(InternalError, "signing the identity assertion", e))?;
+        upstream.insert_header(ASSERTION_HEADER, token)?;
+        for (name, value) in convenience_headers(self.gw.config.identity.headers, &live.identity) {
+            upstream.insert_header(name, value)?;
+        }
+        Ok(())
     }
 
     fn route_index(&self, host: Option<&str>, path: &str) -> Option<usize> {

@@ -1,6 +1,9 @@
 //! The gateway's own endpoints under `/passkeys/` (and `/.well-known/webauthn`): a parsed
 //! [`Request`] in, a [`Reply`] out. No pingora types here.
 
+mod account;
+mod ceremony;
+mod input;
 mod meta;
 mod pages;
 mod reply;
@@ -28,10 +31,58 @@ pub async fn handle(gw: &Gateway, req: Request) -> Reply {
 
 async fn dispatch(gw: &Gateway, req: &Request) -> Result<Reply, ApiError> {
     let get = req.method == Method::GET || req.method == Method::HEAD;
-    match req.path.as_str() {
-        "/passkeys/health" if get => meta::health(gw).await,
-        "/passkeys/health" => Err(ApiError::MethodNotAllowed),
+    let post = req.method == Method::POST;
+    let path = req.path.as_str();
+    if let Some(name) = path.strip_prefix("/passkeys/static/") {
+        return gw
+            .pages
+            .asset(name)
+            .filter(|_| get)
+            .ok_or(ApiError::NotFound);
+    }
+    if let Some(id) = path.strip_prefix("/passkeys/credentials/") {
+        return account::one(gw, req, id).await;
+    }
+    match (path, get, post) {
+        ("/passkeys/login", true, _) => Ok(gw.pages.page(Page::Login)),
+        ("/passkeys/enroll", true, _) => Ok(gw.pages.page(Page::Enroll)),
+        ("/passkeys/account", true, _) => account_page(gw, req).await,
+        ("/passkeys/register/begin", _, true) => ceremony::register_begin(gw, req).await,
+        ("/passkeys/register/complete", _, true) => ceremony::register_complete(gw, req).await,
+        ("/passkeys/login/begin", _, true) => ceremony::login_begin(gw, req).await,
+        ("/passkeys/login/complete", _, true) => ceremony::login_complete(gw, req).await,
+        ("/passkeys/logout", _, true) => account::logout(gw, req).await,
+        ("/passkeys/me", true, _) => account::me(gw, req).await,
+        ("/passkeys/credentials", true, _) => account::list(gw, req).await,
+        ("/passkeys/jwks.json", true, _) => Ok(meta::jwks(gw)),
+        ("/passkeys/health", true, _) => meta::health(gw).await,
+        (
+            "/passkeys/login"
+            | "/passkeys/enroll"
+            | "/passkeys/account"
+            | "/passkeys/register/begin"
+            | "/passkeys/register/complete"
+            | "/passkeys/login/begin"
+            | "/passkeys/login/complete"
+            | "/passkeys/logout"
+            | "/passkeys/me"
+            | "/passkeys/credentials"
+            | "/passkeys/jwks.json"
+            | "/passkeys/health",
+            _,
+            _,
+        ) => Err(ApiError::MethodNotAllowed),
         _ => Err(ApiError::NotFound),
+    }
+}
+
+/// The account page needs a session; without one, sign in first and come back.
+async fn account_page(gw: &Gateway, req: &Request) -> Result<Reply, ApiError> {
+    match input::session(gw, req).await? {
+        Some(_) => Ok(gw.pages.page(Page::Account)),
+        None => Ok(Reply::redirect(
+            "/passkeys/login?return_to=%2Fpasskeys%2Faccount",
+        )),
     }
 }
 

@@ -9,7 +9,8 @@ use http::StatusCode;
 use super::Reply;
 
 /// Content-Security-Policy of every page.
-pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+pub const CSP: &str =
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
 connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 const LOGIN: &str = include_str!("../../static/login.html");
@@ -18,12 +19,36 @@ const ACCOUNT: &str = include_str!("../../static/account.html");
 
 /// Static assets: name, content type, bytes.
 const ASSETS: &[(&str, &str, &[u8])] = &[
-    ("app.css", "text/css; charset=utf-8", include_bytes!("../../static/app.css")),
-    ("webauthn.js", "text/javascript; charset=utf-8", include_bytes!("../../static/webauthn.js")),
-    ("login.js", "text/javascript; charset=utf-8", include_bytes!("../../static/login.js")),
-    ("enroll.js", "text/javascript; charset=utf-8", include_bytes!("../../static/enroll.js")),
-    ("account.js", "text/javascript; charset=utf-8", include_bytes!("../../static/account.js")),
-    ("favicon.svg", "image/svg+xml", include_bytes!("../../static/favicon.svg")),
+    (
+        "app.css",
+        "text/css; charset=utf-8",
+        include_bytes!("../../static/app.css"),
+    ),
+    (
+        "webauthn.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../static/webauthn.js"),
+    ),
+    (
+        "login.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../static/login.js"),
+    ),
+    (
+        "enroll.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../static/enroll.js"),
+    ),
+    (
+        "account.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../static/account.js"),
+    ),
+    (
+        "favicon.svg",
+        "image/svg+xml",
+        include_bytes!("../../static/favicon.svg"),
+    ),
 ];
 
 /// The three pages with the relying-party name filled in.

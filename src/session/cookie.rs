@@ -19,8 +19,16 @@ pub struct CookieSpec {
 
 impl CookieSpec {
     pub fn new(base_name: &str, https: bool, max_age_secs: i64) -> CookieSpec {
-        let name = if https { format!("__Host-{base_name}") } else { base_name.to_string() };
-        CookieSpec { name, secure: https, max_age_secs }
+        let name = if https {
+            format!("__Host-{base_name}")
+        } else {
+            base_name.to_string()
+        };
+        CookieSpec {
+            name,
+            secure: https,
+            max_age_secs,
+        }
     }
 
     /// `Set-Cookie` that starts a session.
@@ -92,13 +100,19 @@ mod tests {
             "__Host-passkey_session=abc; HttpOnly; SameSite=Lax; Secure; Path=/; Max-Age=3600"
         );
         let plain = CookieSpec::new("passkey_session", false, 60).set("abc");
-        assert_eq!(plain, "passkey_session=abc; HttpOnly; SameSite=Lax; Path=/; Max-Age=60");
+        assert_eq!(
+            plain,
+            "passkey_session=abc; HttpOnly; SameSite=Lax; Path=/; Max-Age=60"
+        );
     }
 
     #[test]
     fn strip_keeps_other_cookies_untouched() {
         let spec = CookieSpec::new("s", false, 60);
-        assert_eq!(spec.strip("a=1; s=secret; b=\"x y\""), Some("a=1; b=\"x y\"".to_string()));
+        assert_eq!(
+            spec.strip("a=1; s=secret; b=\"x y\""),
+            Some("a=1; b=\"x y\"".to_string())
+        );
         assert_eq!(spec.strip("s=secret"), None);
         assert_eq!(spec.strip("ss=1;s=2"), Some("ss=1".to_string()));
     }

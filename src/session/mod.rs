@@ -119,7 +119,11 @@ impl Sessions {
     }
 
     /// The live session a cookie value names, if it is valid now. Touches `last_seen` in memory.
-    pub async fn check(&self, cookie_value: &str, now: i64) -> Result<Option<Arc<LiveSession>>, StoreError> {
+    pub async fn check(
+        &self,
+        cookie_value: &str,
+        now: i64,
+    ) -> Result<Option<Arc<LiveSession>>, StoreError> {
         let hash = hash_secret(cookie_value);
         let cached = self.read().get(&hash).cloned();
         let live = match cached {
@@ -141,8 +145,12 @@ impl Sessions {
 
     async fn load(&self, hash: SecretHash) -> Result<Option<Arc<LiveSession>>, StoreError> {
         let epoch = self.epoch.load(Ordering::Acquire);
-        let Some(record) = self.store.session(hash).await? else { return Ok(None) };
-        let Some(user) = self.store.user(record.user_id).await? else { return Ok(None) };
+        let Some(record) = self.store.session(hash).await? else {
+            return Ok(None);
+        };
+        let Some(user) = self.store.user(record.user_id).await? else {
+            return Ok(None);
+        };
         if user.disabled {
             return Ok(None);
         }
