@@ -2,6 +2,6 @@
 
 mod support;
 
-mod config_errors;
+mod passkeys;
 mod proxying;
 mod real_server;

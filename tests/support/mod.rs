@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod echo;
+pub mod passkeys;
 pub mod raw;
 
 use std::net::SocketAddr;
@@ -66,6 +67,41 @@ impl TestGateway {
             "#
         ))
         .await
+    }
+
+    /// The usual world for passkey tests: `/` public, `/app` for signed-in users, `/admin` for
+    /// the `admins` group, all to `upstream`; `extra` goes into `[webauthn]`.
+    pub async fn app(upstream: SocketAddr, extra: &str) -> TestGateway {
+        TestGateway::start(&format!(
+            r#"
+            public_url = "http://localhost:{{port}}"
+            [server]
+            data_dir = "{{data_dir}}"
+            [webauthn]
+            rp_id = "localhost"
+            {extra}
+            [[route]]
+            name = "public"
+            upstream = "http://{upstream}"
+            access = "public"
+            [[route]]
+            name = "app"
+            path = "/app"
+            upstream = "http://{upstream}"
+            public_paths = ["/app/public"]
+            [[route]]
+            name = "admin"
+            path = "/admin"
+            upstream = "http://{upstream}"
+            allow_groups = ["admins"]
+            "#
+        ))
+        .await
+    }
+
+    /// The origin a browser on this gateway uses.
+    pub fn base(&self) -> String {
+        format!("http://localhost:{}", self.addr.port())
     }
 
     pub fn url(&self, path: &str) -> String {
