@@ -204,7 +204,7 @@ pub fn with_allowed(
 ) -> RequestChallengeResponse {
     options.public_key.allow_credentials = vec![webauthn_rs_core::proto::AllowCredentials {
         type_: "public-key".into(),
-        id: credential_id.to_vec().into(),
+        id: credential_id.to_vec(),
         transports: None,
     }];
     options
@@ -212,7 +212,7 @@ pub fn with_allowed(
 
 /// The user handle a discoverable credential returns.
 pub fn with_user_handle(mut credential: PublicKeyCredential, handle: &[u8]) -> PublicKeyCredential {
-    credential.response.user_handle = Some(handle.to_vec().into());
+    credential.response.user_handle = Some(handle.to_vec());
     credential
 }
 
