@@ -11,6 +11,7 @@ use pingora::protocols::{GetSocketDigest, SocketDigest};
 use pingora::proxy::{http_proxy, http_proxy_service, HttpProxy};
 use pingora::server::configuration::ServerConf;
 use pingora::server::{RunArgs, Server, ShutdownWatch};
+use pingora::services::background::{background_service, BackgroundService};
 use tokio::net::TcpListener;
 
 use crate::gateway::{Gateway, StartError};
@@ -35,6 +36,7 @@ pub fn build_server(gw: Arc<Gateway>) -> Result<Server, StartError> {
     }
     let mut server = Server::new_with_opt_and_conf(None, server_conf(&config));
     server.bootstrap();
+    server.add_service(background_service("gateway upkeep", Upkeep(gw.clone())));
     let mut service = http_proxy_service(&server.configuration, GatewayProxy::new(gw));
     for addr in &config.server.listen {
         let addr = addr.to_string();
@@ -52,6 +54,21 @@ pub fn build_server(gw: Arc<Gateway>) -> Result<Server, StartError> {
     }
     server.add_service(service);
     Ok(server)
+}
+
+/// The gateway's periodic work, as a pingora background service: it stops with the server.
+struct Upkeep(Arc<Gateway>);
+
+#[async_trait::async_trait]
+impl BackgroundService for Upkeep {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        tokio::select! {
+            _ = self.0.clone().upkeep() => {}
+            _ = shutdown.changed() => {}
+        }
+        // Last activity is written once more so a clean stop loses none of it.
+        let _ = self.0.sessions.flush_last_seen(i64::MAX).await;
+    }
 }
 
 /// pingora's own settings, from ours. The grace period defaults to 300 s in pingora: far too long

@@ -2,6 +2,7 @@
 
 mod support;
 
+mod bad_input;
 mod passkeys;
 mod proxying;
 mod real_server;

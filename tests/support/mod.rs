@@ -41,6 +41,7 @@ impl TestGateway {
         let gw = Gateway::new(config).expect("gateway starts");
         let (tx, rx) = watch::channel(false);
         tokio::spawn(serve_listener(listener, proxy_app(gw.clone()), rx));
+        tokio::spawn(gw.clone().upkeep());
         TestGateway {
             addr,
             gw,

@@ -40,6 +40,7 @@ pub struct Browser {
     pub origin: Url,
     pub cookie: Option<String>,
     pub authenticator: SoftPasskey,
+    last_credential: Option<Vec<u8>>,
     http: reqwest::Client,
 }
 
@@ -58,6 +59,7 @@ impl Browser {
             origin: Url::parse(base).expect("origin"),
             cookie: None,
             authenticator: SoftPasskey::new(true),
+            last_credential: None,
             http: super::client(),
         }
     }
@@ -94,6 +96,13 @@ impl Browser {
         answer
     }
 
+    /// The id of the one credential this browser's authenticator registered last.
+    pub fn authenticator_credential_id(&self) -> Vec<u8> {
+        self.last_credential
+            .clone()
+            .expect("this browser registered a passkey")
+    }
+
     pub async fn post(&mut self, path: &str, body: Value) -> Answer {
         self.send(reqwest::Method::POST, path, Some(body)).await
     }
@@ -126,9 +135,12 @@ impl Browser {
 
     /// The authenticator answers a creation request.
     pub fn create(&mut self, options: CreationChallengeResponse) -> RegisterPublicKeyCredential {
-        self.authenticator
+        let credential = self
+            .authenticator
             .do_registration(self.origin.clone(), options)
-            .expect("authenticator registers")
+            .expect("authenticator registers");
+        self.last_credential = Some(credential.raw_id.to_vec());
+        credential
     }
 
     /// A whole registration; returns the `register/complete` answer.
@@ -230,4 +242,15 @@ async fn read(resp: Response) -> Answer {
         body,
         set_cookie,
     }
+}
+
+/// The raw credential id from a `register/complete` answer.
+pub fn credential_id(answer: &Answer) -> Vec<u8> {
+    use base64::Engine;
+    let text = answer.body["credential_id"]
+        .as_str()
+        .expect("credential_id");
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(text)
+        .expect("base64url")
 }
