@@ -245,8 +245,7 @@ async fn forged_assertions_are_refused_and_store_nothing() {
     let text = String::from_utf8(credential.response.client_data_json.to_vec()).expect("utf8");
     credential.response.client_data_json = text
         .replacen("webauthn.get", "webauthn.got", 1)
-        .into_bytes()
-        .into();
+        .into_bytes();
     assert_error(
         &browser.complete_login(&id, &credential, "/").await,
         400,
