@@ -3,6 +3,8 @@
 mod support;
 
 mod bad_input;
+mod identity;
 mod passkeys;
+mod policy;
 mod proxying;
 mod real_server;
