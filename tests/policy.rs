@@ -7,6 +7,9 @@ use serde_json::json;
 use crate::support::passkeys::{enroll, Browser};
 use crate::support::{client, raw, EchoUpstream, Echoed, TestGateway};
 
+/// Request headers of one table row.
+type Headers<'a> = &'a [(&'a str, &'a str)];
+
 /// A protected site whose only open part is `/public`.
 async fn protected_site(up: std::net::SocketAddr) -> TestGateway {
     TestGateway::start(&format!(
@@ -92,7 +95,7 @@ async fn path_tricks_never_open_a_protected_path() {
 async fn no_session_is_302_for_pages_and_401_for_the_rest() {
     let up = EchoUpstream::start().await;
     let gw = protected_site(up.addr).await;
-    let cases: &[(&str, &[(&str, &str)], u16)] = &[
+    let cases: &[(&str, Headers, u16)] = &[
         ("GET", &[("sec-fetch-mode", "navigate")], 302),
         ("GET", &[("accept", "text/html,application/xhtml+xml")], 302),
         ("HEAD", &[("accept", "text/html")], 302),
