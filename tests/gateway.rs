@@ -2,6 +2,7 @@
 
 mod support;
 
+mod account_rules;
 mod bad_input;
 mod identity;
 mod passkeys;
