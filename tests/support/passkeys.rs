@@ -154,6 +154,36 @@ impl Browser {
         .await
     }
 
+    /// A registration that tolerates the server vanishing mid-way (crash tests): `None` when any
+    /// step failed to get an answer.
+    pub async fn try_register(&mut self, token: &str, name: &str) -> Option<Answer> {
+        let url = format!("{}/passkeys/register/begin", self.base);
+        let resp = self
+            .http
+            .post(url)
+            .header("origin", self.origin_header())
+            .json(&json!({"token": token, "name": name}))
+            .send()
+            .await
+            .ok()?;
+        let begun = read(resp).await;
+        let session_id = begun.body["session_id"].as_str()?.to_string();
+        let options: CreationChallengeResponse =
+            serde_json::from_value(json!({"publicKey": begun.body["publicKey"]})).ok()?;
+        let credential = self.create(options);
+        let url = format!("{}/passkeys/register/complete", self.base);
+        let body = json!({"session_id": session_id, "credential": credential, "name": name});
+        let resp = self
+            .http
+            .post(url)
+            .header("origin", self.origin_header())
+            .json(&body)
+            .send()
+            .await
+            .ok()?;
+        Some(read(resp).await)
+    }
+
     /// Begins a login; returns the ceremony id and the request options.
     pub async fn begin_login(
         &mut self,
