@@ -135,14 +135,13 @@ fn run(db: &Database, jobs: &mpsc::Receiver<Box<dyn Job>>, counters: &Counters) 
                 Err(_) => break,
             }
         }
-        if apply(db, batch) {
-            counters.commits.fetch_add(1, Ordering::Relaxed);
-        }
+        apply(db, batch, counters);
     }
 }
 
-/// Applies and commits one batch; true if it committed.
-fn apply(db: &Database, jobs: Vec<Box<dyn Job>>) -> bool {
+/// Applies and commits one batch; true if it committed. The commit is counted before any caller
+/// is answered, so a caller that reads the counters after its reply sees its own batch.
+fn apply(db: &Database, jobs: Vec<Box<dyn Job>>, counters: &Counters) -> bool {
     let txn = match db.begin_write() {
         Ok(txn) => txn,
         Err(error) => return fail_all(jobs, error.into()),
@@ -171,6 +170,9 @@ fn apply(db: &Database, jobs: Vec<Box<dyn Job>>) -> bool {
         tracing::warn!(%error, "store write batch not committed");
     }
     let committed = commit.is_ok();
+    if committed {
+        counters.commits.fetch_add(1, Ordering::Relaxed);
+    }
     for settle in settles {
         settle.settle(commit.clone());
     }
