@@ -158,7 +158,8 @@ fn stored_passkey(
     let raw: webauthn_rs_core::proto::Credential = verified.clone().into();
     let name = name.map(|n| n.trim().to_string()).filter(|n| !n.is_empty());
     Passkey {
-        id: Uuid::new_v4(),
+        // Time-ordered, so "newest first" holds even for two passkeys made in the same second.
+        id: Uuid::now_v7(),
         user_id,
         name: name.unwrap_or_else(|| "Passkey".to_string()),
         credential_id: verified.cred_id().to_vec(),
