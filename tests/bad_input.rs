@@ -355,6 +355,19 @@ async fn unknown_usernames_look_like_known_ones() {
             .iter()
             .all(|c| c["type"] == "public-key" && c["id"].is_string()));
     }
+    // Whatever the name, a decoy lists at least one credential, as every real user's answer does.
+    for i in 0..40 {
+        let answer = browser
+            .post(
+                "/passkeys/login/begin",
+                json!({"username": format!("ghost{i}")}),
+            )
+            .await;
+        let allowed = answer.body["publicKey"]["allowCredentials"]
+            .as_array()
+            .map_or(0, Vec::len);
+        assert!(allowed > 0, "ghost{i}: {:?}", answer.body);
+    }
     assert_eq!(
         unknown.body["publicKey"]["allowCredentials"], again.body["publicKey"]["allowCredentials"],
         "the decoy is stable, so repeating the question reveals nothing"

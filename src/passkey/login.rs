@@ -111,10 +111,7 @@ impl Ceremonies {
             .start_discoverable_authentication()
             .map_err(webauthn_internal)?;
         let mut options = rcr.public_key;
-        let fake = self
-            .decoys
-            .generate(username.as_bytes())
-            .map_err(webauthn_internal)?;
+        let fake = self.decoy_ids(username)?;
         options.allow_credentials = fake
             .into_iter()
             .map(|id| AllowCredentials {
@@ -124,6 +121,20 @@ impl Ceremonies {
             })
             .collect();
         Ok(options)
+    }
+
+    /// Stable fake credential ids for `username`. The generator mimics how many passkeys real
+    /// users have, which includes none; a real user who can be asked for always has at least one,
+    /// so an empty draw is redrawn (deterministically) until it is not.
+    fn decoy_ids(&self, username: &str) -> ApiResult<Vec<webauthn_rs::prelude::CredentialID>> {
+        for round in 0..16u8 {
+            let seed = [username.as_bytes(), &[0, round]].concat();
+            let ids = self.decoys.generate(&seed).map_err(webauthn_internal)?;
+            if !ids.is_empty() {
+                return Ok(ids);
+            }
+        }
+        Err(ApiError::Internal("no decoy credential ids".into()))
     }
 
     /// Completes a login; every failure spends the ceremony and is recorded as `login_failed`.

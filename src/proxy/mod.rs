@@ -9,8 +9,10 @@
 
 mod forwarded;
 mod io;
+mod upstream;
 
 pub use forwarded::{client_ip, forwarded, Forwarded, Incoming, Peer};
+pub use upstream::strip_identity_headers;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -23,7 +25,6 @@ use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 
 use crate::error::ApiError;
 use crate::gateway::{unix_now, Gateway};
-use crate::identity::{convenience_headers, is_identity_header, ASSERTION_HEADER};
 use crate::policy::{decide, normalize_path, wants_html, Decision, UserView};
 use crate::routes::{self, forbidden_page, Reply};
 use crate::session::LiveSession;
@@ -102,10 +103,16 @@ impl ProxyHttp for GatewayProxy {
         upstream: &mut RequestHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        strip_identity_headers(upstream);
-        self.strip_session_cookie(upstream)?;
-        self.set_forwarded(session, upstream, ctx)?;
-        self.add_identity(upstream, ctx)
+        let gw = &self.gw;
+        upstream::strip_identity_headers(upstream);
+        upstream::strip_session_cookie(&gw.sessions.cookie, upstream)?;
+        let trusted = &gw.config.server.trusted_proxies;
+        upstream::set_forwarded(session.req_header(), upstream, ctx.peer, trusted)?;
+        let route = ctx.route.and_then(|i| gw.router.routes().get(i));
+        if let (Some(live), Some(route)) = (&ctx.session, route) {
+            upstream::add_identity(gw, upstream, live, &route.audience)?;
+        }
+        Ok(())
     }
 
     async fn fail_to_proxy(
@@ -264,42 +271,6 @@ impl GatewayProxy {
         )
     }
 
-    /// Removes the gateway's own cookie from what the upstream sees; the app's cookies stay as sent.
-    fn strip_session_cookie(&self, upstream: &mut RequestHeader) -> Result<()> {
-        let cookie = &self.gw.sessions.cookie;
-        let values: Vec<String> = upstream
-            .headers
-            .get_all(http::header::COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .filter_map(|v| cookie.strip(v))
-            .collect();
-        upstream.remove_header(&http::header::COOKIE);
-        if !values.is_empty() {
-            upstream.insert_header(http::header::COOKIE, values.join("; "))?;
-        }
-        Ok(())
-    }
-
-    /// The signed assertion (reused per session and audience while fresh) and the preset's
-    /// convenience headers, for a signed-in user.
-    fn add_identity(&self, upstream: &mut RequestHeader, ctx: &RequestCtx) -> Result<()> {
-        let route = ctx.route.and_then(|i| self.gw.router.routes().get(i));
-        let (Some(live), Some(route)) = (&ctx.session, route) else {
-            return Ok(());
-        };
-        let token = self
-            .gw
-            .signer
-            .assertion(&live.identity, &live.sid, &route.audience)
-            .map_err(|e| Error::because(InternalError, "signing the identity assertion", e))?;
-        upstream.insert_header(ASSERTION_HEADER, token)?;
-        for (name, value) in convenience_headers(self.gw.config.identity.headers, &live.identity) {
-            upstream.insert_header(name, value)?;
-        }
-        Ok(())
-    }
-
     fn route_index(&self, host: Option<&str>, path: &str) -> Option<usize> {
         let route = self.gw.router.route(host, path)?;
         self.gw
@@ -316,64 +287,6 @@ impl GatewayProxy {
             .get("x-forwarded-for")
             .and_then(|v| v.to_str().ok());
         client_ip(peer, xff, &self.gw.config.server.trusted_proxies)
-    }
-
-    fn set_forwarded(
-        &self,
-        session: &Session,
-        upstream: &mut RequestHeader,
-        ctx: &RequestCtx,
-    ) -> Result<()> {
-        let text = |name: &str| {
-            session
-                .req_header()
-                .headers
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-        };
-        // Joined so that duplicate X-Forwarded-For lines from a trusted proxy keep every hop.
-        let xff: Vec<&str> = session
-            .req_header()
-            .headers
-            .get_all("x-forwarded-for")
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .collect();
-        let xff = (!xff.is_empty()).then(|| xff.join(", "));
-        let incoming = Incoming {
-            xff: xff.as_deref(),
-            proto: text("x-forwarded-proto"),
-            host: text("x-forwarded-host"),
-            host_header: text("host"),
-        };
-        let decided = forwarded(ctx.peer, &incoming, &self.gw.config.server.trusted_proxies);
-        for name in ["x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"] {
-            upstream.remove_header(name);
-        }
-        if !decided.keep_forwarded {
-            upstream.remove_header("forwarded");
-        }
-        if let Some(chain) = decided.for_chain {
-            upstream.insert_header("x-forwarded-for", chain)?;
-        }
-        upstream.insert_header("x-forwarded-proto", decided.proto)?;
-        if let Some(host) = decided.host {
-            upstream.insert_header("x-forwarded-host", host)?;
-        }
-        Ok(())
-    }
-}
-
-/// Removes every identity header, whatever its case, `_` spelling or repetition.
-pub fn strip_identity_headers(header: &mut RequestHeader) {
-    let doomed: Vec<http::HeaderName> = header
-        .headers
-        .keys()
-        .filter(|name| is_identity_header(name.as_str()))
-        .cloned()
-        .collect();
-    for name in doomed {
-        header.remove_header(&name);
     }
 }
 
