@@ -363,8 +363,14 @@ fn rotation_keeps_the_old_key_published_for_the_overlap_only() {
 
     let rotated = KeyRing::rotate(dir.path(), KeyAlgorithm::Es256, overlap, now).expect("rotates");
     assert_ne!(rotated.current().kid(), old_kid);
+    assert_eq!(signer.jwks()["keys"].as_array().map(Vec::len), Some(1));
     signer.install(&rotated);
     assert_eq!(signer.kid(), rotated.current().kid());
+    assert_eq!(
+        signer.jwks(),
+        rotated.jwks(),
+        "the served JWKS follows the rotation"
+    );
 
     // New tokens (even for a session with a cached one) use the new key at once.
     let new_token = signer
