@@ -72,6 +72,8 @@ pub struct AssertionSigner {
 /// key, so after a rotation every new token uses the new key; tokens already handed out stay
 /// verifiable because the old key remains in the JWKS for the overlap.
 struct ActiveKey {
+    /// The ring this key came from, so the JWKS served always matches the signing key.
+    ring: KeyRing,
     kid: String,
     header: Header,
     key: EncodingKey,
@@ -116,6 +118,12 @@ impl AssertionSigner {
     /// The `kid` new assertions are signed with.
     pub fn kid(&self) -> String {
         self.active_key().kid.clone()
+    }
+
+    /// The JWKS for the installed ring (serve this at `/passkeys/jwks.json`): after
+    /// [`AssertionSigner::install`] it includes the new key and the retired ones in their overlap.
+    pub fn jwks(&self) -> serde_json::Value {
+        self.active_key().ring.jwks()
     }
 
     /// The `iss` claim.
@@ -195,6 +203,7 @@ impl ActiveKey {
             KeyAlgorithm::EdDsa => EncodingKey::from_ed_der(current.pkcs8()),
         };
         ActiveKey {
+            ring: ring.clone(),
             kid: current.kid().to_owned(),
             header,
             key,

@@ -131,6 +131,18 @@ mod tests {
     }
 
     #[test]
+    fn thumbprint_matches_rfc8037_example() {
+        // RFC 8037 Appendix A.2/A.3: the Ed25519 example key and its JWK thumbprint.
+        let public = URL_SAFE_NO_PAD
+            .decode("11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo")
+            .expect("example key is base64url");
+        assert_eq!(
+            thumbprint(KeyAlgorithm::EdDsa, &public).expect("valid key"),
+            "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k"
+        );
+    }
+
+    #[test]
     fn malformed_public_keys_are_refused() {
         assert!(key_members(KeyAlgorithm::Es256, &[0x02; 33]).is_err());
         assert!(key_members(KeyAlgorithm::EdDsa, &[0; 31]).is_err());
