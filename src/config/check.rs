@@ -146,6 +146,15 @@ fn check_durations(raw: &RawConfig) -> Check {
             return fail(key, "must be longer than zero");
         }
     }
+    if raw.identity.key_overlap < raw.identity.token_ttl {
+        return fail(
+            "identity.key_overlap",
+            "must be at least `identity.token_ttl`, or tokens signed just before a rotation stop verifying",
+        );
+    }
+    if raw.identity.token_ttl.as_secs() < 2 {
+        return fail("identity.token_ttl", "must be at least 2s");
+    }
     if raw.identity.token_ttl.as_secs() > 3600 {
         return fail(
             "identity.token_ttl",

@@ -129,6 +129,10 @@ fn broken_files_name_the_key_and_the_reason() {
             "g.toml: `server.tls.cert`: cannot read `/nonexistent/cert.pem`: No such file or directory (os error 2)",
         ),
         (
+            &format!("{BASE}[identity]\ntoken_ttl = \"10m\"\nkey_overlap = \"5m\"\n"),
+            "g.toml: `identity.key_overlap`: must be at least `identity.token_ttl`, or tokens signed just before a rotation stop verifying",
+        ),
+        (
             "public_url = \n",
             "g.toml:1:14: string values must be quoted, expected literal string",
         ),
