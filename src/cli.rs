@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use serde::{Deserialize, Serialize};
 
 /// A reverse-proxy authentication gateway: passkeys in front of unmodified web apps.
 #[derive(Debug, Parser)]
@@ -48,7 +49,7 @@ pub struct DemoArgs {
     pub port: u16,
 }
 
-#[derive(Debug, Subcommand)]
+#[derive(Debug, Clone, Subcommand, Serialize, Deserialize)]
 pub enum UserCommand {
     /// Create a user and print a one-time enrollment link.
     Add {
@@ -75,7 +76,7 @@ pub enum UserCommand {
     Remove { name: String },
 }
 
-#[derive(Debug, Subcommand)]
+#[derive(Debug, Clone, Subcommand, Serialize, Deserialize)]
 pub enum PasskeyCommand {
     /// List a user's passkeys.
     List { name: String },
@@ -83,7 +84,7 @@ pub enum PasskeyCommand {
     Revoke { id: String },
 }
 
-#[derive(Debug, Subcommand)]
+#[derive(Debug, Clone, Subcommand, Serialize, Deserialize)]
 pub enum SessionCommand {
     /// List sessions, optionally of one user.
     List { name: Option<String> },
@@ -95,7 +96,7 @@ pub enum SessionCommand {
     },
 }
 
-#[derive(Debug, Subcommand)]
+#[derive(Debug, Clone, Subcommand, Serialize, Deserialize)]
 pub enum KeysCommand {
     /// Switch to a new signing key; the old one stays published for `identity.key_overlap`.
     Rotate,

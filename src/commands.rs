@@ -5,9 +5,12 @@ use std::sync::Arc;
 use anyhow::{bail, Context};
 use pingora::server::RunArgs;
 
+use crate::admin::{admin_socket_path, execute, run_via_socket, AdminCommand, Target};
 use crate::cli::{Cli, Command};
 use crate::config::Config;
 use crate::gateway::Gateway;
+use crate::gateway::{create_private_dir, STORE_FILE};
+use crate::store::{Store, StoreError};
 
 /// Runs one parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -18,11 +21,51 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{}", config.summary());
             Ok(())
         }
+        Command::User(cmd) => admin(&cli.config, AdminCommand::User(cmd)),
+        Command::Passkey(cmd) => admin(&cli.config, AdminCommand::Passkey(cmd)),
+        Command::Session(cmd) => admin(&cli.config, AdminCommand::Session(cmd)),
+        Command::Keys(cmd) => admin(&cli.config, AdminCommand::Keys(cmd)),
         other => bail!(
             "`{}` is not yet available in this build",
             command_name(&other)
         ),
     }
+}
+
+/// An admin verb: through the running gateway's socket when there is one, else on the store.
+fn admin(path: &std::path::Path, command: AdminCommand) -> anyhow::Result<()> {
+    let config = Config::load(path)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let output = runtime.block_on(async {
+        let socket = admin_socket_path(&config);
+        if let Some(answer) = run_via_socket(&socket, &command)
+            .await
+            .context("admin socket")?
+        {
+            return if answer.ok {
+                Ok(answer.output)
+            } else {
+                Err(anyhow::anyhow!(answer.output))
+            };
+        }
+        create_private_dir(&config.server.data_dir)?;
+        let store = Store::open(config.server.data_dir.join(STORE_FILE)).map_err(|e| match e {
+            StoreError::Locked { .. } => anyhow::anyhow!(
+                "the store is in use by a running gateway, but its admin socket {} does not answer",
+                socket.display()
+            ),
+            other => anyhow::anyhow!(other),
+        })?;
+        let target = Target::Offline {
+            store,
+            config: Arc::new(config),
+        };
+        execute(&target, command).await.map_err(anyhow::Error::from)
+    })?;
+    println!("{output}");
+    Ok(())
 }
 
 fn serve(path: &std::path::Path) -> anyhow::Result<()> {

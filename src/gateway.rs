@@ -153,7 +153,7 @@ pub fn unix_now() -> i64 {
 }
 
 /// The data directory holds keys and the admin socket: owner-only.
-fn create_private_dir(dir: &std::path::Path) -> Result<(), StartError> {
+pub fn create_private_dir(dir: &std::path::Path) -> Result<(), StartError> {
     use std::os::unix::fs::DirBuilderExt;
     let fail = |source| StartError::DataDir {
         path: dir.to_path_buf(),

@@ -5,6 +5,7 @@
 //! policy, strips every identity header the client sent, adds the gateway's own, and forwards it
 //! to the upstream. Everything is configured by one TOML file (`config`).
 
+pub mod admin;
 pub mod cli;
 pub mod commands;
 pub mod config;

@@ -56,16 +56,25 @@ pub fn build_server(gw: Arc<Gateway>) -> Result<Server, StartError> {
     Ok(server)
 }
 
-/// The gateway's periodic work, as a pingora background service: it stops with the server.
+/// The gateway's periodic work and its admin socket, as a pingora background service: both stop
+/// with the server.
 struct Upkeep(Arc<Gateway>);
 
 #[async_trait::async_trait]
 impl BackgroundService for Upkeep {
     async fn start(&self, mut shutdown: ShutdownWatch) {
+        let gw = self.0.clone();
+        let admin = tokio::spawn(async move {
+            if let Err(e) = crate::admin::serve_admin_socket(gw).await {
+                tracing::error!(error = %e, "the admin socket is not available");
+            }
+        });
         tokio::select! {
             _ = self.0.clone().upkeep() => {}
             _ = shutdown.changed() => {}
         }
+        admin.abort();
+        let _ = std::fs::remove_file(crate::admin::admin_socket_path(&self.0.config));
         // Last activity is written once more so a clean stop loses none of it.
         let _ = self.0.sessions.flush_last_seen(i64::MAX).await;
     }

@@ -3,6 +3,7 @@
 mod support;
 
 mod account_rules;
+mod admin;
 mod bad_input;
 mod cli;
 mod crash;

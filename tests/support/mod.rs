@@ -9,7 +9,6 @@ pub mod raw;
 pub mod verifier;
 
 use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::Arc;
 
 use passkey_gateway::server::{proxy_app, serve_listener};
@@ -24,6 +23,8 @@ pub struct TestGateway {
     pub addr: SocketAddr,
     pub gw: Arc<Gateway>,
     pub data: tempfile::TempDir,
+    /// The config file, for running the real binary against this gateway.
+    pub config_path: std::path::PathBuf,
     _shutdown: watch::Sender<bool>,
 }
 
@@ -37,16 +38,20 @@ impl TestGateway {
         let text = toml
             .replace("{port}", &addr.port().to_string())
             .replace("{data_dir}", &data.path().display().to_string());
-        let config =
-            Config::from_toml(Path::new("test.toml"), &text).expect("test config is valid");
+        // Also on disk, so the real binary's admin commands can use the same config.
+        let config_path = data.path().join("gateway.toml");
+        std::fs::write(&config_path, &text).expect("write config");
+        let config = Config::from_toml(&config_path, &text).expect("test config is valid");
         let gw = Gateway::new(config).expect("gateway starts");
         let (tx, rx) = watch::channel(false);
         tokio::spawn(serve_listener(listener, proxy_app(gw.clone()), rx));
         tokio::spawn(gw.clone().upkeep());
+        tokio::spawn(passkey_gateway::admin::serve_admin_socket(gw.clone()));
         TestGateway {
             addr,
             gw,
             data,
+            config_path,
             _shutdown: tx,
         }
     }

@@ -1,0 +1,85 @@
+//! The administrator's verbs (`user`, `passkey`, `session`, `keys`), run against either the live
+//! gateway (through the admin socket, so revocations reach its in-memory session cache at once)
+//! or the store directly when no gateway is running. Never reachable from the public listener.
+
+mod ops;
+mod socket;
+
+pub use socket::{admin_socket_path, run_via_socket, serve_admin_socket, SocketAnswer};
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::cli::{KeysCommand, PasskeyCommand, SessionCommand, UserCommand};
+use crate::config::Config;
+use crate::gateway::Gateway;
+use crate::store::{SecretHash, Store, StoreError};
+
+/// One admin command, as the CLI parsed it and as it travels over the socket.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum AdminCommand {
+    User(UserCommand),
+    Passkey(PasskeyCommand),
+    Session(SessionCommand),
+    Keys(KeysCommand),
+}
+
+/// Why an admin command failed; the message is printed as is.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error("{0}")]
+    Refused(String),
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Other(String),
+}
+
+/// What the commands act on.
+pub enum Target {
+    /// The running gateway: its store, its session cache, its signer.
+    Live(Arc<Gateway>),
+    /// No gateway running: the store file and the config.
+    Offline { store: Store, config: Arc<Config> },
+}
+
+impl Target {
+    fn store(&self) -> &Store {
+        match self {
+            Target::Live(gw) => &gw.store,
+            Target::Offline { store, .. } => store,
+        }
+    }
+
+    fn config(&self) -> &Config {
+        match self {
+            Target::Live(gw) => &gw.config,
+            Target::Offline { config, .. } => config,
+        }
+    }
+
+    /// Drops revoked sessions from the live cache (the store already deleted them).
+    fn revoked(&self, hashes: &[SecretHash]) {
+        if let Target::Live(gw) = self {
+            gw.sessions.revoke(hashes);
+        }
+    }
+
+    /// A user's record changed: the live cache must not keep the old one.
+    fn user_changed(&self, user_id: uuid::Uuid) {
+        if let Target::Live(gw) = self {
+            gw.sessions.forget_user(user_id);
+        }
+    }
+}
+
+/// Runs one command; the text to print on success.
+pub async fn execute(target: &Target, command: AdminCommand) -> Result<String, AdminError> {
+    match command {
+        AdminCommand::User(cmd) => ops::user(target, cmd).await,
+        AdminCommand::Passkey(cmd) => ops::passkey(target, cmd).await,
+        AdminCommand::Session(cmd) => ops::session(target, cmd).await,
+        AdminCommand::Keys(KeysCommand::Rotate) => ops::rotate_keys(target),
+    }
+}

@@ -1,0 +1,279 @@
+//! Each admin verb: one function, plain-text output (one line per item, stable for grep).
+
+use std::fmt::Write as _;
+use std::time::SystemTime;
+
+use uuid::Uuid;
+
+use super::{AdminError, Target};
+use crate::cli::{PasskeyCommand, SessionCommand, UserCommand};
+use crate::gateway::unix_now;
+use crate::identity::KeyRing;
+use crate::passkey::rfc3339;
+use crate::session::{new_session_value, public_id};
+use crate::store::{hash_secret, NewUser, StoreError, User};
+
+pub async fn user(target: &Target, cmd: UserCommand) -> Result<String, AdminError> {
+    let store = target.store();
+    match cmd {
+        UserCommand::Add {
+            name,
+            display_name,
+            email,
+            groups,
+        } => {
+            let username = valid_username(&name)?;
+            let user = store
+                .create_user(NewUser {
+                    display_name: display_name.unwrap_or_else(|| name.trim().to_string()),
+                    username,
+                    email,
+                    groups,
+                })
+                .await
+                .map_err(|e| match e {
+                    StoreError::Conflict(_) => {
+                        AdminError::Refused(format!("a user named `{name}` already exists"))
+                    }
+                    other => other.into(),
+                })?;
+            let link = invite(target, &user).await?;
+            Ok(format!(
+                "created user {} ({})\n{link}",
+                user.username, user.id
+            ))
+        }
+        UserCommand::Invite { name } => {
+            let user = existing(target, &name).await?;
+            invite(target, &user).await
+        }
+        UserCommand::List => {
+            let mut out = String::new();
+            for user in store.list_users().await? {
+                let passkeys = store.passkeys_of(user.id).await?.len();
+                let _ = writeln!(
+                    out,
+                    "{}\t{}\t{}\tgroups={}\tpasskeys={passkeys}",
+                    user.username,
+                    user.id,
+                    if user.disabled { "disabled" } else { "enabled" },
+                    user.groups.join(",")
+                );
+            }
+            Ok(out.trim_end().to_string())
+        }
+        UserCommand::Show { name } => show(target, &name).await,
+        UserCommand::Disable { name } => set_disabled(target, &name, true).await,
+        UserCommand::Enable { name } => set_disabled(target, &name, false).await,
+        UserCommand::Remove { name } => {
+            let user = existing(target, &name).await?;
+            let revoked = store.remove_user(&user.username).await?;
+            target.revoked(&revoked);
+            target.user_changed(user.id);
+            Ok(format!(
+                "removed user {} ({} sessions revoked)",
+                user.username,
+                revoked.len()
+            ))
+        }
+    }
+}
+
+pub async fn passkey(target: &Target, cmd: PasskeyCommand) -> Result<String, AdminError> {
+    let store = target.store();
+    match cmd {
+        PasskeyCommand::List { name } => {
+            let user = existing(target, &name).await?;
+            let mut out = String::new();
+            for p in store.passkeys_of(user.id).await? {
+                let _ = writeln!(
+                    out,
+                    "{}\t{}\tcreated={}\tlast_used={}{}",
+                    p.id,
+                    p.name,
+                    rfc3339(p.created_at),
+                    p.last_used_at.map_or("never".to_string(), rfc3339),
+                    if p.clone_suspected {
+                        "\tCLONE_SUSPECTED"
+                    } else {
+                        ""
+                    }
+                );
+            }
+            Ok(out.trim_end().to_string())
+        }
+        PasskeyCommand::Revoke { id } => {
+            let id: Uuid = id
+                .parse()
+                .map_err(|_| AdminError::Refused(format!("`{id}` is not a passkey id")))?;
+            let revoked = store.revoke_passkey(id).await.map_err(|e| match e {
+                StoreError::NotFound => AdminError::Refused(format!("no passkey with id `{id}`")),
+                other => other.into(),
+            })?;
+            target.revoked(&revoked);
+            Ok(format!(
+                "revoked passkey {id} ({} sessions revoked)",
+                revoked.len()
+            ))
+        }
+    }
+}
+
+pub async fn session(target: &Target, cmd: SessionCommand) -> Result<String, AdminError> {
+    let store = target.store();
+    match cmd {
+        SessionCommand::List { name } => {
+            let user_id = match name {
+                Some(name) => Some(existing(target, &name).await?.id),
+                None => None,
+            };
+            let users = store.list_users().await?;
+            let mut out = String::new();
+            for s in store.sessions_of(user_id).await? {
+                let who = users
+                    .iter()
+                    .find(|u| u.id == s.user_id)
+                    .map_or("?", |u| u.username.as_str());
+                let _ = writeln!(
+                    out,
+                    "{}\t{who}\tcreated={}\tlast_seen={}\texpires={}",
+                    public_id(&s.id_hash),
+                    rfc3339(s.created_at),
+                    rfc3339(s.last_seen),
+                    rfc3339(s.expires_at)
+                );
+            }
+            Ok(out.trim_end().to_string())
+        }
+        SessionCommand::Revoke {
+            user: Some(name), ..
+        } => {
+            let user = existing(target, &name).await?;
+            let revoked = store.delete_sessions_of(user.id).await?;
+            target.revoked(&revoked);
+            Ok(format!(
+                "revoked {} sessions of {}",
+                revoked.len(),
+                user.username
+            ))
+        }
+        SessionCommand::Revoke { id: Some(id), .. } => {
+            let sessions = store.sessions_of(None).await?;
+            let found = sessions.iter().find(|s| public_id(&s.id_hash) == id);
+            let Some(session) = found else {
+                return Err(AdminError::Refused(format!("no session with id `{id}`")));
+            };
+            store.delete_session(session.id_hash).await?;
+            target.revoked(&[session.id_hash]);
+            Ok(format!("revoked session {id}"))
+        }
+        SessionCommand::Revoke { .. } => Err(AdminError::Refused(
+            "give a session id or --user NAME".into(),
+        )),
+    }
+}
+
+pub fn rotate_keys(target: &Target) -> Result<String, AdminError> {
+    let kid = match target {
+        Target::Live(gw) => gw
+            .rotate_keys()
+            .map_err(|e| AdminError::Other(e.to_string()))?,
+        Target::Offline { config, .. } => {
+            let ring = KeyRing::rotate(
+                &config.server.data_dir,
+                config.identity.algorithm,
+                config.identity.key_overlap,
+                SystemTime::now(),
+            )
+            .map_err(|e| AdminError::Other(e.to_string()))?;
+            ring.current().kid().to_string()
+        }
+    };
+    let overlap = humantime::format_duration(target.config().identity.key_overlap);
+    Ok(format!(
+        "new signing key {kid}; the previous key stays published for {overlap}"
+    ))
+}
+
+/// A new one-time enrollment link for `user`; only the token's hash is stored.
+async fn invite(target: &Target, user: &User) -> Result<String, AdminError> {
+    let config = target.config();
+    let token = new_session_value();
+    let expires_at = unix_now() + config.enrollment.token_ttl.as_secs() as i64;
+    target
+        .store()
+        .create_enrollment(user.id, hash_secret(&token), expires_at)
+        .await?;
+    Ok(format!(
+        "enrollment link: {}/passkeys/enroll#token={token}\nexpires: {}",
+        config.public_origin(),
+        rfc3339(expires_at)
+    ))
+}
+
+async fn show(target: &Target, name: &str) -> Result<String, AdminError> {
+    let store = target.store();
+    let user = existing(target, name).await?;
+    let passkeys = store.passkeys_of(user.id).await?;
+    let sessions = store.sessions_of(Some(user.id)).await?;
+    let mut out = format!(
+        "username: {}\nid: {}\ndisplay_name: {}\nemail: {}\ngroups: {}\nstatus: {}\ncreated: {}\nsessions: {}\npasskeys: {}",
+        user.username,
+        user.id,
+        user.display_name,
+        user.email.as_deref().unwrap_or("-"),
+        user.groups.join(","),
+        if user.disabled { "disabled" } else { "enabled" },
+        rfc3339(user.created_at),
+        sessions.len(),
+        passkeys.len()
+    );
+    for p in passkeys {
+        let _ = write!(out, "\n  {}\t{}", p.id, p.name);
+    }
+    Ok(out)
+}
+
+async fn set_disabled(target: &Target, name: &str, disabled: bool) -> Result<String, AdminError> {
+    let user = existing(target, name).await?;
+    let revoked = target
+        .store()
+        .set_user_disabled(&user.username, disabled)
+        .await?;
+    target.revoked(&revoked);
+    target.user_changed(user.id);
+    Ok(if disabled {
+        format!(
+            "disabled {} ({} sessions revoked)",
+            user.username,
+            revoked.len()
+        )
+    } else {
+        format!("enabled {}", user.username)
+    })
+}
+
+async fn existing(target: &Target, name: &str) -> Result<User, AdminError> {
+    let name = name.trim().to_ascii_lowercase();
+    target
+        .store()
+        .user_by_name(&name)
+        .await?
+        .ok_or_else(|| AdminError::Refused(format!("no user named `{name}`")))
+}
+
+/// Usernames: lowercase ASCII letters, digits, `.`, `_` and `-`, 1 to 64 characters.
+fn valid_username(name: &str) -> Result<String, AdminError> {
+    let name = name.trim().to_ascii_lowercase();
+    let ok = (1..=64).contains(&name.len())
+        && name.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-')
+        });
+    if ok {
+        Ok(name)
+    } else {
+        Err(AdminError::Refused(format!(
+            "`{name}` is not a valid username: use 1 to 64 lowercase letters, digits, `.`, `_` or `-`"
+        )))
+    }
+}
