@@ -208,3 +208,36 @@ async fn online_commands_reach_the_running_gateway() {
     let jwks = gw.gw.jwks().to_string();
     assert!(jwks.contains(&old_kid), "the old key stays published");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_socket_means_offline_and_a_silent_lock_is_reported() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("gateway.toml");
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).expect("data");
+    std::fs::write(
+        &config,
+        format!("public_url = \"http://localhost:8080\"\n[server]\ndata_dir = \"{}\"\n[webauthn]\nrp_id = \"localhost\"\n", data.display()),
+    )
+    .expect("config");
+    // A socket file left by a killed gateway: nobody accepts on it.
+    let stale = std::os::unix::net::UnixListener::bind(data.join("admin.sock")).expect("bind");
+    drop(stale);
+    let (ok, out, err) = cli(&config, &["user", "add", "lee"]);
+    assert!(ok, "works offline despite the stale socket: {err}");
+    assert!(out.contains("created user lee"));
+
+    // The store is locked by another process but no socket answers: say so.
+    std::fs::remove_file(data.join("admin.sock")).expect("rm");
+    let store = Store::open(data.join(STORE_FILE)).expect("open");
+    let config_for_cli = config.clone();
+    let (ok, _, err) = tokio::task::spawn_blocking(move || cli(&config_for_cli, &["user", "list"]))
+        .await
+        .expect("cli");
+    assert!(!ok);
+    assert!(
+        err.contains("in use by a running gateway, but its admin socket"),
+        "{err}"
+    );
+    drop(store);
+}
