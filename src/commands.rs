@@ -18,6 +18,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{}", config.summary());
             Ok(())
         }
+        Command::Demo(args) => crate::demo::run(args),
         other => bail!(
             "`{}` is not yet available in this build",
             command_name(&other)
