@@ -4,6 +4,7 @@ mod support;
 
 mod account_rules;
 mod bad_input;
+mod browser;
 mod crash;
 mod identity;
 mod passkeys;

@@ -179,9 +179,10 @@ mod tests {
         let toml = config_toml(
             8080,
             Path::new("./demo \"data\""),
-            "127.0.0.1:4321".parse().unwrap(),
+            "127.0.0.1:4321".parse().expect("addr"),
         );
-        let config = Config::from_toml(Path::new("<demo>"), &toml).unwrap();
+        let config =
+            Config::from_toml(Path::new("<demo>"), &toml).expect("the demo config is valid");
         assert_eq!(config.public_origin(), "http://localhost:8080");
         assert_eq!(config.server.data_dir, Path::new("./demo \"data\""));
         assert_eq!(config.routes.len(), 1);

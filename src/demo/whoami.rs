@@ -244,7 +244,7 @@ fn render(report: &Report, trust: &Trust) -> String {
     {verdict}
     <h3>{claims_title}</h3>
     {claims_table}
-    <h3>Identity headers received</h3>
+    <h3>Headers the gateway added</h3>
     {headers_table}
     <p class="aside"><a href="/passkeys/account">Manage your passkeys or sign out</a> ·
       <a href="/whoami.json">this page as JSON</a> ·
@@ -319,7 +319,7 @@ fn table(id: &str, rows: impl Iterator<Item = (String, String)>) -> String {
 
 /// The app's own few rules, on top of the gateway's `app.css` (whose variables it uses).
 const STYLESHEET: &str = r#"/* whoami.css: the demo app's tables and verdict. */
-code { font-size: 0.875em; overflow-wrap: anywhere; }
+code { font-size: 0.9375em; overflow-wrap: anywhere; }
 .verdict { padding: 0.75rem 1rem; border-radius: 8px; border: 1px solid var(--border); }
 .verdict.ok { border-color: var(--success); color: var(--success); }
 .verdict.bad { border-color: var(--danger); color: var(--danger); }
@@ -336,7 +336,7 @@ mod tests {
 
     fn trust() -> Trust {
         Trust {
-            gateway: "127.0.0.1:9".parse().unwrap(),
+            gateway: "127.0.0.1:9".parse().expect("addr"),
             issuer: "http://localhost:8080".into(),
             audience: "whoami".into(),
         }
@@ -346,8 +346,11 @@ mod tests {
     async fn a_request_without_an_assertion_is_reported_as_not_signed_in() {
         let verifier = Verifier::new(trust());
         let mut headers = HeaderMap::new();
-        headers.insert("x-passkey-user", "<b>mallory</b>".parse().unwrap());
-        headers.insert("cookie", "secret=1".parse().unwrap());
+        headers.insert(
+            "x-passkey-user",
+            "<b>mallory</b>".parse().expect("header value"),
+        );
+        headers.insert("cookie", "secret=1".parse().expect("header value"));
         let report = report(&verifier, "/a?b=<c>", &headers).await;
         assert!(!report.assertion.present);
         assert_eq!(
@@ -368,7 +371,7 @@ mod tests {
         let header = URL_SAFE_NO_PAD.encode(r#"{"alg":"none"}"#);
         let token = format!("{header}.{payload}.");
         let mut headers = HeaderMap::new();
-        headers.insert(ASSERTION, token.parse().unwrap());
+        headers.insert(ASSERTION, token.parse().expect("header value"));
         let report = report(&verifier, "/", &headers).await;
         assert!(report.assertion.present && !report.assertion.verified);
         assert!(report.assertion.error.is_some());
