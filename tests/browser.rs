@@ -166,7 +166,7 @@ async fn passkeys_in_a_real_browser() {
         .eval("[...document.querySelectorAll('#passkeys .name')].map(e => e.textContent)")
         .await;
     assert_eq!(names, ["Security key", "Work laptop"], "newest first");
-    let key_item = "#passkeys > li[data-id]:first-child";
+    let key_item = r#"#passkeys > li[data-name="Security key"]"#;
     alice_tab.click(&format!("{key_item} .delete")).await;
     alice_tab
         .wait_until(
@@ -189,6 +189,12 @@ async fn passkeys_in_a_real_browser() {
         alice_tab.text(&format!("{first} .name")).await,
         "Work laptop"
     );
+    alice_tab
+        .wait_until(
+            "the last passkey to be undeletable",
+            "document.querySelector('#passkeys .delete').disabled",
+        )
+        .await;
     alice_tab.set_presence(&laptop, true).await;
 
     // 5. A second person in a separate browser context sees only their own identity and passkeys.
