@@ -278,6 +278,119 @@ async fn passkeys_in_a_real_browser() {
     eprintln!("browser test took {:.1?}", started.elapsed());
 }
 
+/// A newcomer's first run: the real `demo` command prints a link; the browser follows it, creates
+/// a passkey and lands on the whoami page with a verified assertion. Run again on the same data,
+/// the demo offers a new link and the way to sign in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_command_in_a_real_browser() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let data_dir = data.path().join("demo-data");
+    let port = free_port();
+    let mut demo = DemoProcess::start(port, &data_dir).await;
+    let printed = demo.wait_for_banner().await;
+    let origin = format!("http://localhost:{port}");
+    assert!(
+        printed.contains("Open this link to register a passkey for user \"demo\":"),
+        "{printed}"
+    );
+    assert!(
+        printed.contains(&format!("Then visit {origin}/")),
+        "{printed}"
+    );
+    assert!(!printed.contains("or sign in"), "{printed}");
+    let link = printed
+        .split_whitespace()
+        .find(|w| w.starts_with(&format!("{origin}/passkeys/enroll#token=")))
+        .unwrap_or_else(|| panic!("no enrollment link in {printed}"))
+        .to_string();
+
+    let chromium = Chromium::launch().await;
+    let tab = chromium.tab(&origin, None).await;
+    tab.add_authenticator(AuthenticatorTransport::Internal)
+        .await;
+    tab.open(&link[origin.len()..], "/passkeys/enroll").await;
+    tab.type_into("#passkey-name", "Demo laptop").await;
+    tab.click("#create").await;
+    tab.wait_for_path("/").await;
+    let verdict = tab.wait_text("#verdict", "Assertion verified ✓").await;
+    assert!(
+        verdict.contains(&format!("{origin}/passkeys/jwks.json")),
+        "{verdict}"
+    );
+    assert_eq!(tab.text("#greeting").await, "Hello, Demo User");
+
+    // Again on the same data: a new link, and a pointer to the login page.
+    demo.stop().await;
+    let mut demo = DemoProcess::start(port, &data_dir).await;
+    let printed = demo.wait_for_banner().await;
+    assert!(
+        printed.contains(&format!("or sign in at {origin}/passkeys/login")),
+        "{printed}"
+    );
+    assert!(!printed.contains(&link), "a new link each time: {printed}");
+    tab.sign_out().await;
+    tab.click("#signin").await;
+    tab.wait_for_path("/").await;
+    tab.wait_text("#verdict", "Assertion verified ✓").await;
+    demo.stop().await;
+    chromium.close().await;
+}
+
+/// A port nobody listens on right now (the demo's origin must name a real port).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// `passkey-gateway demo` as a child process; killed when dropped.
+struct DemoProcess {
+    child: tokio::process::Child,
+    stdout: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+}
+
+impl DemoProcess {
+    async fn start(port: u16, data_dir: &std::path::Path) -> DemoProcess {
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_passkey-gateway"))
+            .args(["demo", "--port", &port.to_string(), "--data-dir"])
+            .arg(data_dir)
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start the demo");
+        let stdout = child.stdout.take().expect("stdout");
+        DemoProcess {
+            child,
+            stdout: tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout)),
+        }
+    }
+
+    /// Everything the demo printed up to its last line ("... Ctrl-C stops the demo.").
+    async fn wait_for_banner(&mut self) -> String {
+        let mut printed = String::new();
+        let read = async {
+            while let Ok(Some(line)) = self.stdout.next_line().await {
+                printed.push_str(&line);
+                printed.push('\n');
+                if line.contains("Ctrl-C stops the demo") {
+                    return true;
+                }
+            }
+            false
+        };
+        let done = tokio::time::timeout(WAIT, read).await;
+        assert_eq!(done.ok(), Some(true), "the demo printed only: {printed}");
+        printed
+    }
+
+    async fn stop(mut self) {
+        let _ = self.child.kill().await;
+    }
+}
+
 /// Progress on stderr (shown with `--nocapture`, and in the output of a failed test).
 fn step(n: &str, started: Instant) {
     eprintln!("browser test: step {n} at {:.1?}", started.elapsed());

@@ -54,9 +54,10 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         issuer: gw.config.public_origin(),
         audience: DEMO_AUDIENCE.to_string(),
     };
+    // Binds every listener once, so a port in use is reported before anything is written.
+    let server = crate::server::build_server(gw.clone())
+        .with_context(|| format!("cannot run the demo on port {} (try --port)", args.port))?;
     let invite = runtime.block_on(invite_demo_user(&gw))?;
-    // Binds every listener once, so a port in use is reported before anything is printed.
-    let server = crate::server::build_server(gw.clone())?;
     runtime.spawn(serve(app_listener, trust));
     tracing::info!(app = %app_addr, gateway = %gw.config.public_origin(), "demo starting");
 
