@@ -382,7 +382,13 @@ impl DemoProcess {
             false
         };
         let done = tokio::time::timeout(WAIT, read).await;
-        assert_eq!(done.ok(), Some(true), "the demo printed only: {printed}");
+        if done != Ok(true) {
+            let status = self.child.try_wait().ok().flatten();
+            panic!(
+                "the demo did not finish its banner (exit status: {status:?}, its stderr is above); \
+                 it printed only: {printed:?}"
+            );
+        }
         printed
     }
 
