@@ -264,14 +264,16 @@ fn verdict(report: &Report, trust: &Trust) -> String {
     }
     match &a.error {
         None => format!(
-            r#"<p id="verdict" class="verdict ok"><strong>Assertion verified ✓</strong> against <code>{iss}/passkeys/jwks.json</code>: signed with key <code>{kid}</code> ({alg}), issuer <code>{iss}</code>, audience <code>{aud}</code>, not expired.</p>"#,
+            r#"<p id="verdict" class="verdict ok"><strong>Assertion verified ✓</strong>
+      <span class="detail">Signed with key <code>{kid}</code> ({alg}) from <code>{iss}/passkeys/jwks.json</code>; issuer <code>{iss}</code>, audience <code>{aud}</code>, not expired.</span></p>"#,
             iss = esc(&trust.issuer),
             aud = esc(&trust.audience),
             kid = esc(a.kid.as_deref().unwrap_or_default()),
             alg = esc(a.alg.as_deref().unwrap_or_default()),
         ),
         Some(reason) => format!(
-            r#"<p id="verdict" class="verdict bad"><strong>Assertion NOT verified ✗</strong>: {}</p>"#,
+            r#"<p id="verdict" class="verdict bad"><strong>Assertion NOT verified ✗</strong>
+      <span class="detail">{}</span></p>"#,
             esc(reason)
         ),
     }
@@ -323,7 +325,7 @@ code { font-size: 0.9375em; overflow-wrap: anywhere; }
 .verdict { padding: 0.75rem 1rem; border-radius: 8px; border: 1px solid var(--border); }
 .verdict.ok { border-color: var(--success); color: var(--success); }
 .verdict.bad { border-color: var(--danger); color: var(--danger); }
-.verdict code { color: var(--text); }
+.verdict .detail { display: block; margin-top: 0.25rem; color: var(--text); font-size: 0.875rem; }
 table.kv { width: 100%; border-collapse: collapse; font-size: 0.9375rem; }
 table.kv th, table.kv td { text-align: left; vertical-align: top; padding: 0.375rem 0.5rem;
   border-bottom: 1px solid var(--border); overflow-wrap: anywhere; }
