@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use pingora::server::RunArgs;
 
 use crate::admin::{admin_socket_path, execute, run_via_socket, AdminCommand, Target};
@@ -21,14 +21,11 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{}", config.summary());
             Ok(())
         }
+        Command::Demo(args) => crate::demo::run(args),
         Command::User(cmd) => admin(&cli.config, AdminCommand::User(cmd)),
         Command::Passkey(cmd) => admin(&cli.config, AdminCommand::Passkey(cmd)),
         Command::Session(cmd) => admin(&cli.config, AdminCommand::Session(cmd)),
         Command::Keys(cmd) => admin(&cli.config, AdminCommand::Keys(cmd)),
-        other => bail!(
-            "`{}` is not yet available in this build",
-            command_name(&other)
-        ),
     }
 }
 
@@ -75,16 +72,4 @@ fn serve(path: &std::path::Path) -> anyhow::Result<()> {
     tracing::info!(listen = ?gw.config.server.listen, "passkey-gateway starting");
     crate::server::run(gw, RunArgs::default())?;
     Ok(())
-}
-
-fn command_name(command: &Command) -> &'static str {
-    match command {
-        Command::Serve => "serve",
-        Command::Check => "check",
-        Command::Demo(_) => "demo",
-        Command::User(_) => "user",
-        Command::Passkey(_) => "passkey",
-        Command::Session(_) => "session",
-        Command::Keys(_) => "keys",
-    }
 }

@@ -25,17 +25,17 @@ pub const STORE_FILE: &str = "gateway.redb";
 pub enum StartError {
     #[error("{0}")]
     Config(#[from] crate::config::ConfigError),
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}: {cause}")]
     Listen {
         addr: std::net::SocketAddr,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error("TLS: {0}")]
     Tls(String),
-    #[error("cannot create the data directory {path}: {source}")]
+    #[error("cannot create the data directory {path}: {cause}")]
     DataDir {
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error("store: {0}")]
     Store(#[from] StoreError),
@@ -155,9 +155,9 @@ pub fn unix_now() -> i64 {
 /// The data directory holds keys and the admin socket: owner-only.
 pub fn create_private_dir(dir: &std::path::Path) -> Result<(), StartError> {
     use std::os::unix::fs::DirBuilderExt;
-    let fail = |source| StartError::DataDir {
+    let fail = |cause| StartError::DataDir {
         path: dir.to_path_buf(),
-        source,
+        cause,
     };
     if !dir.exists() {
         std::fs::DirBuilder::new()

@@ -29,10 +29,8 @@ pub fn run(gw: Arc<Gateway>, args: RunArgs) -> Result<(), StartError> {
 pub fn build_server(gw: Arc<Gateway>) -> Result<Server, StartError> {
     let config = gw.config.clone();
     for addr in &config.server.listen {
-        std::net::TcpListener::bind(addr).map_err(|source| StartError::Listen {
-            addr: *addr,
-            source,
-        })?;
+        std::net::TcpListener::bind(addr)
+            .map_err(|cause| StartError::Listen { addr: *addr, cause })?;
     }
     let mut server = Server::new_with_opt_and_conf(None, server_conf(&config));
     server.bootstrap();

@@ -91,6 +91,10 @@ window.addEventListener('pageshow', (event) => {
   }
 });
 
+// Opening another enrollment link in this tab changes only the fragment, which
+// loads nothing: start over so the new token is read.
+window.addEventListener('hashchange', () => location.reload());
+
 if (!token) {
   disableForm();
   showStatus(
