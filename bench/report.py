@@ -105,7 +105,7 @@ def render(results: str, meta_path: str) -> str:
     w("## Machine and run\n")
     w("| | |\n|---|---|")
     for key in ("date", "command", "commit", "nproc", "cpu", "ram", "kernel", "profile",
-                "rustc", "nginx", "wrk", "python", "fastapi_passkeys", "durations"):
+                "rustc", "nginx", "wrk", "python", "fastapi_passkeys", "durations", "load_average"):
         if key in meta:
             w(f"| {key} | `{meta[key]}` |")
     w("")

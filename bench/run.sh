@@ -86,6 +86,7 @@ SEED="$TARGET_DIR/$PROFILE_DIR/examples/bench_seed"
 # ------------------------------------------------------------------------------------------
 # Work directory, processes we start (stopped by pid at exit), ports.
 
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 WORK=$(mktemp -d /tmp/passkey-bench.XXXXXX)
 RESULTS="$WORK/results.jsonl"
 : > "$RESULTS"
@@ -394,14 +395,21 @@ json.dump({
   "wrk": "$(wrk -v 2>&1 | head -n1 | awk '{print $1, $2}')",
   "python": "$(python3 --version)",
   "fastapi_passkeys": "$([[ $HAVE_FASTAPI == 1 ]] && "$VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("fastapi-passkeys"), "+ uvicorn", m.version("uvicorn"))' || echo skipped)",
+  "load_average": "$LOAD_START at start, $(cut -d' ' -f1-3 /proc/loadavg) at end (other work on the machine shows here)",
   "durations": "wrk ${WRK_SECONDS}s, ceremonies ${CER_SECONDS}s, $RUNS run(s)",
   "runs": $RUNS, "wrk_seconds": $WRK_SECONDS, "wrk_threads": $WRK_THREADS, "ceremony_seconds": $CER_SECONDS,
 }, open(sys.argv[1], "w"), indent=1)
 EOF
 if [[ -n $OUT ]]; then
   cp "$RESULTS" "$ROOT/bench/last-results.jsonl"
+  # Hand-written analysis below the marker survives a regeneration (re-check it against the new numbers).
+  analysis=""
+  if [[ -f $OUT ]] && grep -q '^<!-- analysis -->' "$OUT"; then
+    analysis=$(sed -n '/^<!-- analysis -->/,$p' "$OUT")
+  fi
   python3 bench/report.py render "$RESULTS" "$WORK/meta.json" >"$OUT"
   { echo; echo '## Raw results'; echo; echo 'Every measurement, one JSON object per line: `bench/last-results.jsonl`.'; } >>"$OUT"
+  [[ -n $analysis ]] && printf '\n%s\n' "$analysis" >>"$OUT"
   say "report written to $OUT"
 else
   python3 bench/report.py render "$RESULTS" "$WORK/meta.json" | sed -n '/^## Targets/,$p' >&2

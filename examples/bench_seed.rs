@@ -51,6 +51,11 @@ struct Args {
     /// Store operations in flight at once (the writer groups them into commits).
     #[arg(long, default_value_t = 512)]
     parallel: usize,
+    /// Instead of seeding: read the session and user of every cookie in this file through the
+    /// store (as the gateway's session-cache misses do) and report this process's RSS, to show
+    /// what the store's read cache costs on its own.
+    #[arg(long)]
+    read_cookies: Option<PathBuf>,
     /// Prefix of generated usernames, so several seedings of one store do not collide.
     #[arg(long, default_value = "seed")]
     prefix: String,
@@ -62,6 +67,26 @@ async fn main() -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.data_dir)?;
     let store = Store::open(args.data_dir.join(STORE_FILE))?;
     let started = Instant::now();
+
+    if let Some(path) = &args.read_cookies {
+        let rss_before = rss_kib();
+        let text = std::fs::read_to_string(path)?;
+        let mut found = 0usize;
+        for cookie in text.lines() {
+            if let Some(session) = store.session(hash_secret(cookie)).await? {
+                if store.user(session.user_id).await?.is_some() {
+                    found += 1;
+                }
+            }
+        }
+        eprintln!(
+            "read {found} sessions and their users in {:.1} s; RSS {} KiB before, {} KiB after",
+            started.elapsed().as_secs_f64(),
+            rss_before,
+            rss_kib()
+        );
+        return Ok(());
+    }
 
     if args.tokens > 0 {
         let path = args
@@ -197,6 +222,20 @@ fn new_user(username: String) -> NewUser {
         groups: vec!["staff".into()],
         username,
     }
+}
+
+/// This process's resident set size (VmRSS), in KiB.
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find(|line| line.starts_with("VmRSS:"))
+                .and_then(|line| line.split_whitespace().nth(1))
+                .and_then(|kib| kib.parse().ok())
+        })
+        .unwrap_or(0)
 }
 
 fn write_lines(path: &PathBuf, lines: &[String]) -> anyhow::Result<()> {
