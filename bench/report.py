@@ -81,6 +81,7 @@ def ratio(a: float | None, b: float | None) -> str:
 PROXY_NAMES = {
     "direct": "direct to upstream (nginx, static body)",
     "nginx": "nginx plain reverse proxy (keepalive)",
+    "floor": "pingora 0.9 alone, no filters, no log (examples/pingora_floor.rs)",
     "gw_public": "gateway, public route",
     "gw_auth": "gateway, authenticated route (cookie)",
 }
@@ -126,8 +127,8 @@ def render(results: str, meta_path: str) -> str:
     verdicts: list[str] = []
     for c in concs:
         w(f"### concurrency {c}\n")
-        w("| scenario | requests/s | p50 ms | p99 ms | runs (req/s) | ×nginx | ×direct |")
-        w("|---|---:|---:|---:|---|---:|---:|")
+        w("| scenario | requests/s | p50 ms | p99 ms | runs (req/s) | ×nginx | ×pingora alone | ×direct |")
+        w("|---|---:|---:|---:|---|---:|---:|---:|")
         med_rps = {}
         med_p99 = {}
         for s in PROXY_NAMES:
@@ -142,7 +143,7 @@ def render(results: str, meta_path: str) -> str:
             w(
                 f"| {name} | {fmt(med_rps[s], 0)} | {fmt(med([r['p50_ms'] for r in got]), 2)} | "
                 f"{fmt(med_p99[s], 2)} | {runs} | {ratio(med_rps[s], med_rps.get('nginx'))} | "
-                f"{ratio(med_rps[s], med_rps.get('direct'))} |"
+                f"{ratio(med_rps[s], med_rps.get('floor'))} | {ratio(med_rps[s], med_rps.get('direct'))} |"
             )
         w("")
         if med_rps.get("gw_auth") and med_rps.get("nginx"):

@@ -73,15 +73,16 @@ if [[ ! -x $VENV/bin/uvicorn ]] || ! "$VENV/bin/python" -c 'import fastapi_passk
   fi
 fi
 
-say "building ($PROFILE): passkey-gateway, examples loadgen and bench_seed"
+say "building ($PROFILE): passkey-gateway, examples loadgen, bench_seed, pingora_floor"
 PROFILE_FLAG=(); PROFILE_DIR=debug
 if [[ $PROFILE == release ]]; then PROFILE_FLAG=(--release); PROFILE_DIR=release; fi
-cargo build --locked -q "${PROFILE_FLAG[@]}" --bin passkey-gateway --example loadgen --example bench_seed \
+cargo build --locked -q "${PROFILE_FLAG[@]}" --bin passkey-gateway --example loadgen --example bench_seed --example pingora_floor \
   || die "cargo build failed"
 TARGET_DIR=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
 GATEWAY="$TARGET_DIR/$PROFILE_DIR/passkey-gateway"
 LOADGEN="$TARGET_DIR/$PROFILE_DIR/examples/loadgen"
 SEED="$TARGET_DIR/$PROFILE_DIR/examples/bench_seed"
+FLOOR="$TARGET_DIR/$PROFILE_DIR/examples/pingora_floor"
 
 # ------------------------------------------------------------------------------------------
 # Work directory, processes we start (stopped by pid at exit), ports.
@@ -122,7 +123,7 @@ stop_pid() {
   PIDS=("${keep[@]}")
 }
 
-UP_PORT=$(free_port); NGX_PORT=$(free_port); GW_PORT=$(free_port); FA1_PORT=$(free_port); FA2_PORT=$(free_port)
+UP_PORT=$(free_port); NGX_PORT=$(free_port); FLOOR_PORT=$(free_port); GW_PORT=$(free_port); FA1_PORT=$(free_port); FA2_PORT=$(free_port)
 NGINX_USER=""
 [[ $(id -u) == 0 ]] && NGINX_USER="user root;"
 
@@ -222,6 +223,9 @@ say "starting the upstream, nginx proxy, gateway$([[ $HAVE_FASTAPI == 1 ]] && ec
 "$NGINX" -p "$WORK/proxy" -c "$WORK/proxy/nginx.conf" & PIDS+=($!)
 wait_http "http://127.0.0.1:$UP_PORT/"
 wait_http "http://127.0.0.1:$NGX_PORT/"
+# pingora with no filters and no logging, 2 threads: the floor under the gateway's proxy path.
+"$FLOOR" "127.0.0.1:$FLOOR_PORT" "127.0.0.1:$UP_PORT" 2 >"$WORK/floor.log" 2>&1 & FLOOR_PID=$!; PIDS+=($FLOOR_PID)
+wait_http "http://127.0.0.1:$FLOOR_PORT/"
 
 say "seeding $TOKENS enrollment tokens for the ceremony benchmark"
 GW_DATA="$WORK/gw-data"
@@ -271,6 +275,7 @@ run_wrk() { # SCENARIO CONC RUN URL [COOKIE]
 proxy_round() { # RUN CONC
   run_wrk direct "$2" "$1" "http://127.0.0.1:$UP_PORT/app/"
   run_wrk nginx "$2" "$1" "http://127.0.0.1:$NGX_PORT/app/"
+  run_wrk floor "$2" "$1" "http://127.0.0.1:$FLOOR_PORT/app/"
   run_wrk gw_public "$2" "$1" "$GW_BASE/pub/"
   run_wrk gw_auth "$2" "$1" "$GW_BASE/app/" "$COOKIE"
 }
@@ -278,7 +283,7 @@ proxy_round() { # RUN CONC
 say "1. proxy overhead: wrk -t$WRK_THREADS, ${WRK_SECONDS}s, concurrency ${PROXY_CONCS[*]}, $RUNS run(s), interleaved"
 if [[ $SMOKE == 0 ]]; then
   # Warm-up (not recorded): connections, caches, the assertion cache.
-  for url in "http://127.0.0.1:$UP_PORT/" "http://127.0.0.1:$NGX_PORT/app/" "$GW_BASE/pub/"; do
+  for url in "http://127.0.0.1:$UP_PORT/" "http://127.0.0.1:$NGX_PORT/app/" "http://127.0.0.1:$FLOOR_PORT/app/" "$GW_BASE/pub/"; do
     wrk -t2 -c32 -d2s "$url" >/dev/null 2>&1 || true
   done
   wrk -t2 -c32 -d2s -H "Cookie: $COOKIE" "$GW_BASE/app/" >/dev/null 2>&1 || true
@@ -326,6 +331,7 @@ for ((run = 1; run <= RUNS; run++)); do
   [[ $HAVE_FASTAPI == 1 ]] && stop_fastapi
 done
 stop_pid "$GW_PID"
+stop_pid "$FLOOR_PID"
 
 # ------------------------------------------------------------------------------------------
 # 3. Footprint
