@@ -67,7 +67,7 @@ fn admin(path: &std::path::Path, command: AdminCommand) -> anyhow::Result<()> {
 
 fn serve(path: &std::path::Path) -> anyhow::Result<()> {
     let config = Config::load(path)?;
-    crate::logging::init(config.server.log_format);
+    let _log = crate::logging::init(config.server.log_format);
     let gw: Arc<Gateway> = Gateway::new(config).context("cannot start the gateway")?;
     tracing::info!(listen = ?gw.config.server.listen, "passkey-gateway starting");
     crate::server::run(gw, RunArgs::default())?;

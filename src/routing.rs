@@ -19,18 +19,24 @@ impl Router {
 
     /// The route for `host` (any case, port ignored) and a normalized `path`.
     pub fn route(&self, host: Option<&str>, path: &str) -> Option<&Route> {
-        let host = host.map(host_without_port).map(str::to_ascii_lowercase);
-        let for_host = |r: &&Route| match (&r.host, &host) {
-            (Some(want), Some(have)) => want == have,
+        self.route_index(host, path).map(|i| &self.routes[i])
+    }
+
+    /// The index of that route in [`Router::routes`] (what the proxy keeps per request).
+    pub fn route_index(&self, host: Option<&str>, path: &str) -> Option<usize> {
+        let host = host.map(host_without_port);
+        let for_host = |r: &Route| match (&r.host, host) {
+            (Some(want), Some(have)) => want.eq_ignore_ascii_case(have),
             (Some(_), None) => false,
             (None, _) => true,
         };
         self.routes
             .iter()
-            .filter(for_host)
-            .filter(|r| is_under(path, &r.path))
+            .enumerate()
+            .filter(|(_, r)| for_host(r) && is_under(path, &r.path))
             // Host first: a route naming the host beats any host-less one; then longest prefix.
-            .max_by_key(|r| (r.host.is_some(), r.path.len()))
+            .max_by_key(|(_, r)| (r.host.is_some(), r.path.len()))
+            .map(|(i, _)| i)
     }
 
     pub fn routes(&self) -> &[Route] {

@@ -33,7 +33,7 @@ pub const DEMO_AUDIENCE: &str = "whoami";
 
 /// Runs the demo until SIGINT/SIGTERM; blocks the calling thread.
 pub fn run(args: DemoArgs) -> anyhow::Result<()> {
-    crate::logging::init(LogFormat::Text);
+    let _log = crate::logging::init(LogFormat::Text);
     // The whoami app runs on its own small runtime; pingora brings its own for the gateway.
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -195,7 +195,7 @@ impl GatewayProxy {
             return Ok(Some(reply));
         }
         let host = request_host(session);
-        let Some(index) = self.route_index(host.as_deref(), &ctx.path) else {
+        let Some(index) = self.gw.router.route_index(host.as_deref(), &ctx.path) else {
             return Ok(Some(ApiError::NotFound.into_reply()));
         };
         ctx.route = Some(index);
@@ -269,15 +269,6 @@ impl GatewayProxy {
                 "login_url": login,
             }),
         )
-    }
-
-    fn route_index(&self, host: Option<&str>, path: &str) -> Option<usize> {
-        let route = self.gw.router.route(host, path)?;
-        self.gw
-            .router
-            .routes()
-            .iter()
-            .position(|r| std::ptr::eq(r, route))
     }
 
     fn client_ip(&self, session: &Session, peer: Option<IpAddr>) -> Option<IpAddr> {

@@ -61,6 +61,9 @@ struct Inner {
     path: PathBuf,
 }
 
+/// redb's page cache: enough for the indexes and the pages in use.
+const STORE_CACHE_BYTES: usize = 8 << 20;
+
 impl Store {
     /// Opens (or creates) the store file, checking and recording its schema version.
     ///
@@ -68,7 +71,13 @@ impl Store {
     pub fn open(path: impl AsRef<Path>) -> Result<Store, StoreError> {
         let path = path.as_ref().to_path_buf();
         create_private(&path)?;
-        let db = match Database::create(&path) {
+        // redb caches up to 1 GiB of pages by default. The gateway keeps what is hot (sessions)
+        // in its own cache, so a large page cache would only hold a second copy of it: keep it
+        // small (measured: -75 MiB of RSS with 100,000 live sessions, see BENCHMARKS.md).
+        let db = match redb::Builder::new()
+            .set_cache_size(STORE_CACHE_BYTES)
+            .create(&path)
+        {
             Ok(db) => db,
             Err(DatabaseError::DatabaseAlreadyOpen) => return Err(StoreError::Locked { path }),
             Err(error) => return Err(StoreError::Storage(Arc::new(redb::Error::from(error)))),
