@@ -387,7 +387,11 @@ impl VirtualUser {
             }
             Target::Fastapi => {
                 let begun = self
-                    .post("/auth/passkeys/authenticate/begin", json!({"userId": user}), None)
+                    .post(
+                        "/auth/passkeys/authenticate/begin",
+                        json!({"userId": user}),
+                        None,
+                    )
                     .await?;
                 let credential = self.assert(&begun.body)?;
                 let done = self
@@ -442,7 +446,6 @@ impl VirtualUser {
         }
         Answer::read(path, req.send().await.with_context(|| path.to_string())?).await
     }
-
 }
 
 struct Answer {

@@ -18,9 +18,7 @@ use webauthn_rs::prelude::{Url, Uuid};
 use webauthn_rs::WebauthnBuilder;
 
 fn main() -> anyhow::Result<()> {
-    let iterations: usize = std::env::args()
-        .nth(1)
-        .map_or(Ok(500), |n| n.parse())?;
+    let iterations: usize = std::env::args().nth(1).map_or(Ok(500), |n| n.parse())?;
     let origin = Url::parse("http://localhost:8080")?;
     let webauthn = WebauthnBuilder::new("localhost", &origin)?.build()?;
     let mut authenticator = SoftPasskey::new(true);
