@@ -39,6 +39,9 @@ use std::sync::Arc;
 use tables::{SCHEMA_KEY, SCHEMA_VERSION};
 use writer::{Batch, Writer};
 
+/// Bytes of redb's page cache. Hot data (sessions) is cached by the gateway, not here.
+pub const STORE_CACHE_BYTES: usize = 8 << 20;
+
 /// A handle on the open store; cheap to clone, all clones share one file and one writer.
 #[derive(Clone)]
 pub struct Store {
@@ -68,7 +71,11 @@ impl Store {
     pub fn open(path: impl AsRef<Path>) -> Result<Store, StoreError> {
         let path = path.as_ref().to_path_buf();
         create_private(&path)?;
-        let db = match Database::create(&path) {
+        // redb's default read cache is 1 GiB; the gateway keeps what is hot (sessions) itself.
+        let db = match Database::builder()
+            .set_cache_size(STORE_CACHE_BYTES)
+            .create(&path)
+        {
             Ok(db) => db,
             Err(DatabaseError::DatabaseAlreadyOpen) => return Err(StoreError::Locked { path }),
             Err(error) => return Err(StoreError::Storage(Arc::new(redb::Error::from(error)))),
