@@ -4,6 +4,7 @@
 use reqwest::Method;
 use serde_json::json;
 
+use crate::support::config;
 use crate::support::passkeys::{enroll, Browser};
 use crate::support::{client, EchoUpstream, TestGateway};
 
@@ -128,19 +129,16 @@ async fn the_passkey_cap_is_enforced() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ceremonies_are_rate_limited_per_address() {
     let up = EchoUpstream::start().await;
-    let gw = TestGateway::start(&format!(
-        r#"
-        public_url = "http://localhost:{{port}}"
-        [server]
-        data_dir = "{{data_dir}}"
-        ceremony_rate_per_minute = 3
-        [webauthn]
-        rp_id = "localhost"
+    let gw = TestGateway::start(&config(
+        "ceremony_rate_per_minute = 3",
+        &format!(
+            r#"
         [[route]]
         name = "app"
         upstream = "http://{}"
         "#,
-        up.addr
+            up.addr
+        ),
     ))
     .await;
     let mut browser = Browser::new(&gw.base());

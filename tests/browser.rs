@@ -20,6 +20,7 @@ mod chromium;
 
 use chromium::{js, Chromium, WAIT};
 
+use crate::support::config;
 use crate::support::passkeys::enroll;
 use crate::support::TestGateway;
 
@@ -29,20 +30,18 @@ async fn passkeys_in_a_real_browser() {
     let app_listener = TcpListener::bind("127.0.0.1:0").await.expect("bind app");
     let app = app_listener.local_addr().expect("app addr");
     // The demo's own route: `/` to the whoami app, signed-in users only.
-    let gw = TestGateway::start(&format!(
-        r#"
-        public_url = "http://localhost:{{port}}"
-        [server]
-        data_dir = "{{data_dir}}"
-        [webauthn]
-        rp_id = "localhost"
+    let gw = TestGateway::start(&config(
+        "",
+        &format!(
+            r#"
         [[route]]
         name = "{audience}"
         path = "/"
         upstream = "http://{app}"
         access = "authenticated"
         "#,
-        audience = demo::DEMO_AUDIENCE,
+            audience = demo::DEMO_AUDIENCE,
+        ),
     ))
     .await;
     tokio::spawn(demo::serve(

@@ -4,6 +4,7 @@
 use passkey_gateway::gateway::unix_now;
 use serde_json::{json, Value};
 
+use crate::support::config;
 use crate::support::passkeys::{enroll, Browser};
 use crate::support::verifier::{verify, with_header, Expect};
 use crate::support::{client, EchoUpstream, Echoed, TestGateway};
@@ -194,13 +195,10 @@ async fn assertions_are_reused_per_audience_and_survive_rotation() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn eddsa_assertions_verify_too() {
     let up = EchoUpstream::start().await;
-    let gw = TestGateway::start(&format!(
-        r#"
-        public_url = "http://localhost:{{port}}"
-        [server]
-        data_dir = "{{data_dir}}"
-        [webauthn]
-        rp_id = "localhost"
+    let gw = TestGateway::start(&config(
+        "",
+        &format!(
+            r#"
         [identity]
         algorithm = "EdDSA"
         headers = "remote"
@@ -209,7 +207,8 @@ async fn eddsa_assertions_verify_too() {
         upstream = "http://{}"
         audience = "my-app"
         "#,
-        up.addr
+            up.addr
+        ),
     ))
     .await;
     let (_, token) = enroll(&gw.gw, "eve", &["g1"]).await;

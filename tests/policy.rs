@@ -4,6 +4,7 @@
 use reqwest::Method;
 use serde_json::json;
 
+use crate::support::config;
 use crate::support::passkeys::{enroll, Browser};
 use crate::support::{client, raw, EchoUpstream, Echoed, TestGateway};
 
@@ -12,13 +13,10 @@ type Headers<'a> = &'a [(&'a str, &'a str)];
 
 /// A protected site whose only open part is `/public`.
 async fn protected_site(up: std::net::SocketAddr) -> TestGateway {
-    TestGateway::start(&format!(
-        r#"
-        public_url = "http://localhost:{{port}}"
-        [server]
-        data_dir = "{{data_dir}}"
-        [webauthn]
-        rp_id = "localhost"
+    TestGateway::start(&config(
+        "",
+        &format!(
+            r#"
         [session]
         allowed_return_hosts = ["good.example"]
         [[route]]
@@ -36,6 +34,7 @@ async fn protected_site(up: std::net::SocketAddr) -> TestGateway {
         upstream = "http://{up}"
         allow_groups = ["admins"]
         "#
+        ),
     ))
     .await
 }

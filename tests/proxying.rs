@@ -3,6 +3,7 @@
 use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message;
 
+use crate::support::config;
 use crate::support::{client, raw, EchoUpstream, Echoed, TestGateway};
 
 async fn echoed(gw: &TestGateway, path: &str) -> Echoed {
@@ -19,13 +20,10 @@ async fn routes_by_host_then_longest_prefix() {
         EchoUpstream::start().await,
         EchoUpstream::start().await,
     );
-    let gw = TestGateway::start(&format!(
-        r#"
-        public_url = "http://localhost:{{port}}"
-        [server]
-        data_dir = "{{data_dir}}"
-        [webauthn]
-        rp_id = "localhost"
+    let gw = TestGateway::start(&config(
+        "",
+        &format!(
+            r#"
         [[route]]
         name = "root"
         upstream = "http://{}"
@@ -47,7 +45,8 @@ async fn routes_by_host_then_longest_prefix() {
         upstream = "http://{}"
         access = "public"
         "#,
-        root.addr, app.addr, deep.addr, other.addr
+            root.addr, app.addr, deep.addr, other.addr
+        ),
     ))
     .await;
     let cases = [
@@ -71,20 +70,18 @@ async fn routes_by_host_then_longest_prefix() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_route_is_a_json_404() {
     let up = EchoUpstream::start().await;
-    let gw = TestGateway::start(&format!(
-        r#"
-        public_url = "http://localhost:{{port}}"
-        [server]
-        data_dir = "{{data_dir}}"
-        [webauthn]
-        rp_id = "localhost"
+    let gw = TestGateway::start(&config(
+        "",
+        &format!(
+            r#"
         [[route]]
         name = "only"
         host = "app.localhost"
         upstream = "http://{}"
         access = "public"
         "#,
-        up.addr
+            up.addr
+        ),
     ))
     .await;
     let resp = client()
@@ -105,13 +102,10 @@ async fn dead_upstream_is_a_502_and_others_keep_working() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         l.local_addr().expect("addr")
     };
-    let gw = TestGateway::start(&format!(
-        r#"
-        public_url = "http://localhost:{{port}}"
-        [server]
-        data_dir = "{{data_dir}}"
-        [webauthn]
-        rp_id = "localhost"
+    let gw = TestGateway::start(&config(
+        "",
+        &format!(
+            r#"
         [[route]]
         name = "live"
         upstream = "http://{}"
@@ -122,7 +116,8 @@ async fn dead_upstream_is_a_502_and_others_keep_working() {
         upstream = "http://{}"
         access = "public"
         "#,
-        up.addr, dead
+            up.addr, dead
+        ),
     ))
     .await;
     for _ in 0..3 {
@@ -308,14 +303,9 @@ async fn related_origins_document() {
     assert_eq!(seen.path, "/.well-known/webauthn");
 
     let gw = TestGateway::start(
-        r#"
-        public_url = "http://localhost:{port}"
-        [server]
-        data_dir = "{data_dir}"
-        [webauthn]
-        rp_id = "localhost"
+        &config("", r#"
         related_origins = ["https://shop.example.com", "https://example.co.uk", "http://localhost:9000"]
-        "#,
+        "#),
     )
     .await;
     let resp = client()

@@ -235,12 +235,8 @@ impl GatewayProxy {
     /// The session named by the request's cookie, checked in memory (a store read only on a
     /// cache miss). A store failure counts as no session: fail closed.
     async fn session_of(&self, session: &Session) -> Option<Arc<LiveSession>> {
-        let value = self
-            .gw
-            .sessions
-            .cookie
-            .find(&session.req_header().headers)?;
-        match self.gw.sessions.check(&value, unix_now()).await {
+        let headers = &session.req_header().headers;
+        match self.gw.sessions.from_headers(headers, unix_now()).await {
             Ok(live) => live,
             Err(e) => {
                 tracing::warn!(error = %e, "session check failed");

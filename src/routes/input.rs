@@ -30,11 +30,8 @@ pub fn json_body<T: DeserializeOwned>(req: &Request) -> ApiResult<T> {
 
 /// The signed-in session, if the request carries a valid cookie.
 pub async fn session(gw: &Gateway, req: &Request) -> ApiResult<Option<Arc<LiveSession>>> {
-    let Some(value) = gw.sessions.cookie.find(&req.headers) else {
-        return Ok(None);
-    };
     gw.sessions
-        .check(&value, unix_now())
+        .from_headers(&req.headers, unix_now())
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))
 }

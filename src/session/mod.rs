@@ -143,6 +143,18 @@ impl Sessions {
         Ok(Some(live))
     }
 
+    /// The live session named by the request's cookie, if it carries a valid one.
+    pub async fn from_headers(
+        &self,
+        headers: &http::HeaderMap,
+        now: i64,
+    ) -> Result<Option<Arc<LiveSession>>, StoreError> {
+        match self.cookie.find(headers) {
+            Some(value) => self.check(&value, now).await,
+            None => Ok(None),
+        }
+    }
+
     async fn load(&self, hash: SecretHash) -> Result<Option<Arc<LiveSession>>, StoreError> {
         let epoch = self.epoch.load(Ordering::Acquire);
         let Some(record) = self.store.session(hash).await? else {

@@ -58,20 +58,17 @@ impl TestGateway {
 
     /// A gateway with one public route `/` and one authenticated route `/app` to `upstream`.
     pub async fn in_front_of(upstream: SocketAddr, extra: &str) -> TestGateway {
-        TestGateway::start(&format!(
-            r#"
-            public_url = "http://localhost:{{port}}"
-            [server]
-            data_dir = "{{data_dir}}"
-            {extra}
-            [webauthn]
-            rp_id = "localhost"
+        TestGateway::start(&config(
+            extra,
+            &format!(
+                r#"
             [[route]]
             name = "public"
             path = "/"
             upstream = "http://{upstream}"
             access = "public"
             "#
+            ),
         ))
         .await
     }
@@ -79,13 +76,10 @@ impl TestGateway {
     /// The usual world for passkey tests: `/` public, `/app` for signed-in users, `/admin` for
     /// the `admins` group, all to `upstream`; `extra` goes into `[webauthn]`.
     pub async fn app(upstream: SocketAddr, extra: &str) -> TestGateway {
-        TestGateway::start(&format!(
-            r#"
-            public_url = "http://localhost:{{port}}"
-            [server]
-            data_dir = "{{data_dir}}"
-            [webauthn]
-            rp_id = "localhost"
+        TestGateway::start(&config(
+            "",
+            &format!(
+                r#"
             {extra}
             [[route]]
             name = "public"
@@ -102,6 +96,7 @@ impl TestGateway {
             upstream = "http://{upstream}"
             allow_groups = ["admins"]
             "#
+            ),
         ))
         .await
     }
@@ -114,6 +109,16 @@ impl TestGateway {
     pub fn url(&self, path: &str) -> String {
         format!("http://localhost:{}{path}", self.addr.port())
     }
+}
+
+/// A test config: `public_url` on the gateway's own port, a temporary `data_dir`, rp id
+/// `localhost`. `server` adds `[server]` keys; `rest` follows `[webauthn]` (more of its keys
+/// first, then other tables such as routes). `TestGateway::start` fills the placeholders in.
+pub fn config(server: &str, rest: &str) -> String {
+    format!(
+        "public_url = \"http://localhost:{{port}}\"\n[server]\ndata_dir = \"{{data_dir}}\"\n{server}\n\
+         [webauthn]\nrp_id = \"localhost\"\n{rest}"
+    )
 }
 
 /// A client that never follows redirects and never uses a proxy from the environment.
