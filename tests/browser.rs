@@ -271,7 +271,7 @@ async fn the_demo_command_in_a_real_browser() {
     let data_dir = data.path().join("demo-data");
     let port = free_port();
     let mut demo = DemoProcess::start(port, &data_dir).await;
-    let printed = demo.wait_for_banner().await;
+    let printed = demo.wait_until_ready(port).await;
     let origin = format!("http://localhost:{port}");
     assert!(
         printed.contains("Open this link to register a passkey for user \"demo\":"),
@@ -306,7 +306,7 @@ async fn the_demo_command_in_a_real_browser() {
     // Again on the same data: a new link, and a pointer to the login page.
     demo.stop().await;
     let mut demo = DemoProcess::start(port, &data_dir).await;
-    let printed = demo.wait_for_banner().await;
+    let printed = demo.wait_until_ready(port).await;
     assert!(
         printed.contains(&format!("or sign in at {origin}/passkeys/login")),
         "{printed}"
@@ -353,6 +353,24 @@ impl DemoProcess {
     }
 
     /// Everything the demo printed up to its last line ("... Ctrl-C stops the demo.").
+    /// The demo's banner, once the gateway also accepts connections on `port` (the banner is
+    /// printed just before pingora's listeners start).
+    async fn wait_until_ready(&mut self, port: u16) -> String {
+        let printed = self.wait_for_banner().await;
+        let deadline = std::time::Instant::now() + WAIT;
+        while tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err()
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the demo never listened on {port}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        printed
+    }
+
     async fn wait_for_banner(&mut self) -> String {
         let mut printed = String::new();
         let read = async {
