@@ -182,8 +182,9 @@ impl GatewayProxy {
                 ))
             }
         };
-        let client = self.client_ip(session, ctx.peer.addr);
         if routes::is_own_path(&ctx.path) {
+            // Only the gateway's own endpoints use the client address (rate limits).
+            let client = self.client_ip(session, ctx.peer.addr);
             let body = match io::read_body(session, self.gw.config.server.max_body_bytes).await? {
                 Ok(body) => body,
                 Err(e) => return Ok(Some(e.into_reply())),
