@@ -6,7 +6,7 @@
 #
 # Environment: BENCH_RUNS, BENCH_WRK_SECONDS, BENCH_CEREMONY_SECONDS, BENCH_USERS (footprint),
 # BENCH_TOKENS, BENCH_PROFILE (release|debug; --smoke defaults to debug, the full run to release),
-# BENCH_KEEP=1 keeps the work directory, BENCH_OUT (report path).
+# BENCH_KEEP=1 keeps the work directory, BENCH_OUT (report path), BENCH_ONLY (subset, see below).
 set -euo pipefail
 export RUST_BACKTRACE=0
 
@@ -32,6 +32,10 @@ else
   OUT=${BENCH_OUT:-$ROOT/BENCHMARKS.md}
 fi
 WRK_THREADS=2
+# BENCH_ONLY=proxy,ceremonies,footprint runs a subset (for profiling); it never writes BENCHMARKS.md.
+ONLY=${BENCH_ONLY:-proxy,ceremonies,footprint}
+[[ -n ${BENCH_ONLY:-} ]] && OUT=""
+wants() { [[ ",$ONLY," == *",$1,"* ]]; }
 PROXY_CONCS=(32 128)
 CER_CONCS=(1 8 32)
 
@@ -289,6 +293,7 @@ if [[ $SMOKE == 0 ]]; then
   wrk -t2 -c32 -d2s -H "Cookie: $COOKIE" "$GW_BASE/app/" >/dev/null 2>&1 || true
 fi
 for ((run = 1; run <= RUNS; run++)); do
+  wants proxy || break
   for conc in "${PROXY_CONCS[@]}"; do proxy_round "$run" "$conc"; done
 done
 
@@ -320,6 +325,7 @@ TARGETS=(gateway)
 [[ $HAVE_FASTAPI == 1 ]] && TARGETS+=(fastapi-1p fastapi-2p)
 say "2. ceremonies: ${CER_SECONDS}s each, concurrency ${CER_CONCS[*]}, targets ${TARGETS[*]}, $RUNS run(s), interleaved"
 for ((run = 1; run <= RUNS; run++)); do
+  wants ceremonies || break
   # fastapi-passkeys' in-memory repository scans every credential to list one user's: a fresh
   # process per run keeps that from growing across runs.
   [[ $HAVE_FASTAPI == 1 ]] && start_fastapi
@@ -336,6 +342,7 @@ stop_pid "$FLOOR_PID"
 # ------------------------------------------------------------------------------------------
 # 3. Footprint
 
+if wants footprint; then
 say "3. footprint: seeding $USERS users x 2 passkeys + $USERS sessions"
 FP_DATA="$WORK/fp-data"; EMPTY_DATA="$WORK/empty-data"; FP_PORT=$(free_port)
 seed_started=$(now_ns)
@@ -380,6 +387,7 @@ for ((run = 1; run <= RUNS; run++)); do
     stop_pid "$GW_PID"
   done
 done
+fi
 
 # ------------------------------------------------------------------------------------------
 # Report

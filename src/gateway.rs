@@ -86,6 +86,7 @@ impl Gateway {
             cookie,
             config.session.idle_timeout.as_secs() as i64,
             config.session.absolute_timeout.as_secs() as i64,
+            config.session.cache_size,
         ));
         let ceremonies = Ceremonies::new(&config, store.clone(), sessions.clone())?;
         let limiter = NonZeroU32::new(config.server.ceremony_rate_per_minute)

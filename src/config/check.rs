@@ -176,6 +176,9 @@ fn check_session(raw: &RawConfig) -> Check {
             "must be letters, digits, `-` or `_` (the `__Host-` prefix is added on https)",
         );
     }
+    if s.cache_size == 0 {
+        return fail("session.cache_size", "must be at least 1");
+    }
     if s.absolute_timeout < s.idle_timeout {
         return fail(
             "session.absolute_timeout",

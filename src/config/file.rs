@@ -133,6 +133,9 @@ impl Default for EnrollmentConfig {
     }
 }
 
+/// Default `[session] cache_size`: ~8 MiB of sessions in memory (BENCHMARKS.md, footprint).
+pub const DEFAULT_SESSION_CACHE: usize = 16_384;
+
 /// `[session]`: the session cookie and where logins may return to.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -145,6 +148,9 @@ pub struct SessionConfig {
     pub absolute_timeout: Duration,
     /// Hosts (besides our own origin) that `return_to` may point at, over https.
     pub allowed_return_hosts: Vec<String>,
+    /// Sessions held in memory at most; the least recently used beyond it are read from the
+    /// store again when next used.
+    pub cache_size: usize,
 }
 
 impl Default for SessionConfig {
@@ -154,6 +160,7 @@ impl Default for SessionConfig {
             idle_timeout: Duration::from_secs(12 * 3600),
             absolute_timeout: Duration::from_secs(7 * 24 * 3600),
             allowed_return_hosts: Vec::new(),
+            cache_size: DEFAULT_SESSION_CACHE,
         }
     }
 }

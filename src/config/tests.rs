@@ -61,6 +61,10 @@ fn broken_files_name_the_key_and_the_reason() {
             "g.toml:2:1: `webauthn`: missing field `rp_id`",
         ),
         (
+            "public_url = \"http://localhost:8080\"\n[session]\ncache_size = 0\n[webauthn]\nrp_id = \"localhost\"\n",
+            "g.toml: `session.cache_size`: must be at least 1",
+        ),
+        (
             "public_url = \"https://app.example.com\"\n[webauthn]\nrp_id = \"example.com\"\n",
             "g.toml: `public_url`: `https://app.example.com` is https but nothing terminates TLS: set `server.tls` or list the TLS proxy in `server.trusted_proxies`",
         ),

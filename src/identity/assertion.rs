@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use http::HeaderValue;
 use jsonwebtoken::{EncodingKey, Header};
 use serde::{Deserialize, Serialize};
 
@@ -27,8 +28,9 @@ pub const DEFAULT_ASSERTION_TTL: Duration = Duration::from_secs(60);
 pub const AMR_PASSKEY: &str = "hwk";
 
 /// Bound on cached tokens: beyond it, stale entries are evicted, and if that is not enough the
-/// cache is emptied (it only ever costs re-signing).
-const MAX_CACHED_ASSERTIONS: usize = 16_384;
+/// cache is emptied (it only ever costs re-signing, ~40 µs with aws-lc-rs). An entry is ~0.9 KB
+/// (mostly the token), so this is ~3.5 MiB; sessions beyond it re-sign once per request.
+const MAX_CACHED_ASSERTIONS: usize = 4_096;
 
 /// The claims of an identity assertion.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -81,9 +83,11 @@ struct ActiveKey {
 }
 
 struct CachedAssertion {
-    /// The identity the token was signed for: a changed name or group list re-signs at once.
-    identity: Identity,
-    token: String,
+    /// The identity the token was signed for (shared with the session, not copied): a changed
+    /// name or group list re-signs at once.
+    identity: Arc<Identity>,
+    /// Ready to send: cloning a `HeaderValue` shares its bytes instead of copying the token.
+    token: HeaderValue,
     issued_at: u64,
     refresh_at: u64,
 }
@@ -134,7 +138,7 @@ impl AssertionSigner {
     /// A compact JWS asserting `identity` to `audience`, for session `sid` (a non-secret id).
     pub fn assertion(
         &self,
-        identity: &Identity,
+        identity: &Arc<Identity>,
         sid: &str,
         audience: &str,
     ) -> Result<String, IdentityError> {
@@ -144,11 +148,33 @@ impl AssertionSigner {
     /// As [`AssertionSigner::assertion`], at a given time (for tests and benchmarks).
     pub fn assertion_at(
         &self,
-        identity: &Identity,
+        identity: &Arc<Identity>,
         sid: &str,
         audience: &str,
         now: SystemTime,
     ) -> Result<String, IdentityError> {
+        let token = self.header_at(identity, sid, audience, now)?;
+        // Only base64url and dots: always ASCII.
+        Ok(String::from_utf8_lossy(token.as_bytes()).into_owned())
+    }
+
+    /// As [`AssertionSigner::assertion`], as a header value (what the proxy sends).
+    pub fn assertion_header(
+        &self,
+        identity: &Arc<Identity>,
+        sid: &str,
+        audience: &str,
+    ) -> Result<HeaderValue, IdentityError> {
+        self.header_at(identity, sid, audience, SystemTime::now())
+    }
+
+    fn header_at(
+        &self,
+        identity: &Arc<Identity>,
+        sid: &str,
+        audience: &str,
+        now: SystemTime,
+    ) -> Result<HeaderValue, IdentityError> {
         let now = now
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs())
@@ -174,11 +200,13 @@ impl AssertionSigner {
         };
         // Signed outside any lock: concurrent misses for one key may both sign, which is harmless.
         let token = jsonwebtoken::encode(&active.header, &claims, &active.key)?;
+        let token = HeaderValue::try_from(token)
+            .map_err(|e| IdentityError::Key(format!("token is not a header value: {e}")))?;
         active.remember(
             sid,
             audience,
             CachedAssertion {
-                identity: identity.clone(),
+                identity: Arc::clone(identity),
                 token: token.clone(),
                 issued_at: now,
                 refresh_at: now + self.ttl_secs / 2,
@@ -211,11 +239,18 @@ impl ActiveKey {
         }
     }
 
-    fn cached(&self, sid: &str, audience: &str, identity: &Identity, now: u64) -> Option<String> {
+    fn cached(
+        &self,
+        sid: &str,
+        audience: &str,
+        identity: &Arc<Identity>,
+        now: u64,
+    ) -> Option<HeaderValue> {
         let cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
         let entry = cache.get(&(sid.to_owned(), audience.to_owned()))?;
         // `issued_at <= now` also guards against the clock stepping back before nbf.
-        let fresh = entry.issued_at <= now && now < entry.refresh_at && entry.identity == *identity;
+        let same = Arc::ptr_eq(&entry.identity, identity) || entry.identity == *identity;
+        let fresh = entry.issued_at <= now && now < entry.refresh_at && same;
         fresh.then(|| entry.token.clone())
     }
 

@@ -3,6 +3,7 @@
 //! and checks the compact JWS by hand, as an upstream app would.
 
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -14,14 +15,14 @@ use super::*;
 const ISS: &str = "https://app.example.com";
 const AUD: &str = "wiki";
 
-fn alice() -> Identity {
-    Identity {
+fn alice() -> Arc<Identity> {
+    Arc::new(Identity {
         user_id: "5f0c1d2e-3a4b-4c5d-8e6f-708192a3b4c5".into(),
         username: "alice".into(),
         display_name: "Alice Liddell".into(),
         email: Some("alice@example.com".into()),
         groups: vec!["admins".into(), "dev".into()],
-    }
+    })
 }
 
 fn unix(t: SystemTime) -> u64 {
@@ -514,8 +515,9 @@ fn cache_reuses_a_token_for_half_its_life() {
             .expect("signs"),
         fresh
     );
-    let mut demoted = alice();
+    let mut demoted = (*alice()).clone();
     demoted.groups = vec!["dev".into()];
+    let demoted = Arc::new(demoted);
     let resigned = signer
         .assertion_at(&demoted, "sid-1", AUD, at(31))
         .expect("signs");

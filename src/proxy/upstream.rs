@@ -89,7 +89,7 @@ pub fn add_identity(
 ) -> Result<()> {
     let token = gw
         .signer
-        .assertion(&live.identity, &live.sid, audience)
+        .assertion_header(&live.identity, &live.sid(), audience)
         .map_err(|e| Error::because(InternalError, "signing the identity assertion", e))?;
     upstream.insert_header(ASSERTION_HEADER, token)?;
     for (name, value) in convenience_headers(gw.config.identity.headers, &live.identity) {

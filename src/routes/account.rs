@@ -31,7 +31,7 @@ pub async fn me(gw: &Gateway, req: &Request) -> ApiResult<Reply> {
     let mut body = serde_json::to_value(UserView::from(&user))
         .map_err(|e| ApiError::Internal(e.to_string()))?;
     body["session"] = serde_json::json!({
-        "id": live.sid,
+        "id": live.sid(),
         "created_at": rfc3339(live.created_at),
         "last_seen_at": rfc3339(live.last_seen()),
         "expires_at": rfc3339(live.expires_at),

@@ -1,11 +1,13 @@
 //! Sessions on the hot path: a signed-in browser is checked in memory, never on disk.
 //!
 //! The store holds every session (by the hash of its cookie value) for durability; this cache
-//! holds the ones in use. A cache miss (first request after a restart) reads the store once.
+//! holds the ones in use, up to `[session] cache_size`. A cache miss (first request after a
+//! restart, or a session evicted as least recently used) reads the store once.
 //! Revocation removes the entry from the cache *and* the store in the same call, so it is effective
 //! on the very next request; an epoch counter stops a load that raced with a revocation from
 //! re-inserting what was just revoked. `last_seen` is kept in an atomic and written back lazily,
-//! in batches, at most once a minute per session (see [`Sessions::flush_last_seen`]).
+//! in batches, at most once a minute per session (see [`Sessions::flush_last_seen`]); an evicted
+//! session's unwritten `last_seen` waits for that batch too.
 
 mod cookie;
 
@@ -13,7 +15,7 @@ pub use cookie::{new_session_value, CookieSpec};
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use uuid::Uuid;
 
@@ -23,14 +25,18 @@ use crate::store::{hash_secret, SecretHash, SessionRecord, Store, StoreError, Us
 /// How often, at most, a session's `last_seen` is written to the store.
 pub const LAST_SEEN_WRITE_INTERVAL: i64 = 60;
 
-/// A session the proxy can use: who, since when, until when.
+/// When the cache is full, this fraction of it (the least recently seen) is evicted at once, so
+/// the scan that finds them runs once per `capacity / EVICT_FRACTION` inserts, not per insert.
+const EVICT_FRACTION: usize = 8;
+
+/// A session the proxy can use: who, since when, until when. Kept small: the cache holds
+/// tens of thousands of these.
 #[derive(Debug)]
 pub struct LiveSession {
     pub hash: SecretHash,
-    /// A public, non-secret id for this session (logs, `sid` claim, admin CLI).
-    pub sid: String,
     pub user_id: Uuid,
-    pub identity: Identity,
+    /// Shared with the assertion cache, which compares it before reusing a token.
+    pub identity: Arc<Identity>,
     pub passkey_id: Uuid,
     pub created_at: i64,
     pub expires_at: i64,
@@ -42,9 +48,8 @@ impl LiveSession {
     fn new(record: &SessionRecord, user: &User) -> LiveSession {
         LiveSession {
             hash: record.id_hash,
-            sid: public_id(&record.id_hash),
             user_id: user.id,
-            identity: identity_of(user),
+            identity: Arc::new(identity_of(user)),
             passkey_id: record.passkey_id,
             created_at: record.created_at,
             expires_at: record.expires_at,
@@ -53,8 +58,19 @@ impl LiveSession {
         }
     }
 
+    /// A public, non-secret id for this session (logs, `sid` claim, admin CLI).
+    pub fn sid(&self) -> String {
+        public_id(&self.hash)
+    }
+
     pub fn last_seen(&self) -> i64 {
         self.last_seen.load(Ordering::Relaxed)
+    }
+
+    /// `(hash, last_seen)` if `last_seen` moved since it was last written.
+    fn unflushed(&self) -> Option<(SecretHash, i64)> {
+        let seen = self.last_seen();
+        (seen > self.flushed.load(Ordering::Relaxed)).then_some((self.hash, seen))
     }
 }
 
@@ -74,10 +90,16 @@ pub fn public_id(hash: &SecretHash) -> String {
     hash.to_hex()[..32].to_string()
 }
 
+type LiveMap = HashMap<SecretHash, Arc<LiveSession>>;
+
 /// The session cache over the store.
 pub struct Sessions {
     store: Store,
-    live: RwLock<HashMap<SecretHash, Arc<LiveSession>>>,
+    live: RwLock<LiveMap>,
+    /// Most sessions `live` holds.
+    capacity: usize,
+    /// `last_seen` of evicted sessions, not yet written (the next flush writes it).
+    evicted_seen: Mutex<HashMap<SecretHash, i64>>,
     /// Bumped by every revocation; a load that saw another value does not insert.
     epoch: AtomicU64,
     idle_secs: i64,
@@ -86,10 +108,18 @@ pub struct Sessions {
 }
 
 impl Sessions {
-    pub fn new(store: Store, cookie: CookieSpec, idle_secs: i64, absolute_secs: i64) -> Sessions {
+    pub fn new(
+        store: Store,
+        cookie: CookieSpec,
+        idle_secs: i64,
+        absolute_secs: i64,
+        capacity: usize,
+    ) -> Sessions {
         Sessions {
             store,
             live: RwLock::new(HashMap::new()),
+            capacity: capacity.max(1),
+            evicted_seen: Mutex::new(HashMap::new()),
             epoch: AtomicU64::new(0),
             idle_secs,
             absolute_secs,
@@ -115,7 +145,9 @@ impl Sessions {
     /// Puts a just-stored session in the cache, so the first request after login is in memory.
     pub fn admit(&self, record: &SessionRecord, user: &User) {
         let live = Arc::new(LiveSession::new(record, user));
-        self.write().insert(record.id_hash, live);
+        let mut map = self.write();
+        self.make_room(&mut map);
+        map.insert(record.id_hash, live);
     }
 
     /// The live session a cookie value names, if it is valid now. Touches `last_seen` in memory.
@@ -166,13 +198,40 @@ impl Sessions {
         if user.disabled {
             return Ok(None);
         }
-        let live = Arc::new(LiveSession::new(&record, &user));
+        let live = LiveSession::new(&record, &user);
+        // Evicted before its `last_seen` was written: the store's copy is behind.
+        if let Some(seen) = self.evicted().get(&hash) {
+            live.last_seen.fetch_max(*seen, Ordering::Relaxed);
+        }
+        let live = Arc::new(live);
         let mut map = self.write();
         // A revocation ran while we read the store: what we read may be what it removed.
         if self.epoch.load(Ordering::Acquire) != epoch {
             return Ok(None);
         }
+        if !map.contains_key(&hash) {
+            self.make_room(&mut map);
+        }
         Ok(Some(map.entry(hash).or_insert(live).clone()))
+    }
+
+    /// Evicts the least recently seen `1 / EVICT_FRACTION` of a full cache. Their unwritten
+    /// `last_seen` is kept for the next flush, so eviction never shortens an idle timeout.
+    fn make_room(&self, map: &mut LiveMap) {
+        if map.len() < self.capacity {
+            return;
+        }
+        let mut by_age: Vec<(i64, SecretHash)> =
+            map.values().map(|l| (l.last_seen(), l.hash)).collect();
+        let count = (self.capacity / EVICT_FRACTION).max(1).min(by_age.len());
+        by_age.select_nth_unstable_by_key(count - 1, |(seen, _)| *seen);
+        let mut unflushed = Vec::new();
+        for (_, hash) in &by_age[..count] {
+            if let Some(gone) = map.remove(hash) {
+                unflushed.extend(gone.unflushed());
+            }
+        }
+        self.evicted().extend(unflushed);
     }
 
     /// Drops sessions from the cache (the caller deletes them from the store, or already did).
@@ -203,18 +262,18 @@ impl Sessions {
     /// Writes back `last_seen` of sessions used since their last write, at most once a minute each,
     /// in one batch (one transaction, one fsync).
     pub async fn flush_last_seen(&self, now: i64) -> Result<usize, StoreError> {
-        let due: Vec<(SecretHash, i64)> = self
-            .read()
-            .values()
-            .filter_map(|live| {
-                let seen = live.last_seen();
-                let flushed = live.flushed.load(Ordering::Relaxed);
-                (seen > flushed && now - flushed >= LAST_SEEN_WRITE_INTERVAL).then(|| {
-                    live.flushed.store(seen, Ordering::Relaxed);
-                    (live.hash, seen)
-                })
-            })
-            .collect();
+        // Taken, not drained: a burst of evictions should not keep its table's capacity.
+        let evicted = std::mem::take(&mut *self.evicted());
+        let mut due: Vec<(SecretHash, i64)> = evicted.into_iter().collect();
+        due.extend(self.read().values().filter_map(|live| {
+            let flushed = live.flushed.load(Ordering::Relaxed);
+            if now - flushed < LAST_SEEN_WRITE_INTERVAL {
+                return None;
+            }
+            let (hash, seen) = live.unflushed()?;
+            live.flushed.store(seen, Ordering::Relaxed);
+            Some((hash, seen))
+        }));
         let count = due.len();
         if count > 0 {
             self.store.touch_sessions(due).await?;
@@ -227,11 +286,20 @@ impl Sessions {
         self.read().len()
     }
 
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<SecretHash, Arc<LiveSession>>> {
+    fn evicted(&self) -> std::sync::MutexGuard<'_, HashMap<SecretHash, i64>> {
+        self.evicted_seen
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, LiveMap> {
         self.live.read().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<SecretHash, Arc<LiveSession>>> {
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, LiveMap> {
         self.live.write().unwrap_or_else(PoisonError::into_inner)
     }
 }
+
+#[cfg(test)]
+mod tests;

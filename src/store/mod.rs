@@ -59,7 +59,14 @@ struct Inner {
     writer: Writer,
     db: Arc<Database>,
     path: PathBuf,
+    /// Bounds reads in flight. Each runs on a tokio blocking thread; unbounded, a burst of cache
+    /// misses grew that pool to 64 threads, each keeping its own allocator heap (measured:
+    /// +11 MiB of RSS after 100,000 misses at concurrency 32), for no gain on 2 cores.
+    reads: tokio::sync::Semaphore,
 }
+
+/// Store reads running at once (the rest wait their turn).
+const CONCURRENT_READS: usize = 4;
 
 /// redb's page cache: enough for the indexes and the pages in use.
 const STORE_CACHE_BYTES: usize = 8 << 20;
@@ -86,7 +93,12 @@ impl Store {
         let db = Arc::new(db);
         let writer = Writer::start(db.clone())?;
         Ok(Store {
-            inner: Arc::new(Inner { writer, db, path }),
+            inner: Arc::new(Inner {
+                writer,
+                db,
+                path,
+                reads: tokio::sync::Semaphore::new(CONCURRENT_READS),
+            }),
         })
     }
 
@@ -120,6 +132,8 @@ impl Store {
         T: Send + 'static,
         F: FnOnce(&ReadTransaction) -> Result<T, StoreError> + Send + 'static,
     {
+        // Never closed, so acquiring only waits.
+        let _permit = self.inner.reads.acquire().await;
         // The clone keeps the database open for as long as the read runs.
         let store = self.clone();
         tokio::task::spawn_blocking(move || {

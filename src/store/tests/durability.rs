@@ -139,19 +139,23 @@ async fn concurrent_registrations_are_all_acknowledged_and_durable() {
 }
 
 /// Holds the writer inside one operation until `release` is sent, so that the operations
-/// queued meanwhile all land in the next batch together.
-fn block_writer(store: &Store) -> (std::sync::mpsc::Sender<()>, tokio::task::JoinHandle<()>) {
+/// queued meanwhile all land in the next batch together. Returns once the writer is inside it:
+/// an operation queued before then could still join the blocker's own batch.
+async fn block_writer(store: &Store) -> (std::sync::mpsc::Sender<()>, tokio::task::JoinHandle<()>) {
     let (release, gate) = std::sync::mpsc::channel::<()>();
+    let (entered, inside) = tokio::sync::oneshot::channel::<()>();
     let blocker = store.clone();
     let held = tokio::spawn(async move {
         blocker
             .write(move |_batch| {
+                let _ = entered.send(());
                 let _ = gate.recv_timeout(Duration::from_secs(10));
                 Ok(())
             })
             .await
             .unwrap();
     });
+    inside.await.unwrap();
     (release, held)
 }
 
@@ -177,7 +181,7 @@ async fn one_refused_operation_does_not_spoil_its_batch() {
         commits,
     } = world.store.write_stats();
 
-    let (release, held) = block_writer(&world.store);
+    let (release, held) = block_writer(&world.store).await;
     wait_until_queued(&world.store, queued + 1).await;
     let spawn = |completion: RegistrationCompletion| {
         let store = world.store.clone();
@@ -207,7 +211,7 @@ async fn one_refused_operation_does_not_spoil_its_batch() {
 async fn a_panicking_operation_aborts_its_batch_and_the_writer_goes_on() {
     let world = World::new();
     let queued = world.store.write_stats().writes;
-    let (release, held) = block_writer(&world.store);
+    let (release, held) = block_writer(&world.store).await;
     wait_until_queued(&world.store, queued + 1).await;
     let store = world.store.clone();
     let innocent = tokio::spawn(async move {
