@@ -22,7 +22,9 @@ use uuid::Uuid;
 impl Store {
     /// Stores a begun ceremony until it is completed, discarded or expires.
     pub async fn put_ceremony(&self, ceremony: Ceremony) -> Result<(), StoreError> {
-        self.write(move |batch| {
+        // Volatile: a crash may lose a challenge in flight (the browser begins again), never
+        // a completed ceremony, whose commit is durable and removes it.
+        self.write_volatile(move |batch| {
             let bytes = encode(&ceremony)?;
             batch
                 .ceremonies

@@ -152,7 +152,17 @@ impl Store {
         T: Send + 'static,
         F: FnOnce(&mut Batch<'_>) -> Result<T, StoreError> + Send + 'static,
     {
-        self.inner.writer.write(op).await
+        self.inner.writer.write(true, op).await
+    }
+
+    /// As [`Store::write`], for what may be lost in a crash (begun ceremonies): a batch of only
+    /// such operations commits without an fsync; it becomes durable with the next durable one.
+    async fn write_volatile<T, F>(&self, op: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Batch<'_>) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.inner.writer.write(false, op).await
     }
 }
 

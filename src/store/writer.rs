@@ -3,6 +3,9 @@
 //! Every write operation is queued here. The thread takes everything queued, applies each
 //! operation in turn inside ONE write transaction, commits once (one fsync for the lot), and
 //! only then answers each caller: nothing is acknowledged before its commit returned.
+//! A batch made only of *volatile* operations (begun ceremonies) commits without the fsync:
+//! redb makes it durable with the next durable commit, and a crash before that loses only
+//! challenges in flight, which the browser asks for again.
 //!
 //! An operation checks all its rules before it writes, so one that fails a rule leaves nothing
 //! behind and the others in the batch go on. A backend failure (or a panic) poisons the
@@ -12,7 +15,7 @@
 use super::error::StoreError;
 use super::model::Event;
 use super::tables::*;
-use redb::{Database, MultimapTable, Table, WriteTransaction};
+use redb::{Database, Durability, MultimapTable, Table, WriteTransaction};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
@@ -91,8 +94,9 @@ impl Writer {
         })
     }
 
-    /// Runs `op` in the next batch and returns its result once that batch is durable.
-    pub(super) async fn write<T, F>(&self, op: F) -> Result<T, StoreError>
+    /// Runs `op` in the next batch and returns its result once that batch is committed: durable
+    /// if `durable` or if any other operation in the batch is.
+    pub(super) async fn write<T, F>(&self, durable: bool, op: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Batch<'_>) -> Result<T, StoreError> + Send + 'static,
@@ -100,7 +104,7 @@ impl Writer {
         let (reply, answer) = oneshot::channel();
         let queue = self.queue.as_ref().ok_or(StoreError::Closed)?;
         queue
-            .send(Box::new(Pending { op, reply }))
+            .send(Box::new(Pending { op, reply, durable }))
             .map_err(|_| StoreError::Closed)?;
         self.counters.queued.fetch_add(1, Ordering::Relaxed);
         answer.await.map_err(|_| StoreError::Closed)?
@@ -142,10 +146,14 @@ fn run(db: &Database, jobs: &mpsc::Receiver<Box<dyn Job>>, counters: &Counters) 
 /// Applies and commits one batch; true if it committed. The commit is counted before any caller
 /// is answered, so a caller that reads the counters after its reply sees its own batch.
 fn apply(db: &Database, jobs: Vec<Box<dyn Job>>, counters: &Counters) -> bool {
-    let txn = match db.begin_write() {
+    let mut txn = match db.begin_write() {
         Ok(txn) => txn,
         Err(error) => return fail_all(jobs, error.into()),
     };
+    if !jobs.iter().any(|job| job.durable()) {
+        // Refused only with persistent savepoints (we make none); then it stays durable.
+        let _ = txn.set_durability(Durability::None);
+    }
     let mut batch = match Batch::open(&txn) {
         Ok(batch) => batch,
         // Dropping the unused transaction aborts it.
@@ -193,6 +201,8 @@ trait Job: Send {
     fn run(self: Box<Self>, batch: &mut Batch<'_>) -> (Box<dyn Settle>, Option<StoreError>);
     /// Answers the caller without running (the batch could not start).
     fn fail(self: Box<Self>, error: StoreError);
+    /// Whether its commit must be durable before the caller is answered.
+    fn durable(&self) -> bool;
 }
 
 /// An applied operation waiting for its batch's commit.
@@ -203,6 +213,7 @@ trait Settle: Send {
 struct Pending<T, F> {
     op: F,
     reply: oneshot::Sender<Result<T, StoreError>>,
+    durable: bool,
 }
 
 impl<T, F> Job for Pending<T, F>
@@ -211,7 +222,7 @@ where
     F: FnOnce(&mut Batch<'_>) -> Result<T, StoreError> + Send + 'static,
 {
     fn run(self: Box<Self>, batch: &mut Batch<'_>) -> (Box<dyn Settle>, Option<StoreError>) {
-        let Pending { op, reply } = *self;
+        let Pending { op, reply, .. } = *self;
         batch.emitted.clear();
         let result = match catch_unwind(AssertUnwindSafe(|| op(batch))) {
             Ok(result) => result,
@@ -234,6 +245,10 @@ where
             }),
             poison,
         )
+    }
+
+    fn durable(&self) -> bool {
+        self.durable
     }
 
     fn fail(self: Box<Self>, error: StoreError) {

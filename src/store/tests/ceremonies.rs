@@ -342,3 +342,20 @@ async fn a_complete_refuses_a_session_that_is_not_for_its_passkey() {
         StoreError::Invalid(_)
     );
 }
+
+/// Begun ceremonies commit without an fsync; they are still seen at once, and the next durable
+/// commit carries them to disk with it.
+#[tokio::test]
+async fn a_begun_ceremony_is_visible_at_once_and_kept_by_the_next_durable_commit() {
+    let world = World::new();
+    let alice = world.user("alice").await;
+    let id = world.ceremony(CeremonyKind::Login, Some(alice.id)).await;
+    assert!(world.store.ceremony(id).await.unwrap().is_some());
+    world.user("bob").await; // a durable commit
+
+    let World { dir, store } = world;
+    drop(store);
+    let store = Store::open(dir.path().join("gateway.redb")).unwrap();
+    let kept = store.ceremony(id).await.unwrap().expect("ceremony kept");
+    assert_eq!(kept.user_id, Some(alice.id));
+}
