@@ -87,7 +87,7 @@ pub fn identity_of(user: &User) -> Identity {
 
 /// The public id of a session: the first 128 bits of its (already one-way) hash, in hex.
 pub fn public_id(hash: &SecretHash) -> String {
-    hash.to_hex()[..32].to_string()
+    hex::encode(&hash.0[..16])
 }
 
 type LiveMap = HashMap<SecretHash, Arc<LiveSession>>;
