@@ -19,7 +19,7 @@ impl Store {
 
     /// The newest `limit` events, newest first.
     pub async fn events(&self, limit: usize) -> Result<Vec<Event>, StoreError> {
-        self.read(move |txn| {
+        self.scan(move |txn| {
             let table = txn.open_table(EVENTS)?;
             let mut events = Vec::with_capacity(limit.min(1024));
             for entry in table.iter()?.rev().take(limit) {

@@ -59,14 +59,14 @@ struct Inner {
     writer: Writer,
     db: Arc<Database>,
     path: PathBuf,
-    /// Bounds reads in flight. Each runs on a tokio blocking thread; unbounded, a burst of cache
-    /// misses grew that pool to 64 threads, each keeping its own allocator heap (measured:
-    /// +11 MiB of RSS after 100,000 misses at concurrency 32), for no gain on 2 cores.
-    reads: tokio::sync::Semaphore,
+    /// Bounds scans in flight. Each runs on a tokio blocking thread, and every such thread keeps
+    /// its own allocator heap: reads on blocking threads at concurrency 32 grew that pool to 64
+    /// threads (+11 MiB of RSS), for no gain on 2 cores.
+    scans: tokio::sync::Semaphore,
 }
 
-/// Store reads running at once (the rest wait their turn).
-const CONCURRENT_READS: usize = 4;
+/// Scans running at once (the rest wait their turn).
+const CONCURRENT_SCANS: usize = 2;
 
 /// redb's page cache: enough for the indexes and the pages in use.
 const STORE_CACHE_BYTES: usize = 8 << 20;
@@ -97,7 +97,7 @@ impl Store {
                 writer,
                 db,
                 path,
-                reads: tokio::sync::Semaphore::new(CONCURRENT_READS),
+                scans: tokio::sync::Semaphore::new(CONCURRENT_SCANS),
             }),
         })
     }
@@ -126,14 +126,25 @@ impl Store {
         .await
     }
 
-    /// Runs `op` in a read transaction on the blocking pool.
+    /// A point lookup (one record, or one user's few), run inline. redb serves it from its page
+    /// cache or the OS's in microseconds; handing it to a blocking thread cost more than the read
+    /// (two context switches): inline, logins went from ~1,770 to ~1,920/s (BENCHMARKS.md).
     async fn read<T, F>(&self, op: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(&ReadTransaction) -> Result<T, StoreError>,
+    {
+        let txn = self.inner.db.begin_read()?;
+        op(&txn)
+    }
+
+    /// A read that walks a whole table (admin listings), on a blocking thread.
+    async fn scan<T, F>(&self, op: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&ReadTransaction) -> Result<T, StoreError> + Send + 'static,
     {
         // Never closed, so acquiring only waits.
-        let _permit = self.inner.reads.acquire().await;
+        let _permit = self.inner.scans.acquire().await;
         // The clone keeps the database open for as long as the read runs.
         let store = self.clone();
         tokio::task::spawn_blocking(move || {

@@ -61,7 +61,7 @@ impl Store {
 
     /// Every user, by username.
     pub async fn list_users(&self) -> Result<Vec<User>, StoreError> {
-        self.read(|txn| {
+        self.scan(|txn| {
             let mut users: Vec<User> = all_by_id(&txn.open_table(USERS)?)?;
             users.sort_by(|a, b| a.username.cmp(&b.username));
             Ok(users)
