@@ -245,7 +245,7 @@ def render(results: str, meta_path: str) -> str:
         live = next((r for r in fp if r.get("what") == "rss_live"), None)
         if live:
             w(
-                f"| RSS with {live['sessions']:,} live (cached) sessions (MiB) | – | "
+                f"| RSS with {live['sessions']:,} live sessions, each used once (MiB) | – | "
                 f"{fmt(live['rss_mib'])} (peak {fmt(live.get('hwm_mib'))}) |"
             )
         touch = next((r for r in fp if r.get("what") == "touch"), None)
@@ -253,8 +253,9 @@ def render(results: str, meta_path: str) -> str:
         if touch:
             w(
                 f"Each session was used once (one authenticated `GET /app/` per cookie, "
-                f"{touch['per_sec']:,.0f} requests/s, cache misses read the store), so all are in "
-                "the gateway's session cache when RSS is read.\n"
+                f"{touch['per_sec']:,.0f} requests/s, every first use a cache miss that reads the "
+                "store); the most recently used `[session] cache_size` of them (default 16,384) "
+                "are in the gateway's session cache when RSS is read, the rest only in the store.\n"
             )
         if live:
             verdicts.append(
