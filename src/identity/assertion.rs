@@ -135,40 +135,9 @@ impl AssertionSigner {
         &self.issuer
     }
 
-    /// A compact JWS asserting `identity` to `audience`, for session `sid` (a non-secret id).
-    pub fn assertion(
-        &self,
-        identity: &Arc<Identity>,
-        sid: &str,
-        audience: &str,
-    ) -> Result<String, IdentityError> {
-        self.assertion_at(identity, sid, audience, SystemTime::now())
-    }
-
-    /// As [`AssertionSigner::assertion`], at a given time (for tests and benchmarks).
-    pub fn assertion_at(
-        &self,
-        identity: &Arc<Identity>,
-        sid: &str,
-        audience: &str,
-        now: SystemTime,
-    ) -> Result<String, IdentityError> {
-        let token = self.header_at(identity, sid, audience, now)?;
-        // Only base64url and dots: always ASCII.
-        Ok(String::from_utf8_lossy(token.as_bytes()).into_owned())
-    }
-
-    /// As [`AssertionSigner::assertion`], as a header value (what the proxy sends).
+    /// A compact JWS asserting `identity` to `audience`, for session `sid` (a non-secret id), as
+    /// of `now`, ready to send as a header (a cached token is shared, not copied).
     pub fn assertion_header(
-        &self,
-        identity: &Arc<Identity>,
-        sid: &str,
-        audience: &str,
-    ) -> Result<HeaderValue, IdentityError> {
-        self.header_at(identity, sid, audience, SystemTime::now())
-    }
-
-    fn header_at(
         &self,
         identity: &Arc<Identity>,
         sid: &str,
@@ -213,6 +182,19 @@ impl AssertionSigner {
             },
         );
         Ok(token)
+    }
+
+    /// As [`AssertionSigner::assertion_header`], as text (for tests and benchmarks).
+    pub fn assertion_at(
+        &self,
+        identity: &Arc<Identity>,
+        sid: &str,
+        audience: &str,
+        now: SystemTime,
+    ) -> Result<String, IdentityError> {
+        let token = self.assertion_header(identity, sid, audience, now)?;
+        // Only base64url and dots: always ASCII.
+        Ok(String::from_utf8_lossy(token.as_bytes()).into_owned())
     }
 
     fn active_key(&self) -> Arc<ActiveKey> {

@@ -336,7 +336,9 @@ fn jsonwebtoken_also_verifies_with_the_published_jwk() {
     let dir = tempfile::tempdir().expect("tempdir");
     let ring = KeyRing::load_or_create(dir.path(), KeyAlgorithm::Es256).expect("keys");
     let signer = AssertionSigner::new(&ring, ISS, DEFAULT_ASSERTION_TTL).expect("signer");
-    let token = signer.assertion(&alice(), "sid-1", AUD).expect("signs");
+    let token = signer
+        .assertion_at(&alice(), "sid-1", AUD, SystemTime::now())
+        .expect("signs");
     let jwk: jsonwebtoken::jwk::Jwk =
         serde_json::from_value(ring.jwks()["keys"][0].clone()).expect("JWK parses");
     let key = jsonwebtoken::DecodingKey::from_jwk(&jwk).expect("decoding key");

@@ -2,6 +2,8 @@
 //! sent is removed, the gateway's session cookie is taken out of `Cookie`, `X-Forwarded-*` are
 //! set, and for a signed-in user the signed assertion and convenience headers are added.
 
+use std::time::SystemTime;
+
 use ipnet::IpNet;
 use pingora::http::RequestHeader;
 use pingora::prelude::*;
@@ -89,7 +91,7 @@ pub fn add_identity(
 ) -> Result<()> {
     let token = gw
         .signer
-        .assertion_header(&live.identity, &live.sid(), audience)
+        .assertion_header(&live.identity, &live.sid(), audience, SystemTime::now())
         .map_err(|e| Error::because(InternalError, "signing the identity assertion", e))?;
     upstream.insert_header(ASSERTION_HEADER, token)?;
     for (name, value) in convenience_headers(gw.config.identity.headers, &live.identity) {
