@@ -22,8 +22,9 @@ mod tables;
 mod users;
 mod writer;
 
+// Its `World` also serves the session cache's tests.
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 pub use enrollments::Purged;
 pub use error::StoreError;

@@ -17,13 +17,13 @@ use tempfile::TempDir;
 use uuid::Uuid;
 
 /// A fresh store in its own directory; keep the `TempDir` alive as long as the store.
-pub(super) struct World {
-    pub(super) dir: TempDir,
-    pub(super) store: Store,
+pub(crate) struct World {
+    pub(crate) dir: TempDir,
+    pub(crate) store: Store,
 }
 
 impl World {
-    pub(super) fn new() -> World {
+    pub(crate) fn new() -> World {
         let dir = tempfile::tempdir().expect("temp dir");
         let store = Store::open(dir.path().join("gateway.redb")).expect("open store");
         World { dir, store }
@@ -34,7 +34,7 @@ impl World {
     }
 
     /// Creates a user with no passkey yet.
-    pub(super) async fn user(&self, name: &str) -> User {
+    pub(crate) async fn user(&self, name: &str) -> User {
         self.store
             .create_user(NewUser {
                 username: name.into(),
@@ -75,7 +75,7 @@ impl World {
     }
 
     /// Registers a passkey for `user` through a real registration ceremony.
-    pub(super) async fn register(&self, user: &User, credential_id: &[u8]) -> Passkey {
+    pub(crate) async fn register(&self, user: &User, credential_id: &[u8]) -> Passkey {
         self.store
             .complete_registration(self.registration(user, credential_id).await)
             .await
@@ -102,7 +102,7 @@ impl World {
     }
 
     /// Logs in with `passkey` and returns the session it created.
-    pub(super) async fn login(&self, passkey: &Passkey, cookie: &str) -> SessionRecord {
+    pub(crate) async fn login(&self, passkey: &Passkey, cookie: &str) -> SessionRecord {
         let ceremony_id = self.ceremony(CeremonyKind::Login, None).await;
         let session = session(passkey, cookie);
         self.store
