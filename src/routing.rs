@@ -17,16 +17,16 @@ impl Router {
         Router { routes }
     }
 
-    /// The route for `host` (any case, port ignored) and a normalized `path`.
+    /// The route for a canonical `host` (see `policy::canonical_host`) and a normalized `path`.
     pub fn route(&self, host: Option<&str>, path: &str) -> Option<&Route> {
         self.route_index(host, path).map(|i| &self.routes[i])
     }
 
     /// The index of that route in [`Router::routes`] (what the proxy keeps per request).
     pub fn route_index(&self, host: Option<&str>, path: &str) -> Option<usize> {
-        let host = host.map(host_without_port);
+        // Both sides are canonical (lowercase, no port, no trailing dot): compared as they are.
         let for_host = |r: &Route| match (&r.host, host) {
-            (Some(want), Some(have)) => want.eq_ignore_ascii_case(have),
+            (Some(want), Some(have)) => want == have,
             (Some(_), None) => false,
             (None, _) => true,
         };
@@ -42,14 +42,6 @@ impl Router {
     pub fn routes(&self) -> &[Route] {
         &self.routes
     }
-}
-
-/// `example.com:8080` → `example.com`; `[::1]:80` → `[::1]`.
-pub fn host_without_port(host: &str) -> &str {
-    if host.starts_with('[') {
-        return host.split_inclusive(']').next().unwrap_or(host);
-    }
-    host.rsplit_once(':').map_or(host, |(h, _)| h)
 }
 
 #[cfg(test)]
@@ -86,9 +78,13 @@ mod tests {
     #[test]
     fn host_then_longest_prefix() {
         let r = router();
-        let name = |host: Option<&str>, path: &str| r.route(host, path).map(|r| r.name.as_str());
+        let name = |host: Option<&str>, path: &str| {
+            let host = host.map(|h| crate::policy::canonical_host(h).expect("valid host"));
+            r.route(host.as_deref(), path).map(|r| r.name.as_str())
+        };
         let cases = [
             (Some("localhost:8080"), "/", Some("root")),
+            (Some("other.localhost."), "/", Some("other-host")),
             (Some("localhost"), "/application", Some("root")),
             (Some("localhost"), "/app", Some("app")),
             (Some("localhost"), "/app/x", Some("app")),
@@ -99,12 +95,5 @@ mod tests {
         for (host, path, want) in cases {
             assert_eq!(name(host, path), want, "{host:?} {path}");
         }
-    }
-
-    #[test]
-    fn ports_are_stripped() {
-        assert_eq!(host_without_port("a.b:80"), "a.b");
-        assert_eq!(host_without_port("a.b"), "a.b");
-        assert_eq!(host_without_port("[::1]:80"), "[::1]");
     }
 }

@@ -18,6 +18,7 @@ pub(super) fn check(raw: &RawConfig) -> Check {
     check_webauthn(raw)?;
     check_durations(raw)?;
     check_session(raw)?;
+    check_identity(raw)?;
     check_routes(&raw.routes)
 }
 
@@ -199,6 +200,31 @@ fn check_session(raw: &RawConfig) -> Check {
     Ok(())
 }
 
+/// `strip_headers` must be header names; `trusted_proxy_headers` only names the gateway drops.
+fn check_identity(raw: &RawConfig) -> Check {
+    let id = &raw.identity;
+    for (i, name) in id.strip_headers.iter().enumerate() {
+        if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+            return fail(
+                format!("identity.strip_headers[{i}]"),
+                format!("`{name}` is not a header name"),
+            );
+        }
+    }
+    for (i, name) in id.trusted_proxy_headers.iter().enumerate() {
+        if !crate::proxy::is_dropped_client_header(name) {
+            return fail(
+                format!("identity.trusted_proxy_headers[{i}]"),
+                format!(
+                    "`{name}` is not one of the headers the gateway drops: {}",
+                    crate::proxy::DROPPED_CLIENT_HEADERS.join(", ")
+                ),
+            );
+        }
+    }
+    Ok(())
+}
+
 fn check_routes(routes: &[RouteConfig]) -> Check {
     let mut names = BTreeSet::new();
     let mut places = BTreeSet::new();
@@ -234,7 +260,7 @@ fn check_routes(routes: &[RouteConfig]) -> Check {
             );
         }
         if let Some(host) = &route.host {
-            if host.is_empty() || host.contains(['/', ':', ' ']) {
+            if host.contains(':') || crate::policy::canonical_host(host).is_none() {
                 return fail(key("host"), "must be a host name without scheme or port");
             }
         }

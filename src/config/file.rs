@@ -176,6 +176,10 @@ pub struct IdentityConfig {
     /// How long a rotated-out key stays in the JWKS.
     #[serde(with = "humantime_serde")]
     pub key_overlap: Duration,
+    /// More request headers to remove before forwarding, beyond the built-in list.
+    pub strip_headers: Vec<String>,
+    /// Headers of the built-in drop list that a trusted proxy may still pass (e.g. `Forwarded`).
+    pub trusted_proxy_headers: Vec<String>,
 }
 
 impl Default for IdentityConfig {
@@ -185,6 +189,8 @@ impl Default for IdentityConfig {
             token_ttl: Duration::from_secs(60),
             headers: HeaderPreset::Passkey,
             key_overlap: Duration::from_secs(7 * 24 * 3600),
+            strip_headers: Vec::new(),
+            trusted_proxy_headers: Vec::new(),
         }
     }
 }

@@ -53,7 +53,8 @@ pub(super) fn resolve(path: &Path, raw: RawConfig) -> Resolved<Config> {
 fn resolve_route(i: usize, r: &RouteConfig) -> Resolved<Route> {
     Ok(Route {
         name: r.name.clone(),
-        host: r.host.as_ref().map(|h| h.to_ascii_lowercase()),
+        // Checked valid; compared with requests in the same canonical form (`policy::host`).
+        host: r.host.as_deref().and_then(crate::policy::canonical_host),
         path: r.path.clone(),
         upstream: resolve_upstream(&format!("route[{i}].upstream"), &r.upstream)?,
         rule: AccessRule {

@@ -7,11 +7,15 @@
 //! nothing here sees a pingora type, so every rule is tested without sockets.
 
 mod access;
+mod host;
 mod path;
 mod request_kind;
 mod return_to;
+mod target;
 
 pub use access::{decide, Access, AccessRule, Decision, UserView};
+pub use host::{canonical_host, request_host, HostError, RequestHost};
 pub use path::{is_under, normalize_path, PathError};
 pub use request_kind::wants_html;
 pub use return_to::safe_return_to;
+pub use target::{parse_target, RequestTarget, TargetError};

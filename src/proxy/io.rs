@@ -48,13 +48,21 @@ pub fn request(
     }
 }
 
-/// Writes a whole reply. Every local reply says `nosniff`.
-pub async fn write_reply(session: &mut Session, reply: Reply) -> Result<()> {
+/// HSTS for the gateway's own replies over https: a year, this host only (the gateway cannot
+/// know that every subdomain serves https).
+const HSTS: &str = "max-age=31536000";
+
+/// Writes a whole reply. Every local reply says `nosniff`; over https (`https`: as the client
+/// saw it, see `forwarded.rs`) it also says `Strict-Transport-Security`.
+pub async fn write_reply(session: &mut Session, reply: Reply, https: bool) -> Result<()> {
     let mut header = ResponseHeader::build(reply.status, Some(reply.headers.len() + 2))?;
     for (name, value) in reply.headers {
         header.append_header(name, value)?;
     }
     header.insert_header("x-content-type-options", "nosniff")?;
+    if https {
+        header.insert_header("strict-transport-security", HSTS)?;
+    }
     header.insert_header("content-length", reply.body.len().to_string())?;
     let head_only = session.req_header().method == http::Method::HEAD || reply.body.is_empty();
     session

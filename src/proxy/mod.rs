@@ -1,53 +1,65 @@
 //! `impl ProxyHttp`: thin glue between pingora's phases and the modules that decide.
 //!
-//! - `request_filter`: normalize the path once; answer the gateway's own endpoints locally; find
-//!   the route (404 without one); check the session (in memory) and apply the route's policy.
-//! - `upstream_request_filter`: strip every identity header the client sent and the gateway's
-//!   session cookie, set `X-Forwarded-*`, then add the signed assertion and convenience headers.
+//! - `request_filter`: check the target and host and normalize the path once (`inbound.rs`);
+//!   decide the client address once (`forwarded.rs`); answer the gateway's own endpoints
+//!   locally; find the route (404 without one); check the session (in memory) and apply the
+//!   route's policy.
+//! - `upstream_request_filter`: send the checked target and host, strip what clients may not
+//!   send (`hygiene.rs`) and the gateway's session cookie, set `X-Forwarded-*` and `X-Real-IP`,
+//!   then add the signed assertion and convenience headers.
+//! - `response_filter`: an upstream may not set the gateway's own cookie (`response.rs`).
 //! - `fail_to_proxy`: an upstream that is down becomes a JSON 502; everything else keeps serving.
 //! - `logging`: one line per request, without query strings, cookies or tokens.
 
 mod forwarded;
+mod hygiene;
+mod inbound;
 mod io;
+mod response;
 mod upstream;
 
 pub use forwarded::{client_ip, forwarded, Forwarded, Incoming, Peer};
-pub use upstream::strip_identity_headers;
+pub use hygiene::{is_dropped_client_header, HeaderHygiene, DROPPED_CLIENT_HEADERS};
 
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
 use async_trait::async_trait;
 use http::StatusCode;
+use pingora::http::ResponseHeader;
 use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 
 use crate::error::ApiError;
 use crate::gateway::{unix_now, Gateway};
-use crate::policy::{decide, normalize_path, wants_html, Decision, UserView};
+use crate::policy::{decide, wants_html, Decision, UserView};
 use crate::routes::{self, forbidden_page, Reply};
 use crate::session::LiveSession;
 
 /// The pingora application: one per listener set, sharing one [`Gateway`].
 pub struct GatewayProxy {
     gw: Arc<Gateway>,
+    hygiene: HeaderHygiene,
 }
 
 impl GatewayProxy {
     pub fn new(gw: Arc<Gateway>) -> GatewayProxy {
-        GatewayProxy { gw }
+        let id = &gw.config.identity;
+        let hygiene = HeaderHygiene::new(&id.strip_headers, &id.trusted_proxy_headers);
+        GatewayProxy { gw, hygiene }
     }
 }
 
 /// Per-request state carried between phases.
 pub struct RequestCtx {
     started: Instant,
-    /// The normalized path policy and routing saw.
-    path: String,
+    /// The checked request line: what routing, policy, the log and the upstream all use.
+    inbound: inbound::Inbound,
     /// Index into the router's routes, once chosen.
     route: Option<usize>,
     peer: Peer,
+    /// The client and the forwarded headers, decided once.
+    forwarded: Option<Forwarded>,
     /// The signed-in session, when the request carried a valid cookie.
     session: Option<Arc<LiveSession>>,
     /// Status of a reply the gateway wrote itself.
@@ -61,12 +73,14 @@ impl ProxyHttp for GatewayProxy {
     fn new_ctx(&self) -> RequestCtx {
         RequestCtx {
             started: Instant::now(),
-            path: String::new(),
+            inbound: inbound::Inbound::default(),
             route: None,
             peer: Peer {
                 addr: None,
                 tls: false,
+                local_port: None,
             },
+            forwarded: None,
             session: None,
             local_status: None,
         }
@@ -77,7 +91,8 @@ impl ProxyHttp for GatewayProxy {
         match self.decide(session, ctx).await? {
             Some(reply) => {
                 ctx.local_status = Some(reply.status.as_u16());
-                io::write_reply(session, reply).await?;
+                let https = ctx.forwarded.as_ref().is_some_and(|f| f.proto == "https");
+                io::write_reply(session, reply, https).await?;
                 Ok(true)
             }
             None => Ok(false),
@@ -99,18 +114,40 @@ impl ProxyHttp for GatewayProxy {
 
     async fn upstream_request_filter(
         &self,
-        session: &mut Session,
+        _session: &mut Session,
         upstream: &mut RequestHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         let gw = &self.gw;
-        upstream::strip_identity_headers(upstream);
+        let decided = ctx
+            .forwarded
+            .as_ref()
+            .ok_or_else(|| Error::explain(InternalError, "request not checked"))?;
+        upstream::set_target(upstream, &ctx.inbound.upstream)?;
+        self.hygiene.strip(upstream, decided.trusted_peer);
         upstream::strip_session_cookie(&gw.sessions.cookie, upstream)?;
-        let trusted = &gw.config.server.trusted_proxies;
-        upstream::set_forwarded(session.req_header(), upstream, ctx.peer, trusted)?;
+        upstream::set_forwarded(upstream, decided)?;
         let route = ctx.route.and_then(|i| gw.router.routes().get(i));
         if let (Some(live), Some(route)) = (&ctx.session, route) {
             upstream::add_identity(gw, upstream, live, &route.audience)?;
+        }
+        Ok(())
+    }
+
+    async fn response_filter(
+        &self,
+        _session: &mut Session,
+        response: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        let dropped = response::drop_gateway_cookies(&self.gw.sessions.cookie, response)?;
+        if dropped > 0 {
+            let route = ctx.route.and_then(|i| self.gw.router.routes().get(i));
+            tracing::warn!(
+                upstream = route.map_or("-", |r| r.name.as_str()),
+                dropped,
+                "upstream tried to set the gateway's session cookie; removed"
+            );
         }
         Ok(())
     }
@@ -124,13 +161,15 @@ impl ProxyHttp for GatewayProxy {
         let code = match e.etype() {
             HTTPStatus(code) => *code,
             _ if *e.esource() == ErrorSource::Upstream => 502,
+            // A request pingora refuses to forward as it stands: say so rather than hang up.
+            InvalidHTTPHeader if *e.esource() == ErrorSource::Downstream => 400,
             _ if *e.esource() == ErrorSource::Downstream => 0,
             _ => 500,
         };
         if code == 502 || code == 504 {
             let reply = bad_gateway(code);
             ctx.local_status = Some(code);
-            if let Err(write_error) = io::write_reply(session, reply).await {
+            if let Err(write_error) = io::write_reply(session, reply, false).await {
                 tracing::debug!(error = %write_error, "client went away before the 502");
             }
         } else if code > 0 {
@@ -146,6 +185,7 @@ impl ProxyHttp for GatewayProxy {
 
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut RequestCtx) {
         let header = session.req_header();
+        let client = ctx.forwarded.as_ref().and_then(|f| f.client);
         let status = ctx
             .local_status
             .or_else(|| session.response_written().map(|r| r.status.as_u16()))
@@ -154,9 +194,10 @@ impl ProxyHttp for GatewayProxy {
         tracing::info!(
             target: "access",
             method = %header.method,
-            host = header.headers.get("host").and_then(|h| h.to_str().ok()).unwrap_or("-"),
-            // The path only: queries may carry tokens.
-            path = %header.uri.path(),
+            client = %client.map_or_else(|| "-".to_string(), |ip| ip.to_string()),
+            host = ctx.inbound.host.as_deref().unwrap_or("-"),
+            // The normalized path that was checked, never the query: queries may carry tokens.
+            path = if ctx.inbound.path.is_empty() { "-" } else { &ctx.inbound.path },
             status,
             upstream = route.map_or("-", |r| r.name.as_str()),
             duration_ms = ctx.started.elapsed().as_secs_f64() * 1000.0,
@@ -167,36 +208,26 @@ impl ProxyHttp for GatewayProxy {
 impl GatewayProxy {
     /// `Some(reply)` when the gateway answers itself; `None` to forward.
     async fn decide(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<Option<Reply>> {
-        let raw = session
-            .req_header()
-            .uri
-            .path_and_query()
-            .map_or("/", |p| p.as_str())
-            .to_string();
-        ctx.path = match normalize_path(&raw) {
-            Ok(path) => path,
-            Err(_) => {
-                return Ok(Some(
-                    ApiError::BadRequest("bad_path", "The address could not be understood.")
-                        .into_reply(),
-                ))
-            }
+        ctx.inbound = match inbound::inbound(session.req_header(), &self.hygiene) {
+            Ok(checked) => checked,
+            Err(reply) => return Ok(Some(reply)),
         };
-        if routes::is_own_path(&ctx.path) {
-            // Only the gateway's own endpoints use the client address (rate limits).
-            let client = self.client_ip(session, ctx.peer.addr);
+        let decided = self.forwarded(session, ctx);
+        let client = decided.client;
+        ctx.forwarded = Some(decided);
+        if routes::is_own_path(&ctx.inbound.path) {
             let body = match io::read_body(session, self.gw.config.server.max_body_bytes).await? {
                 Ok(body) => body,
                 Err(e) => return Ok(Some(e.into_reply())),
             };
-            let req = io::request(session, ctx.path.clone(), body, client);
+            let req = io::request(session, ctx.inbound.path.clone(), body, client);
             return Ok(Some(routes::handle(&self.gw, req).await));
         }
-        if let Some(reply) = routes::well_known(&self.gw, &ctx.path) {
+        if let Some(reply) = routes::well_known(&self.gw, &ctx.inbound.path) {
             return Ok(Some(reply));
         }
-        let host = request_host(session);
-        let Some(index) = self.gw.router.route_index(host.as_deref(), &ctx.path) else {
+        let host = ctx.inbound.host.as_deref();
+        let Some(index) = self.gw.router.route_index(host, &ctx.inbound.path) else {
             return Ok(Some(ApiError::NotFound.into_reply()));
         };
         ctx.route = Some(index);
@@ -217,20 +248,22 @@ impl GatewayProxy {
         });
         let header = session.req_header();
         let navigation = wants_html(&header.method, &header.headers);
-        Ok(match decide(&route.rule, &ctx.path, user.as_ref()) {
-            Decision::Allow => None,
-            Decision::NeedLogin => Some(self.login_needed(session, navigation)),
-            Decision::Forbidden if navigation => {
-                Some(forbidden_page(&self.gw.config.webauthn.rp_name))
-            }
-            Decision::Forbidden => Some(
-                ApiError::Forbidden(
-                    "forbidden",
-                    "Your account is not allowed to use this address.",
-                )
-                .into_reply(),
-            ),
-        })
+        Ok(
+            match decide(&route.rule, &ctx.inbound.path, user.as_ref()) {
+                Decision::Allow => None,
+                Decision::NeedLogin => Some(login_needed(&ctx.inbound.target, navigation)),
+                Decision::Forbidden if navigation => {
+                    Some(forbidden_page(&self.gw.config.webauthn.rp_name))
+                }
+                Decision::Forbidden => Some(
+                    ApiError::Forbidden(
+                        "forbidden",
+                        "Your account is not allowed to use this address.",
+                    )
+                    .into_reply(),
+                ),
+            },
+        )
     }
 
     /// The session named by the request's cookie, checked in memory (a store read only on a
@@ -246,36 +279,49 @@ impl GatewayProxy {
         }
     }
 
-    /// 302 to the login page for a navigation, 401 JSON naming the login page otherwise.
-    fn login_needed(&self, session: &Session, navigation: bool) -> Reply {
-        let original = session
-            .req_header()
-            .uri
-            .path_and_query()
-            .map_or("/", |p| p.as_str());
-        let encoded: String = url::form_urlencoded::byte_serialize(original.as_bytes()).collect();
-        let login = format!("/passkeys/login?return_to={encoded}");
-        if navigation {
-            return Reply::redirect(&login);
-        }
-        Reply::json(
-            StatusCode::UNAUTHORIZED,
-            &serde_json::json!({
-                "error": "unauthenticated",
-                "message": "Sign in with your passkey to continue.",
-                "login_url": login,
-            }),
+    /// The client and forwarded headers for this request (see `forwarded.rs`).
+    fn forwarded(&self, session: &Session, ctx: &RequestCtx) -> Forwarded {
+        let headers = &session.req_header().headers;
+        let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+        // Every line joined: a proxy may add its own line rather than extend the first.
+        let lines: Vec<&str> = headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        let xff = (!lines.is_empty()).then(|| lines.join(","));
+        let incoming = Incoming {
+            xff: xff.as_deref(),
+            proto: text("x-forwarded-proto"),
+            host: text("x-forwarded-host"),
+            port: text("x-forwarded-port"),
+        };
+        let trusted = &self.gw.config.server.trusted_proxies;
+        forwarded(
+            ctx.peer,
+            &incoming,
+            trusted,
+            ctx.inbound.authority.as_deref(),
         )
     }
+}
 
-    fn client_ip(&self, session: &Session, peer: Option<IpAddr>) -> Option<IpAddr> {
-        let xff = session
-            .req_header()
-            .headers
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok());
-        client_ip(peer, xff, &self.gw.config.server.trusted_proxies)
+/// 302 to the login page for a navigation, 401 JSON naming the login page otherwise;
+/// `target` is the checked origin-form target.
+fn login_needed(target: &str, navigation: bool) -> Reply {
+    let encoded: String = url::form_urlencoded::byte_serialize(target.as_bytes()).collect();
+    let login = format!("/passkeys/login?return_to={encoded}");
+    if navigation {
+        return Reply::redirect(&login);
     }
+    Reply::json(
+        StatusCode::UNAUTHORIZED,
+        &serde_json::json!({
+            "error": "unauthenticated",
+            "message": "Sign in with your passkey to continue.",
+            "login_url": login,
+        }),
+    )
 }
 
 fn peer_of(session: &Session) -> Peer {
@@ -284,18 +330,15 @@ fn peer_of(session: &Session) -> Peer {
         .and_then(|a| a.as_inet())
         .map(|a| a.ip());
     let tls = session.digest().is_some_and(|d| d.ssl_digest.is_some());
-    Peer { addr, tls }
-}
-
-/// The host the client asked for: the `Host` header, or the authority of an absolute URI.
-fn request_host(session: &Session) -> Option<String> {
-    let header = session.req_header();
-    header
-        .headers
-        .get("host")
-        .and_then(|h| h.to_str().ok())
-        .map(str::to_string)
-        .or_else(|| header.uri.authority().map(|a| a.to_string()))
+    let local_port = session
+        .server_addr()
+        .and_then(|a| a.as_inet())
+        .map(|a| a.port());
+    Peer {
+        addr,
+        tls,
+        local_port,
+    }
 }
 
 fn is_websocket(session: &Session) -> bool {

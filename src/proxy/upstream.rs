@@ -1,29 +1,25 @@
-//! What the upstream request carries, decided in one place: every identity header the client
-//! sent is removed, the gateway's session cookie is taken out of `Cookie`, `X-Forwarded-*` are
-//! set, and for a signed-in user the signed assertion and convenience headers are added.
+//! What the upstream request carries, decided in one place: the checked target and host, the
+//! gateway's session cookie taken out of `Cookie`, `X-Forwarded-*` and `X-Real-IP` set, and for
+//! a signed-in user the signed assertion and convenience headers. (Removing what the client must
+//! not send is `hygiene.rs`.)
 
 use std::time::SystemTime;
 
-use ipnet::IpNet;
 use pingora::http::RequestHeader;
 use pingora::prelude::*;
 
-use super::forwarded::{forwarded, Incoming, Peer};
+use super::forwarded::Forwarded;
 use crate::gateway::Gateway;
-use crate::identity::{convenience_headers, is_identity_header, ASSERTION_HEADER};
+use crate::identity::{convenience_headers, ASSERTION_HEADER};
 use crate::session::{CookieSpec, LiveSession};
 
-/// Removes every identity header, whatever its case, `_` spelling or repetition.
-pub fn strip_identity_headers(header: &mut RequestHeader) {
-    let doomed: Vec<http::HeaderName> = header
-        .headers
-        .keys()
-        .filter(|name| is_identity_header(name.as_str()))
-        .cloned()
-        .collect();
-    for name in doomed {
-        header.remove_header(&name);
-    }
+/// What `request_filter` checked, for the upstream request to carry unchanged in meaning.
+#[derive(Debug, Default)]
+pub struct CheckedTarget {
+    /// The origin-form target to send, when it differs from the bytes received.
+    pub rewritten: Option<String>,
+    /// The absolute-form authority that was routed, sent as `Host`.
+    pub absolute_authority: Option<String>,
 }
 
 /// Removes the gateway's own cookie; the app's cookies stay byte for byte as sent.
@@ -42,41 +38,36 @@ pub fn strip_session_cookie(cookie: &CookieSpec, upstream: &mut RequestHeader) -
     Ok(())
 }
 
-/// `X-Forwarded-For/-Proto/-Host` as the gateway saw the request (see `forwarded.rs`).
-pub fn set_forwarded(
-    downstream: &RequestHeader,
-    upstream: &mut RequestHeader,
-    peer: Peer,
-    trusted: &[IpNet],
-) -> Result<()> {
-    let text = |name: &str| downstream.headers.get(name).and_then(|v| v.to_str().ok());
-    // Joined so that duplicate X-Forwarded-For lines from a trusted proxy keep every hop.
-    let xff: Vec<&str> = downstream
-        .headers
-        .get_all("x-forwarded-for")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .collect();
-    let xff = (!xff.is_empty()).then(|| xff.join(", "));
-    let incoming = Incoming {
-        xff: xff.as_deref(),
-        proto: text("x-forwarded-proto"),
-        host: text("x-forwarded-host"),
-        host_header: text("host"),
-    };
-    let decided = forwarded(peer, &incoming, trusted);
-    for name in ["x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"] {
-        upstream.remove_header(name);
+/// The target and `Host` the policy checked: an absolute-form target goes upstream in
+/// origin-form with its authority as `Host`; an origin-form one with its leading slashes
+/// collapsed (see `policy::target`).
+pub fn set_target(upstream: &mut RequestHeader, checked: &CheckedTarget) -> Result<()> {
+    if let Some(target) = &checked.rewritten {
+        let uri = http::Uri::try_from(target.as_str())
+            .or_err(InternalError, "the checked target is not a URI")?;
+        upstream.set_uri(uri);
     }
-    if !decided.keep_forwarded {
-        upstream.remove_header("forwarded");
+    if let Some(authority) = &checked.absolute_authority {
+        upstream.insert_header(http::header::HOST, authority.as_str())?;
     }
-    if let Some(chain) = decided.for_chain {
-        upstream.insert_header("x-forwarded-for", chain)?;
+    Ok(())
+}
+
+/// `X-Forwarded-For/-Proto/-Host/-Port` and `X-Real-IP` as decided (see `forwarded.rs`); the
+/// client's own values were removed by the hygiene pass.
+pub fn set_forwarded(upstream: &mut RequestHeader, decided: &Forwarded) -> Result<()> {
+    if let Some(chain) = &decided.for_chain {
+        upstream.insert_header("x-forwarded-for", chain.as_str())?;
+    }
+    if let Some(client) = decided.client {
+        upstream.insert_header("x-real-ip", client.to_string())?;
     }
     upstream.insert_header("x-forwarded-proto", decided.proto)?;
-    if let Some(host) = decided.host {
-        upstream.insert_header("x-forwarded-host", host)?;
+    if let Some(host) = &decided.host {
+        upstream.insert_header("x-forwarded-host", host.as_str())?;
+    }
+    if let Some(port) = decided.port {
+        upstream.insert_header("x-forwarded-port", port.to_string())?;
     }
     Ok(())
 }

@@ -31,6 +31,17 @@ impl CookieSpec {
         }
     }
 
+    /// True when a cookie called `name` would be (or shadow) the gateway's own, in either form:
+    /// with or without the `__Host-`/`__Secure-` prefix. Cookie names are case-sensitive.
+    pub fn is_own_name(&self, name: &str) -> bool {
+        let bare = |n: &'_ str| -> String {
+            let n = n.trim();
+            let n = n.strip_prefix("__Host-").unwrap_or(n);
+            n.strip_prefix("__Secure-").unwrap_or(n).to_owned()
+        };
+        bare(name) == bare(&self.name)
+    }
+
     /// `Set-Cookie` that starts a session.
     pub fn set(&self, value: &str) -> String {
         self.build(value.to_string(), self.max_age_secs)
@@ -115,6 +126,24 @@ mod tests {
         );
         assert_eq!(spec.strip("s=secret"), None);
         assert_eq!(spec.strip("ss=1;s=2"), Some("ss=1".to_string()));
+    }
+
+    #[test]
+    fn own_name_in_either_form() {
+        for https in [true, false] {
+            let spec = CookieSpec::new("passkey_session", https, 60);
+            for name in [
+                "passkey_session",
+                "__Host-passkey_session",
+                "__Secure-passkey_session",
+                " passkey_session",
+            ] {
+                assert!(spec.is_own_name(name), "{name} (https {https})");
+            }
+            for name in ["Passkey_session", "passkey_session2", "app", ""] {
+                assert!(!spec.is_own_name(name), "{name} (https {https})");
+            }
+        }
     }
 
     #[test]
