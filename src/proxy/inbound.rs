@@ -93,3 +93,66 @@ fn server_options() -> Reply {
     .join(", ");
     Reply::empty(StatusCode::NO_CONTENT).header("allow", allow)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Pieces that make targets interesting: schemes, slashes, dots, escapes, separators.
+    fn piece() -> impl Strategy<Value = &'static str> {
+        prop::sample::select(vec![
+            "/",
+            "//",
+            "\\",
+            ".",
+            "..",
+            "%2e",
+            "%2f",
+            "%5c",
+            "%25",
+            "%61",
+            ";",
+            "?",
+            "#",
+            ":",
+            "http:",
+            "https://",
+            "HTTP://",
+            "x:",
+            "localhost",
+            "admin",
+            "a",
+            "@",
+            "*",
+            "%",
+        ])
+    }
+
+    fn header(target: &[u8]) -> Option<RequestHeader> {
+        let mut header = RequestHeader::build("GET", target, None).ok()?;
+        header.insert_header("host", "localhost").ok()?;
+        Some(header)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(4096))]
+
+        /// Whenever the gateway would forward, the target it forwards normalizes to the path
+        /// it authorized, and is origin-form with one leading slash.
+        #[test]
+        fn what_is_forwarded_is_what_was_authorized(
+            start in prop::sample::select(vec!["", "/", "//", "http://localhost", "http://localhost/"]),
+            pieces in prop::collection::vec(piece(), 1..12),
+        ) {
+            let target = format!("{start}{}", pieces.concat());
+            let Some(header) = header(target.as_bytes()) else { return Ok(()) };
+            let Ok(checked) = inbound(&header, &HeaderHygiene::default()) else { return Ok(()) };
+            let raw = std::str::from_utf8(header.raw_path()).expect("accepted targets are ASCII");
+            let forwarded = checked.upstream.rewritten.as_deref().unwrap_or(raw);
+            prop_assert!(forwarded.starts_with('/') && !forwarded.starts_with("//"), "{target} -> {forwarded}");
+            prop_assert_eq!(normalize_path(forwarded).ok(), Some(checked.path.clone()), "{} -> {}", target, forwarded);
+            prop_assert_eq!(forwarded, checked.target.as_str());
+        }
+    }
+}

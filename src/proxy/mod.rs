@@ -210,7 +210,11 @@ impl GatewayProxy {
     async fn decide(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<Option<Reply>> {
         ctx.inbound = match inbound::inbound(session.req_header(), &self.hygiene) {
             Ok(checked) => checked,
-            Err(reply) => return Ok(Some(reply)),
+            Err(reply) => {
+                // Whatever follows a refused request line on this connection is not trusted.
+                session.set_keepalive(None);
+                return Ok(Some(reply));
+            }
         };
         let decided = self.forwarded(session, ctx);
         let client = decided.client;

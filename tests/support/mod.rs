@@ -6,6 +6,7 @@
 pub mod echo;
 pub mod passkeys;
 pub mod raw;
+pub mod raw_upstream;
 pub mod verifier;
 
 use std::net::SocketAddr;

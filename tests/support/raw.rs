@@ -36,6 +36,51 @@ pub async fn request(addr: SocketAddr, head: &str) -> RawResponse {
     parse(&String::from_utf8_lossy(&buf))
 }
 
+/// Sends `head` as bytes (request line and headers separated by `\r\n`, no final blank line;
+/// any byte allowed) and reads one response: its head, then `Content-Length` bytes of body (none
+/// for a 1xx, 204 or 304; up to EOF without a length). `None` when the gateway closed the
+/// connection without answering.
+pub async fn try_request_bytes(addr: SocketAddr, head: &[u8]) -> Option<RawResponse> {
+    let mut tcp = TcpStream::connect(addr).await.expect("connect");
+    let mut text = head.to_vec();
+    text.extend_from_slice(b"\r\nConnection: close\r\n\r\n");
+    tcp.write_all(&text).await.expect("write");
+    let mut buf = Vec::new();
+    let end = loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break end + 4;
+        }
+        let mut chunk = [0u8; 4096];
+        match tcp.read(&mut chunk).await {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    };
+    let head = parse(&String::from_utf8_lossy(&buf[..end]));
+    let bodiless = head.status < 200 || head.status == 204 || head.status == 304;
+    let length = match head.header("content-length") {
+        _ if bodiless => Some(0),
+        Some(n) => n.parse().ok(),
+        None => None,
+    };
+    loop {
+        if length.is_some_and(|n| buf.len() >= end + n) {
+            break;
+        }
+        let mut chunk = [0u8; 4096];
+        match tcp.read(&mut chunk).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+    Some(parse(&String::from_utf8_lossy(&buf)))
+}
+
+/// Parses a whole response as read from the socket.
+pub fn parse_response(text: &str) -> RawResponse {
+    parse(text)
+}
+
 fn parse(text: &str) -> RawResponse {
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((text, ""));
     let mut lines = head.lines();
