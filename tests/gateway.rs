@@ -13,3 +13,4 @@ mod passkeys;
 mod policy;
 mod proxying;
 mod real_server;
+mod revocation;
