@@ -80,16 +80,10 @@ async fn a_disabled_user_is_out_at_once() {
     assert_eq!(browser.register(Some(&token), "K").await.status, 201);
     assert_eq!(browser.get("/app/x").await.status, 200);
 
-    // What `user disable` does: the store flags the user and deletes their sessions; the live
-    // gateway drops them from its cache in the same call.
-    let revoked = gw
-        .gw
-        .store
-        .set_user_disabled("harry", true)
-        .await
-        .expect("disable");
-    gw.gw.sessions.revoke(&revoked);
-    gw.gw.sessions.forget_user(harry.id);
+    // What `user disable` does: one call flags the user and ends their sessions, store and
+    // cache together.
+    let revoked = gw.gw.sessions.disable_user(&harry).await.expect("disable");
+    assert_eq!(revoked, 1);
     assert_eq!(
         browser.get("/app/x").await.status,
         401,

@@ -231,6 +231,8 @@ impl Ceremonies {
         }
         let changed = webauthn_passkey.update_credential(&result) == Some(true);
         let (cookie_value, session) = self.sessions.mint(stored.user_id, stored.id, now);
+        // Before the write: a revocation of this user or passkey racing it must win (see admit).
+        let admission = self.sessions.admission();
         let completion = LoginCompletion {
             ceremony_id: ceremony.id,
             passkey_id: stored.id,
@@ -251,7 +253,7 @@ impl Ceremonies {
                 StoreError::NotFound => fail(login_failed()),
                 other => fail(internal(other)),
             })?;
-        self.sessions.admit(&session, &user);
+        self.sessions.admit(admission, &session, &user);
         Ok(LoginOutcome {
             user,
             passkey,

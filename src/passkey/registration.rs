@@ -111,6 +111,8 @@ impl Ceremonies {
         let session = ceremony
             .enrollment_token_hash
             .map(|_| self.sessions.mint(user_id, passkey.id, now));
+        // Before the write: a revocation of this user racing it must win (see admit).
+        let admission = self.sessions.admission();
         let stored = self
             .store
             .complete_registration(RegistrationCompletion {
@@ -125,7 +127,7 @@ impl Ceremonies {
             .map_err(registration_error)?;
         if let Some((_, record)) = &session {
             if let Ok(Some(user)) = self.store.user(user_id).await {
-                self.sessions.admit(record, &user);
+                self.sessions.admit(admission, record, &user);
             }
         }
         Ok(RegistrationOutcome {
