@@ -119,9 +119,15 @@ impl Gateway {
     /// Runs until the task is dropped.
     pub async fn upkeep(self: Arc<Self>) {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(15));
-        loop {
+        for round in 0u64.. {
             tick.tick().await;
             let now = unix_now();
+            // Hourly (and at start): the decoys follow how real users' passkeys look.
+            if round % 240 == 0 {
+                if let Err(e) = self.ceremonies.refresh_decoys().await {
+                    tracing::warn!(error = %e, "could not sample passkeys for the decoys");
+                }
+            }
             if let Err(e) = self.sessions.flush_last_seen(now).await {
                 tracing::warn!(error = %e, "could not write session activity");
             }

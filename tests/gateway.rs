@@ -6,6 +6,7 @@ mod account_rules;
 mod admin;
 mod bad_input;
 mod browser;
+mod ceremony_rules;
 mod cli;
 mod crash;
 mod identity;

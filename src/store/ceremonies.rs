@@ -193,7 +193,8 @@ fn login(
     check_session_source(&completion.new_session, &passkey)?;
     // Every check passed; from here on only writes.
     batch.ceremonies.remove(completion.ceremony_id.as_u128())?;
-    passkey.sign_count = completion.new_sign_count;
+    // Never backwards: a sign-in that overtook this one may have stored a higher count.
+    passkey.sign_count = passkey.sign_count.max(completion.new_sign_count);
     passkey.backup_state = completion.backup_state;
     passkey.backup_eligible = completion.backup_eligible;
     if let Some(credential) = completion.credential {
