@@ -259,3 +259,51 @@ async fn session_revoke_by_user_holds_against_concurrent_requests() {
         assert_eq!(browser.login("ursula").await.status, 200);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disable_racing_a_login_never_leaves_a_working_session() {
+    let (_up, gw, mut browser) = world("dina").await;
+    let mut signed_in = 0;
+    for round in 0..ROUNDS {
+        browser.cookie = None;
+        let (id, options) = browser.begin_login(Some("dina")).await;
+        let credential = browser.assert(options);
+        let disable = AdminCommand::User(UserCommand::Disable {
+            name: "dina".into(),
+        });
+        // Both at once: they often share one group commit.
+        let (login, _) = tokio::join!(
+            browser.complete_login(&id, &credential, "/"),
+            admin(&gw, disable)
+        );
+        assert!(
+            login.status == 200 || login.status == 403,
+            "round {round}: {:?}",
+            login.body
+        );
+        if login.status == 200 {
+            signed_in += 1;
+            assert_eq!(
+                browser.get("/app/x").await.status,
+                401,
+                "round {round}: the new session outlived the disable"
+            );
+        }
+        let listed = admin(
+            &gw,
+            AdminCommand::Session(SessionCommand::List {
+                name: Some("dina".into()),
+            }),
+        )
+        .await;
+        assert_eq!(listed, "", "round {round}");
+        admin(
+            &gw,
+            AdminCommand::User(UserCommand::Enable {
+                name: "dina".into(),
+            }),
+        )
+        .await;
+    }
+    println!("{signed_in} of {ROUNDS} logins committed before the disable");
+}
