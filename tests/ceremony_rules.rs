@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use passkey_gateway::gateway::unix_now;
 use reqwest::StatusCode;
 use serde_cbor_2::Value as Cbor;
 use serde_json::{json, Value};
@@ -238,4 +239,28 @@ async fn begin_for_a_name_that_cannot_sign_in_looks_like_a_real_users() {
         );
     }
     assert_eq!(decoy_counts.keys().copied().collect::<Vec<_>>(), [1, 2, 3]);
+
+    // Timing of what `begin` does (store reads, options, ceremony write), called directly: over
+    // HTTP, the test client's delayed ACKs (~40 ms) would drown any difference. Interleaved, so
+    // load and noise fall on both alike; medians compared.
+    let (mut real, mut decoy) = (Vec::new(), Vec::new());
+    for i in 0..200 {
+        let known = format!("real{}", i % 20);
+        let unknown = format!("ghost{i}");
+        for (name, times) in [(known, &mut real), (unknown, &mut decoy)] {
+            let started = std::time::Instant::now();
+            let begun = gw.gw.ceremonies.begin_login(Some(&name), unix_now()).await;
+            times.push(started.elapsed());
+            assert!(begun.is_ok());
+        }
+    }
+    real.sort();
+    decoy.sort();
+    let (real, decoy) = (real[100], decoy[100]);
+    println!("login/begin median: real user {real:?}, unknown name {decoy:?}");
+    let gap = real.abs_diff(decoy);
+    assert!(
+        gap < std::time::Duration::from_micros(300).max(real / 4),
+        "login/begin takes {real:?} for a real user and {decoy:?} for an unknown name"
+    );
 }

@@ -8,14 +8,20 @@
 //! of the real users' passkeys, refreshed by the upkeep ([`Decoys::observe`]). Before any user has
 //! a passkey, a prior shaped like webauthn-rs's fake-credential distribution stands in.
 //!
+//! The time `begin` takes must not tell either, so a decoy names a *stand-in*, a real user with as
+//! many passkeys, whose passkeys the caller reads and starts a ceremony with, exactly as for a real
+//! user, before putting the decoy list in its place.
+//!
 //! Not here: the rest of the options, which come from webauthn-rs for decoys and real users alike.
 
+use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::sync::{Arc, PoisonError, RwLock};
 
 use aws_lc_rs::hmac;
+use uuid::Uuid;
 use webauthn_rs::prelude::Passkey as WebauthnPasskey;
 use webauthn_rs_core::proto::{AllowCredentials, AuthenticatorTransport, Credential};
 
@@ -37,15 +43,18 @@ struct Template {
 pub struct Shape {
     counts: Vec<usize>,
     templates: Vec<Template>,
+    /// One real user per passkey count, whose begin a decoy of that count repeats.
+    stand_ins: BTreeMap<usize, Uuid>,
 }
 
 impl Shape {
     /// Adds one user who can sign in, with their usable passkeys.
-    pub fn add_user(&mut self, passkeys: &[WebauthnPasskey]) {
+    pub fn add_user(&mut self, user_id: Uuid, passkeys: &[WebauthnPasskey]) {
         if passkeys.is_empty() || self.counts.len() >= SAMPLE {
             return;
         }
         self.counts.push(passkeys.len());
+        self.stand_ins.entry(passkeys.len()).or_insert(user_id);
         for passkey in passkeys {
             if self.templates.len() < SAMPLE {
                 let credential = Credential::from(passkey.clone());
@@ -70,8 +79,19 @@ impl Shape {
                 transports: None,
             })
             .collect();
-        Shape { counts, templates }
+        Shape {
+            counts,
+            templates,
+            stand_ins: BTreeMap::new(),
+        }
     }
+}
+
+/// What a decoy `begin` shows and does.
+pub struct Decoy {
+    pub allow_credentials: Vec<AllowCredentials>,
+    /// A real user with as many passkeys, whose begin to repeat (none before the first sample).
+    pub stand_in: Option<Uuid>,
 }
 
 /// The decoy generator: a keyed hash and the current sample.
@@ -116,8 +136,8 @@ impl Decoys {
         *self.shape.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(shape);
     }
 
-    /// The decoy list for `username`: the same every time, shaped like a real user's.
-    pub fn allow_credentials(&self, username: &str) -> Vec<AllowCredentials> {
+    /// The decoy for `username`: the same list every time, shaped like a real user's.
+    pub fn decoy(&self, username: &str) -> Decoy {
         let shape = self
             .shape
             .read()
@@ -126,7 +146,7 @@ impl Decoys {
         let count = pick(&shape.counts, self.draw(&[b"count", username.as_bytes()]))
             .copied()
             .unwrap_or(1);
-        (0..count)
+        let allow_credentials = (0..count)
             .filter_map(|i| {
                 let i = (i as u64).to_be_bytes();
                 let label = [b"credential".as_slice(), username.as_bytes(), &i];
@@ -137,7 +157,11 @@ impl Decoys {
                     transports: template.transports.clone(),
                 })
             })
-            .collect()
+            .collect();
+        Decoy {
+            allow_credentials,
+            stand_in: shape.stand_ins.get(&count).copied(),
+        }
     }
 
     /// A number from the keyed hash of the labelled parts (each length-prefixed: no ambiguity).
@@ -175,4 +199,40 @@ impl Decoys {
 fn pick<T>(items: &[T], draw: u64) -> Option<&T> {
     let len = u64::try_from(items.len()).ok().filter(|len| *len > 0)?;
     items.get(usize::try_from(draw % len).ok()?)
+}
+
+#[cfg(test)]
+mod tests {
+    // Tests may unwrap: a failure is the report.
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn ids(decoys: &Decoys, name: &str) -> Vec<Vec<u8>> {
+        let decoy = decoys.decoy(name);
+        decoy.allow_credentials.into_iter().map(|c| c.id).collect()
+    }
+
+    #[test]
+    fn a_names_decoy_survives_a_restart_and_the_secret_is_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = ids(&Decoys::load_or_create(dir.path()).unwrap(), "nobody");
+        let again = ids(&Decoys::load_or_create(dir.path()).unwrap(), "nobody");
+        assert_eq!(first, again);
+        assert!(!first.is_empty());
+        let mode = std::fs::metadata(dir.path().join(DECOY_KEY_FILE))
+            .unwrap()
+            .permissions();
+        assert_eq!(
+            std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
+            0o600
+        );
+
+        let other = Decoys::load_or_create(tempfile::tempdir().unwrap().path()).unwrap();
+        assert_ne!(
+            ids(&other, "nobody"),
+            first,
+            "another gateway, another secret"
+        );
+    }
 }

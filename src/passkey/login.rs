@@ -61,7 +61,10 @@ impl Ceremonies {
                         Some(user.id),
                     )
                 }
-                None => (self.decoy_options(name)?, CeremonyState::Decoy, None),
+                None => {
+                    let (options, state) = self.decoy_options(name).await?;
+                    (options, state, None)
+                }
             },
         };
         let id = Uuid::new_v4();
@@ -93,20 +96,39 @@ impl Ceremonies {
         Ok((!passkeys.is_empty()).then_some((user, passkeys)))
     }
 
-    /// Options for a name that cannot sign in, with the keys and shapes of a real user's: no
-    /// `extensions` (webauthn-rs adds `uvm` to usernameless options only), and a decoy list.
-    fn decoy_options(
+    /// Options for a name that cannot sign in, with the keys and shapes of a real user's, after
+    /// the same work as a real user's begin (read and parse a stand-in's passkeys, start a scoped
+    /// login with them): neither the answer nor its timing tells the two apart.
+    async fn decoy_options(
         &self,
         username: &str,
-    ) -> ApiResult<webauthn_rs_core::proto::PublicKeyCredentialRequestOptions> {
-        let (rcr, _) = self
-            .webauthn
-            .start_discoverable_authentication()
-            .map_err(webauthn_internal)?;
-        let mut options = rcr.public_key;
-        options.extensions = None;
-        options.allow_credentials = self.decoys.allow_credentials(username);
-        Ok(options)
+    ) -> ApiResult<(
+        webauthn_rs_core::proto::PublicKeyCredentialRequestOptions,
+        CeremonyState,
+    )> {
+        let decoy = self.decoys.decoy(username);
+        let stand_in = match decoy.stand_in {
+            Some(user_id) => usable(&self.store.passkeys_of(user_id).await.map_err(internal)?),
+            None => Vec::new(),
+        };
+        let (mut options, state) = if stand_in.is_empty() {
+            let (rcr, _) = self
+                .webauthn
+                .start_discoverable_authentication()
+                .map_err(webauthn_internal)?;
+            let mut options = rcr.public_key;
+            // webauthn-rs adds `uvm` to usernameless options only; a real user's have none.
+            options.extensions = None;
+            (options, None)
+        } else {
+            let (rcr, state) = self
+                .webauthn
+                .start_passkey_authentication(&stand_in)
+                .map_err(webauthn_internal)?;
+            (rcr.public_key, Some(state))
+        };
+        options.allow_credentials = decoy.allow_credentials;
+        Ok((options, CeremonyState::Decoy(state)))
     }
 
     /// Completes a login; every failure spends the ceremony and is recorded as `login_failed`.

@@ -86,7 +86,7 @@ impl Ceremonies {
         let mut shape = Shape::default();
         let users = self.store.list_users().await?;
         for user in users.iter().filter(|user| !user.disabled).take(SAMPLE) {
-            shape.add_user(&usable(&self.store.passkeys_of(user.id).await?));
+            shape.add_user(user.id, &usable(&self.store.passkeys_of(user.id).await?));
         }
         self.decoys.observe(shape);
         Ok(())
