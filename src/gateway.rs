@@ -121,26 +121,33 @@ impl Gateway {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(15));
         for round in 0u64.. {
             tick.tick().await;
-            let now = unix_now();
-            // Hourly (and at start): the decoys follow how real users' passkeys look.
-            if round % 240 == 0 {
-                if let Err(e) = self.ceremonies.refresh_decoys().await {
-                    tracing::warn!(error = %e, "could not sample passkeys for the decoys");
-                }
+            self.upkeep_round(round, unix_now()).await;
+        }
+    }
+
+    /// One round of upkeep, every 15 s; some tasks run every few rounds.
+    async fn upkeep_round(&self, round: u64, now: i64) {
+        // Hourly (and at start): the decoys follow how real users' passkeys look.
+        if round % 240 == 0 {
+            if let Err(e) = self.ceremonies.refresh_decoys().await {
+                tracing::warn!(error = %e, "could not sample passkeys for the decoys");
             }
-            if let Err(e) = self.sessions.flush_last_seen(now).await {
-                tracing::warn!(error = %e, "could not write session activity");
-            }
-            // Off the request path: a request only refuses an expired session.
+        }
+        if let Err(e) = self.sessions.flush_last_seen(now).await {
+            tracing::warn!(error = %e, "could not write session activity");
+        }
+        // Off the request path (a request only refuses an expired session), once a minute:
+        // it scans every session, and until then `session list` already hides them.
+        if round % 4 == 0 {
             if let Err(e) = self.sessions.end_expired(now).await {
                 tracing::warn!(error = %e, "could not delete expired sessions");
             }
-            if let Err(e) = self.store.purge_expired(now).await {
-                tracing::warn!(error = %e, "could not purge expired records");
-            }
-            if let Some(limiter) = &self.limiter {
-                limiter.retain_recent();
-            }
+        }
+        if let Err(e) = self.store.purge_expired(now).await {
+            tracing::warn!(error = %e, "could not purge expired records");
+        }
+        if let Some(limiter) = &self.limiter {
+            limiter.retain_recent();
         }
     }
 }
