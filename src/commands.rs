@@ -10,6 +10,7 @@ use crate::cli::{Cli, Command};
 use crate::config::Config;
 use crate::gateway::Gateway;
 use crate::gateway::{create_private_dir, STORE_FILE};
+use crate::session::Sessions;
 use crate::store::{Store, StoreError};
 
 /// Runs one parsed command line.
@@ -55,9 +56,11 @@ fn admin(path: &std::path::Path, command: AdminCommand) -> anyhow::Result<()> {
             ),
             other => anyhow::anyhow!(other),
         })?;
+        let sessions = Arc::new(Sessions::for_config(store.clone(), &config));
         let target = Target::Offline {
             store,
             config: Arc::new(config),
+            sessions,
         };
         execute(&target, command).await.map_err(anyhow::Error::from)
     })?;

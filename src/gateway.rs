@@ -14,7 +14,7 @@ use crate::identity::{AssertionSigner, IdentityError, KeyRing};
 use crate::passkey::{Ceremonies, RelyingPartyError};
 use crate::routes::Pages;
 use crate::routing::Router;
-use crate::session::{CookieSpec, Sessions};
+use crate::session::Sessions;
 use crate::store::{Store, StoreError};
 
 /// The store's file name inside `server.data_dir`.
@@ -76,18 +76,7 @@ impl Gateway {
         let keys = KeyRing::load_or_create(&dir, config.identity.algorithm)?;
         let signer =
             AssertionSigner::new(&keys, config.public_origin(), config.identity.token_ttl)?;
-        let cookie = CookieSpec::new(
-            &config.session.cookie_name,
-            config.is_https(),
-            config.session.absolute_timeout.as_secs() as i64,
-        );
-        let sessions = Arc::new(Sessions::new(
-            store.clone(),
-            cookie,
-            config.session.idle_timeout.as_secs() as i64,
-            config.session.absolute_timeout.as_secs() as i64,
-            config.session.cache_size,
-        ));
+        let sessions = Arc::new(Sessions::for_config(store.clone(), &config));
         let ceremonies = Ceremonies::new(&config, store.clone(), sessions.clone())?;
         let limiter = NonZeroU32::new(config.server.ceremony_rate_per_minute)
             .map(|n| RateLimiter::keyed(Quota::per_minute(n)));
@@ -126,22 +115,39 @@ impl Gateway {
         Ok(kid)
     }
 
-    /// Periodic upkeep: lazy `last_seen` writes, expired records, rate-limiter memory.
+    /// Periodic upkeep: lazy `last_seen` writes, expired sessions and records, rate-limiter memory.
     /// Runs until the task is dropped.
     pub async fn upkeep(self: Arc<Self>) {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(15));
-        loop {
+        for round in 0u64.. {
             tick.tick().await;
-            let now = unix_now();
-            if let Err(e) = self.sessions.flush_last_seen(now).await {
-                tracing::warn!(error = %e, "could not write session activity");
+            self.upkeep_round(round, unix_now()).await;
+        }
+    }
+
+    /// One round of upkeep, every 15 s; some tasks run every few rounds.
+    async fn upkeep_round(&self, round: u64, now: i64) {
+        // Hourly (and at start): the decoys follow how real users' passkeys look.
+        if round % 240 == 0 {
+            if let Err(e) = self.ceremonies.refresh_decoys().await {
+                tracing::warn!(error = %e, "could not sample passkeys for the decoys");
             }
-            if let Err(e) = self.store.purge_expired(now).await {
-                tracing::warn!(error = %e, "could not purge expired records");
+        }
+        if let Err(e) = self.sessions.flush_last_seen(now).await {
+            tracing::warn!(error = %e, "could not write session activity");
+        }
+        // Off the request path (a request only refuses an expired session), once a minute:
+        // it scans every session, and until then `session list` already hides them.
+        if round % 4 == 0 {
+            if let Err(e) = self.sessions.end_expired(now).await {
+                tracing::warn!(error = %e, "could not delete expired sessions");
             }
-            if let Some(limiter) = &self.limiter {
-                limiter.retain_recent();
-            }
+        }
+        if let Err(e) = self.store.purge_expired(now).await {
+            tracing::warn!(error = %e, "could not purge expired records");
+        }
+        if let Some(limiter) = &self.limiter {
+            limiter.retain_recent();
         }
     }
 }

@@ -4,15 +4,18 @@
 use reqwest::Method;
 use serde_json::json;
 
+use passkey_gateway::gateway::unix_now;
+use passkey_gateway::store::{Ceremony, CeremonyKind, LoginCompletion};
+
 use crate::support::config;
 use crate::support::passkeys::{enroll, Browser};
 use crate::support::{client, EchoUpstream, TestGateway};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_sign_count_that_goes_back_flags_a_clone() {
+async fn a_sign_count_behind_one_stored_before_the_ceremony_flags_a_clone() {
     let up = EchoUpstream::start().await;
     let gw = TestGateway::app(up.addr, "").await;
-    let (_, token) = enroll(&gw.gw, "gina", &[]).await;
+    let (gina, token) = enroll(&gw.gw, "gina", &[]).await;
     let mut browser = Browser::new(&gw.base());
     let registered = browser.register(Some(&token), "K").await;
     let passkey_id: uuid::Uuid = registered.body["id"]
@@ -21,19 +24,44 @@ async fn a_sign_count_that_goes_back_flags_a_clone() {
         .parse()
         .expect("uuid");
     browser.cookie = None;
+    assert_eq!(browser.login("gina").await.status, 200);
 
-    // Two challenges signed in order (counts 1 and 2), presented out of order: the earlier
-    // signature arriving after the later one is what a cloned authenticator looks like.
-    let (first_id, first_options) = browser.begin_login(Some("gina")).await;
-    let (second_id, second_options) = browser.begin_login(Some("gina")).await;
-    let earlier = browser.assert(first_options);
-    let later = browser.assert(second_options);
-    assert_eq!(
-        browser.complete_login(&second_id, &later, "/").await.status,
-        200
-    );
+    // The original authenticator signed in elsewhere, ten seconds ago, with a count of 100; this
+    // browser's authenticator (a copy of its key, at count 2) is the clone. A genuine
+    // authenticator could never sign below a count stored before its ceremony began.
+    let earlier = unix_now() - 10;
+    let ceremony_id = uuid::Uuid::new_v4();
+    gw.gw
+        .store
+        .put_ceremony(Ceremony {
+            id: ceremony_id,
+            kind: CeremonyKind::Login,
+            user_id: None,
+            enrollment_token_hash: None,
+            state: Vec::new(),
+            passkey_name: None,
+            expires_at: earlier + 300,
+        })
+        .await
+        .expect("ceremony");
+    let (_, session) = gw.gw.sessions.mint(gina.id, passkey_id, earlier);
+    gw.gw
+        .store
+        .complete_login(LoginCompletion {
+            ceremony_id,
+            passkey_id,
+            new_sign_count: 100,
+            backup_state: false,
+            backup_eligible: false,
+            credential: None,
+            new_session: session,
+            now: earlier,
+        })
+        .await
+        .expect("the original signs in");
+
     browser.cookie = None;
-    let refused = browser.complete_login(&first_id, &earlier, "/").await;
+    let refused = browser.login("gina").await;
     assert_eq!(
         (refused.status.as_u16(), refused.body["error"].as_str()),
         (400, Some("login_failed"))
@@ -80,16 +108,10 @@ async fn a_disabled_user_is_out_at_once() {
     assert_eq!(browser.register(Some(&token), "K").await.status, 201);
     assert_eq!(browser.get("/app/x").await.status, 200);
 
-    // What `user disable` does: the store flags the user and deletes their sessions; the live
-    // gateway drops them from its cache in the same call.
-    let revoked = gw
-        .gw
-        .store
-        .set_user_disabled("harry", true)
-        .await
-        .expect("disable");
-    gw.gw.sessions.revoke(&revoked);
-    gw.gw.sessions.forget_user(harry.id);
+    // What `user disable` does: one call flags the user and ends their sessions, store and
+    // cache together.
+    let revoked = gw.gw.sessions.disable_user(&harry).await.expect("disable");
+    assert_eq!(revoked, 1);
     assert_eq!(
         browser.get("/app/x").await.status,
         401,

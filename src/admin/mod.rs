@@ -14,7 +14,8 @@ use serde::{Deserialize, Serialize};
 use crate::cli::{KeysCommand, PasskeyCommand, SessionCommand, UserCommand};
 use crate::config::Config;
 use crate::gateway::Gateway;
-use crate::store::{SecretHash, Store, StoreError};
+use crate::session::Sessions;
+use crate::store::{Store, StoreError};
 
 /// One admin command, as the CLI parsed it and as it travels over the socket.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -40,8 +41,12 @@ pub enum AdminError {
 pub enum Target {
     /// The running gateway: its store, its session cache, its signer.
     Live(Arc<Gateway>),
-    /// No gateway running: the store file and the config.
-    Offline { store: Store, config: Arc<Config> },
+    /// No gateway running: the store file, the config, and sessions over that store.
+    Offline {
+        store: Store,
+        config: Arc<Config>,
+        sessions: Arc<Sessions>,
+    },
 }
 
 impl Target {
@@ -59,17 +64,11 @@ impl Target {
         }
     }
 
-    /// Drops revoked sessions from the live cache (the store already deleted them).
-    fn revoked(&self, hashes: &[SecretHash]) {
-        if let Target::Live(gw) = self {
-            gw.sessions.revoke(hashes);
-        }
-    }
-
-    /// A user's record changed: the live cache must not keep the old one.
-    fn user_changed(&self, user_id: uuid::Uuid) {
-        if let Target::Live(gw) = self {
-            gw.sessions.forget_user(user_id);
+    /// Whatever ends a session goes through here, so a live gateway's cache agrees at once.
+    fn sessions(&self) -> &Arc<Sessions> {
+        match self {
+            Target::Live(gw) => &gw.sessions,
+            Target::Offline { sessions, .. } => sessions,
         }
     }
 }

@@ -67,13 +67,10 @@ pub async fn user(target: &Target, cmd: UserCommand) -> Result<String, AdminErro
         UserCommand::Enable { name } => set_disabled(target, &name, false).await,
         UserCommand::Remove { name } => {
             let user = existing(target, &name).await?;
-            let revoked = store.remove_user(&user.username).await?;
-            target.revoked(&revoked);
-            target.user_changed(user.id);
+            let revoked = target.sessions().remove_user(&user).await?;
             Ok(format!(
-                "removed user {} ({} sessions revoked)",
-                user.username,
-                revoked.len()
+                "removed user {} ({revoked} sessions revoked)",
+                user.username
             ))
         }
     }
@@ -106,15 +103,17 @@ pub async fn passkey(target: &Target, cmd: PasskeyCommand) -> Result<String, Adm
             let id: Uuid = id
                 .parse()
                 .map_err(|_| AdminError::Refused(format!("`{id}` is not a passkey id")))?;
-            let revoked = store.revoke_passkey(id).await.map_err(|e| match e {
-                StoreError::NotFound => AdminError::Refused(format!("no passkey with id `{id}`")),
-                other => other.into(),
-            })?;
-            target.revoked(&revoked);
-            Ok(format!(
-                "revoked passkey {id} ({} sessions revoked)",
-                revoked.len()
-            ))
+            let revoked = target
+                .sessions()
+                .revoke_passkey(id)
+                .await
+                .map_err(|e| match e {
+                    StoreError::NotFound => {
+                        AdminError::Refused(format!("no passkey with id `{id}`"))
+                    }
+                    other => other.into(),
+                })?;
+            Ok(format!("revoked passkey {id} ({revoked} sessions revoked)"))
         }
     }
 }
@@ -129,7 +128,7 @@ pub async fn session(target: &Target, cmd: SessionCommand) -> Result<String, Adm
             };
             let users = store.list_users().await?;
             let mut out = String::new();
-            for s in store.sessions_of(user_id).await? {
+            for s in target.sessions().list(user_id, unix_now()).await? {
                 let who = users
                     .iter()
                     .find(|u| u.id == s.user_id)
@@ -149,22 +148,19 @@ pub async fn session(target: &Target, cmd: SessionCommand) -> Result<String, Adm
             user: Some(name), ..
         } => {
             let user = existing(target, &name).await?;
-            let revoked = store.delete_sessions_of(user.id).await?;
-            target.revoked(&revoked);
-            Ok(format!(
-                "revoked {} sessions of {}",
-                revoked.len(),
-                user.username
-            ))
+            let revoked = target.sessions().end_all_of(user.id).await?;
+            Ok(format!("revoked {revoked} sessions of {}", user.username))
         }
         SessionCommand::Revoke { id: Some(id), .. } => {
-            let sessions = store.sessions_of(None).await?;
+            let sessions = target.sessions().list(None, unix_now()).await?;
             let found = sessions.iter().find(|s| public_id(&s.id_hash) == id);
-            let Some(session) = found else {
-                return Err(AdminError::Refused(format!("no session with id `{id}`")));
+            let ended = match found {
+                Some(session) => target.sessions().end(session.id_hash).await?,
+                None => false,
             };
-            store.delete_session(session.id_hash).await?;
-            target.revoked(&[session.id_hash]);
+            if !ended {
+                return Err(AdminError::Refused(format!("no session with id `{id}`")));
+            }
             Ok(format!("revoked session {id}"))
         }
         SessionCommand::Revoke { .. } => Err(AdminError::Refused(
@@ -215,7 +211,7 @@ async fn show(target: &Target, name: &str) -> Result<String, AdminError> {
     let store = target.store();
     let user = existing(target, name).await?;
     let passkeys = store.passkeys_of(user.id).await?;
-    let sessions = store.sessions_of(Some(user.id)).await?;
+    let sessions = target.sessions().list(Some(user.id), unix_now()).await?;
     let mut out = format!(
         "username: {}\nid: {}\ndisplay_name: {}\nemail: {}\ngroups: {}\nstatus: {}\ncreated: {}\nsessions: {}\npasskeys: {}",
         user.username,
@@ -236,19 +232,12 @@ async fn show(target: &Target, name: &str) -> Result<String, AdminError> {
 
 async fn set_disabled(target: &Target, name: &str, disabled: bool) -> Result<String, AdminError> {
     let user = existing(target, name).await?;
-    let revoked = target
-        .store()
-        .set_user_disabled(&user.username, disabled)
-        .await?;
-    target.revoked(&revoked);
-    target.user_changed(user.id);
+    let sessions = target.sessions();
     Ok(if disabled {
-        format!(
-            "disabled {} ({} sessions revoked)",
-            user.username,
-            revoked.len()
-        )
+        let revoked = sessions.disable_user(&user).await?;
+        format!("disabled {} ({revoked} sessions revoked)", user.username)
     } else {
+        sessions.enable_user(&user).await?;
         format!("enabled {}", user.username)
     })
 }

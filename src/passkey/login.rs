@@ -4,10 +4,9 @@
 
 use uuid::Uuid;
 use webauthn_rs::prelude::{Passkey as WebauthnPasskey, PublicKeyCredential, WebauthnError};
-use webauthn_rs_core::proto::AllowCredentials;
 
 use super::state::CeremonyState;
-use super::{ceremony_gone, internal, user_disabled, Ceremonies};
+use super::{ceremony_gone, internal, usable, user_disabled, Ceremonies};
 use crate::error::{ApiError, ApiResult};
 use crate::store::{
     Ceremony, CeremonyKind, EventKind, LoginCompletion, NewEvent, Passkey, SessionRecord,
@@ -62,7 +61,10 @@ impl Ceremonies {
                         Some(user.id),
                     )
                 }
-                None => (self.decoy_options(name)?, CeremonyState::Decoy, None),
+                None => {
+                    let (options, state) = self.decoy_options(name).await?;
+                    (options, state, None)
+                }
             },
         };
         let id = Uuid::new_v4();
@@ -90,51 +92,43 @@ impl Ceremonies {
         if user.disabled {
             return Ok(None);
         }
-        let passkeys: Vec<WebauthnPasskey> = self
-            .store
-            .passkeys_of(user.id)
-            .await
-            .map_err(internal)?
-            .iter()
-            .filter(|p| !p.clone_suspected)
-            .filter_map(|p| serde_json::from_slice(&p.credential).ok())
-            .collect();
+        let passkeys = usable(&self.store.passkeys_of(user.id).await.map_err(internal)?);
         Ok((!passkeys.is_empty()).then_some((user, passkeys)))
     }
 
-    fn decoy_options(
+    /// Options for a name that cannot sign in, with the keys and shapes of a real user's, after
+    /// the same work as a real user's begin (read and parse a stand-in's passkeys, start a scoped
+    /// login with them): neither the answer nor its timing tells the two apart.
+    async fn decoy_options(
         &self,
         username: &str,
-    ) -> ApiResult<webauthn_rs_core::proto::PublicKeyCredentialRequestOptions> {
-        let (rcr, _) = self
-            .webauthn
-            .start_discoverable_authentication()
-            .map_err(webauthn_internal)?;
-        let mut options = rcr.public_key;
-        let fake = self.decoy_ids(username)?;
-        options.allow_credentials = fake
-            .into_iter()
-            .map(|id| AllowCredentials {
-                type_: "public-key".into(),
-                id,
-                transports: None,
-            })
-            .collect();
-        Ok(options)
-    }
-
-    /// Stable fake credential ids for `username`. The generator mimics how many passkeys real
-    /// users have, which includes none; a real user who can be asked for always has at least one,
-    /// so an empty draw is redrawn (deterministically) until it is not.
-    fn decoy_ids(&self, username: &str) -> ApiResult<Vec<webauthn_rs::prelude::CredentialID>> {
-        for round in 0..16u8 {
-            let seed = [username.as_bytes(), &[0, round]].concat();
-            let ids = self.decoys.generate(&seed).map_err(webauthn_internal)?;
-            if !ids.is_empty() {
-                return Ok(ids);
-            }
-        }
-        Err(ApiError::Internal("no decoy credential ids".into()))
+    ) -> ApiResult<(
+        webauthn_rs_core::proto::PublicKeyCredentialRequestOptions,
+        CeremonyState,
+    )> {
+        let decoy = self.decoys.decoy(username);
+        let stand_in = match decoy.stand_in {
+            Some(user_id) => usable(&self.store.passkeys_of(user_id).await.map_err(internal)?),
+            None => Vec::new(),
+        };
+        let (mut options, state) = if stand_in.is_empty() {
+            let (rcr, _) = self
+                .webauthn
+                .start_discoverable_authentication()
+                .map_err(webauthn_internal)?;
+            let mut options = rcr.public_key;
+            // webauthn-rs adds `uvm` to usernameless options only; a real user's have none.
+            options.extensions = None;
+            (options, None)
+        } else {
+            let (rcr, state) = self
+                .webauthn
+                .start_passkey_authentication(&stand_in)
+                .map_err(webauthn_internal)?;
+            (rcr.public_key, Some(state))
+        };
+        options.allow_credentials = decoy.allow_credentials;
+        Ok((options, CeremonyState::Decoy(state)))
     }
 
     /// Completes a login; every failure spends the ceremony and is recorded as `login_failed`.
@@ -180,10 +174,13 @@ impl Ceremonies {
         let fail = |e: ApiError| (e, Some(stored.clone()));
         let mut webauthn_passkey: WebauthnPasskey = serde_json::from_slice(&stored.credential)
             .map_err(|e| fail(ApiError::Internal(e.to_string())))?;
-        let verified = match state {
-            CeremonyState::ScopedLogin(state) if ceremony.user_id == Some(stored.user_id) => self
-                .webauthn
-                .finish_passkey_authentication(credential, &state),
+        let begun_at = ceremony.expires_at - self.timeout.as_secs() as i64;
+        let (verified, scoped) = match state {
+            CeremonyState::ScopedLogin(state) if ceremony.user_id == Some(stored.user_id) => (
+                self.webauthn
+                    .finish_passkey_authentication(credential, &state),
+                true,
+            ),
             CeremonyState::DiscoverableLogin(state) => {
                 // The user handle must name the passkey's owner (WebAuthn §7.2 step 6).
                 let (handle, _) = self
@@ -193,23 +190,26 @@ impl Ceremonies {
                 if handle != stored.user_id {
                     return Err(fail(login_failed()));
                 }
-                self.webauthn.finish_discoverable_authentication_v2(
+                let verified = self.webauthn.finish_discoverable_authentication_v2(
                     credential,
                     state,
                     &webauthn_passkey,
-                )
+                );
+                (verified, false)
             }
             _ => return Err(fail(login_failed())),
         };
         let result = match verified {
             Ok(result) => result,
             Err(WebauthnError::CredentialPossibleCompromise) => {
-                // WebAuthn §7.2 step 21: the sign count did not increase; treat it as a clone.
-                let _ = self
-                    .store
-                    .flag_clone_suspected(stored.id, ceremony.id)
-                    .await;
-                return Err(fail(login_failed()));
+                // A scoped login compared the count with the one captured when it began: behind
+                // that, only a clone. A discoverable one compared with the count stored now.
+                let behind = if scoped {
+                    CountBehind::Clone
+                } else {
+                    count_behind(&stored, begun_at)
+                };
+                return Err(fail(self.count_refused(behind, &stored, ceremony.id).await));
             }
             Err(e) => {
                 tracing::debug!(error = %e, "login refused");
@@ -217,20 +217,19 @@ impl Ceremonies {
             }
         };
         // WebAuthn §7.2 step 21 against the count stored *now*, not the one captured when the
-        // ceremony began: an assertion signed earlier and presented later is a clone's.
+        // ceremony began: an assertion signed earlier and presented later is behind.
         let counter = result.counter();
         if (counter > 0 || stored.sign_count > 0) && counter <= stored.sign_count {
-            let _ = self
-                .store
-                .flag_clone_suspected(stored.id, ceremony.id)
-                .await;
-            return Err(fail(login_failed()));
+            let behind = count_behind(&stored, begun_at);
+            return Err(fail(self.count_refused(behind, &stored, ceremony.id).await));
         }
         if stored.clone_suspected {
             return Err(fail(login_failed()));
         }
         let changed = webauthn_passkey.update_credential(&result) == Some(true);
         let (cookie_value, session) = self.sessions.mint(stored.user_id, stored.id, now);
+        // Before the write: a revocation of this user or passkey racing it must win (see admit).
+        let admission = self.sessions.admission();
         let completion = LoginCompletion {
             ceremony_id: ceremony.id,
             passkey_id: stored.id,
@@ -251,13 +250,56 @@ impl Ceremonies {
                 StoreError::NotFound => fail(login_failed()),
                 other => fail(internal(other)),
             })?;
-        self.sessions.admit(&session, &user);
+        self.sessions.admit(admission, &session, &user);
         Ok(LoginOutcome {
             user,
             passkey,
             cookie_value,
             session,
         })
+    }
+}
+
+/// Why a sign count that did not go up is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CountBehind {
+    /// Behind a count stored before this ceremony began: flag the passkey.
+    Clone,
+    /// Behind a count stored since this ceremony began: another sign-in with the same
+    /// authenticator (a second tab) overtook this one. Refuse this assertion only.
+    Concurrent,
+}
+
+/// A genuine authenticator signs an assertion after its ceremony began, with a count above every
+/// count it signed before; so a count behind one already stored when the ceremony began is a
+/// clone's, while one behind a count stored only since may be a second tab's sign-in that was
+/// signed later but completed first. Times are whole seconds: a count stored in the second the
+/// ceremony began counts as concurrent (a clone is then refused, and flagged on its next try).
+fn count_behind(stored: &Passkey, begun_at: i64) -> CountBehind {
+    match stored.last_used_at {
+        Some(used) if used >= begun_at => CountBehind::Concurrent,
+        _ => CountBehind::Clone,
+    }
+}
+
+impl Ceremonies {
+    /// Refuses an assertion whose count did not go up; flags the passkey when it is a clone's.
+    async fn count_refused(
+        &self,
+        behind: CountBehind,
+        stored: &Passkey,
+        ceremony: Uuid,
+    ) -> ApiError {
+        match behind {
+            CountBehind::Clone => {
+                // WebAuthn §7.2 step 21: the sign count went backwards; treat it as a clone.
+                let _ = self.store.flag_clone_suspected(stored.id, ceremony).await;
+            }
+            CountBehind::Concurrent => {
+                tracing::debug!(passkey_id = %stored.id, "sign count behind a concurrent sign-in");
+            }
+        }
+        login_failed()
     }
 }
 

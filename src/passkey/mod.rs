@@ -7,6 +7,7 @@
 //! a regressed sign count flags the passkey, and unknown usernames get a decoy ceremony that looks
 //! like a real one.
 
+mod decoy;
 mod login;
 mod registration;
 mod state;
@@ -19,22 +20,22 @@ pub use view::{rfc3339, PasskeyView, UserView};
 use std::sync::Arc;
 use std::time::Duration;
 
-use webauthn_rs::fake::{FakePasskeyDistribution, WebauthnFakeCredentialGenerator};
-use webauthn_rs::prelude::Url;
+use webauthn_rs::prelude::{Passkey as WebauthnPasskey, Url};
 use webauthn_rs::{Webauthn, WebauthnBuilder};
 
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::session::Sessions;
-use crate::store::{Store, StoreError};
+use crate::store::{Passkey, Store, StoreError};
+use decoy::{Decoys, Shape, DECOY_KEY_FILE, SAMPLE};
 
 /// The relying party and everything a ceremony needs.
 pub struct Ceremonies {
     webauthn: Webauthn,
     store: Store,
     sessions: Arc<Sessions>,
-    /// Same-looking `allowCredentials` for usernames that cannot sign in (stable per process).
-    decoys: WebauthnFakeCredentialGenerator<FakePasskeyDistribution>,
+    /// Same-looking `allowCredentials` for usernames that cannot sign in.
+    decoys: Decoys,
     timeout: Duration,
     max_passkeys: usize,
 }
@@ -62,13 +63,15 @@ impl Ceremonies {
         for origin in &origins[1..] {
             builder = builder.append_allowed_origin(origin);
         }
-        let key = WebauthnFakeCredentialGenerator::<FakePasskeyDistribution>::new_hmac_key()
-            .map_err(fail)?;
+        let decoys = Decoys::load_or_create(&config.server.data_dir).map_err(|e| {
+            let path = config.server.data_dir.join(DECOY_KEY_FILE);
+            RelyingPartyError(format!("{}: {e}", path.display()))
+        })?;
         Ok(Ceremonies {
             webauthn: builder.build().map_err(fail)?,
             store,
             sessions,
-            decoys: WebauthnFakeCredentialGenerator::new(key.as_ref()).map_err(fail)?,
+            decoys,
             timeout: config.webauthn.challenge_timeout,
             max_passkeys: config.webauthn.max_passkeys_per_user,
         })
@@ -77,6 +80,26 @@ impl Ceremonies {
     fn expires_at(&self, now: i64) -> i64 {
         now + self.timeout.as_secs() as i64
     }
+
+    /// Takes a new sample of the real users' passkeys for the decoys (periodic upkeep).
+    pub async fn refresh_decoys(&self) -> Result<(), StoreError> {
+        let mut shape = Shape::default();
+        let users = self.store.list_users().await?;
+        for user in users.iter().filter(|user| !user.disabled).take(SAMPLE) {
+            shape.add_user(user.id, &usable(&self.store.passkeys_of(user.id).await?));
+        }
+        self.decoys.observe(shape);
+        Ok(())
+    }
+}
+
+/// The passkeys that can sign in: not suspected of being cloned, and readable.
+fn usable(passkeys: &[Passkey]) -> Vec<WebauthnPasskey> {
+    passkeys
+        .iter()
+        .filter(|p| !p.clone_suspected)
+        .filter_map(|p| serde_json::from_slice(&p.credential).ok())
+        .collect()
 }
 
 /// The answer for an unknown, expired or spent ceremony id.

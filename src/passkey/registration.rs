@@ -3,7 +3,7 @@
 //! session in one transaction).
 
 use uuid::Uuid;
-use webauthn_rs::prelude::{CredentialID, RegisterPublicKeyCredential};
+use webauthn_rs::prelude::{CredentialID, RegisterPublicKeyCredential, WebauthnError};
 use webauthn_rs_core::internals::AuthenticatorData;
 use webauthn_rs_core::proto::{Registration, ResidentKeyRequirement};
 
@@ -91,6 +91,12 @@ impl Ceremonies {
             .finish_passkey_registration(credential, &state)
         {
             Ok(pk) => pk,
+            // webauthn-rs's name for "this credential is in `excludeCredentials`": the user
+            // registered it already. A conflict (SPEC: 409), and the ceremony stays spent.
+            Err(WebauthnError::CredentialAlteredAlgFromRequest) => {
+                let _ = self.store.discard_ceremony(ceremony_id).await;
+                return Err(registration_error(StoreError::DuplicateCredential));
+            }
             Err(e) => {
                 tracing::debug!(error = %e, "registration refused");
                 // One attempt per challenge: a failed one spends it too.
@@ -111,6 +117,8 @@ impl Ceremonies {
         let session = ceremony
             .enrollment_token_hash
             .map(|_| self.sessions.mint(user_id, passkey.id, now));
+        // Before the write: a revocation of this user racing it must win (see admit).
+        let admission = self.sessions.admission();
         let stored = self
             .store
             .complete_registration(RegistrationCompletion {
@@ -125,7 +133,7 @@ impl Ceremonies {
             .map_err(registration_error)?;
         if let Some((_, record)) = &session {
             if let Ok(Some(user)) = self.store.user(user_id).await {
-                self.sessions.admit(record, &user);
+                self.sessions.admit(admission, record, &user);
             }
         }
         Ok(RegistrationOutcome {

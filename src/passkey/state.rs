@@ -14,8 +14,9 @@ pub enum CeremonyState {
     /// A usernameless login: the user handle names the user.
     DiscoverableLogin(DiscoverableAuthentication),
     /// A login begun for a username that does not exist (or cannot sign in): it looks like a
-    /// scoped login to the client and can never complete.
-    Decoy,
+    /// scoped login to the client and can never complete. The state of the stand-in's scoped
+    /// login is kept only so that this write is as large as a real one; it is never verified.
+    Decoy(Option<PasskeyAuthentication>),
 }
 
 impl CeremonyState {

@@ -87,11 +87,10 @@ pub async fn one(gw: &Gateway, req: &Request, id: &str) -> ApiResult<Reply> {
         Method::DELETE => {
             same_origin(gw, req)?;
             let revoked = gw
-                .store
+                .sessions
                 .delete_passkey(live.user_id, id)
                 .await
                 .map_err(owner_error)?;
-            gw.sessions.revoke(&revoked);
             let mut reply = Reply::empty(StatusCode::NO_CONTENT);
             if revoked.contains(&live.hash) {
                 reply = reply.header("set-cookie", gw.sessions.cookie.clear());

@@ -1,24 +1,31 @@
-//! Sessions on the hot path: a signed-in browser is checked in memory, never on disk.
+//! Sessions on the hot path: a signed-in browser is checked in memory, never on disk. This module
+//! is the one owner of a session's life: it mints, checks and ends sessions, store and cache
+//! together, so no caller has to remember to drop a cache entry.
 //!
 //! The store holds every session (by the hash of its cookie value) for durability; this cache
 //! holds the ones in use, up to `[session] cache_size`. A cache miss (first request after a
 //! restart, or a session evicted as least recently used) reads the store once.
-//! Revocation removes the entry from the cache *and* the store in the same call, so it is effective
-//! on the very next request; an epoch counter stops a load that raced with a revocation from
-//! re-inserting what was just revoked. `last_seen` is kept in an atomic and written back lazily,
-//! in batches, at most once a minute per session (see [`Sessions::flush_last_seen`]); an evicted
-//! session's unwritten `last_seen` waits for that batch too.
+//! Every way a session ends (see `revoke.rs`) is one revocation that drops it from the cache before
+//! and after its store delete commits, and no cache insert that read the store before the delete
+//! can land (see [`Admission`]). `last_seen` is kept in an atomic and written back lazily, in
+//! batches, at most once a minute per session (see [`Sessions::flush_last_seen`]); an evicted
+//! session's unwritten `last_seen` waits for that batch too. Expired sessions are refused at once
+//! and deleted from the store by the periodic upkeep ([`Sessions::end_expired`]), off the request
+//! path.
 
 mod cookie;
+mod revoke;
 
 pub use cookie::{new_session_value, CookieSpec};
+pub use revoke::Admission;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use uuid::Uuid;
 
+use crate::config::Config;
 use crate::identity::Identity;
 use crate::store::{hash_secret, SecretHash, SessionRecord, Store, StoreError, User};
 
@@ -95,16 +102,24 @@ pub fn public_id(hash: &SecretHash) -> String {
 
 type LiveMap = HashMap<SecretHash, Arc<LiveSession>>;
 
+/// The cached sessions and the revocation counters that order inserts against revocations; one
+/// lock guards all three, so a revocation and an insert can never interleave half-way.
+struct Cache {
+    map: LiveMap,
+    /// Revocations whose store write has returned, since start.
+    finished: u64,
+    /// Revocations begun whose store write has not returned yet.
+    running: usize,
+}
+
 /// The session cache over the store.
 pub struct Sessions {
     store: Store,
-    live: RwLock<LiveMap>,
-    /// Most sessions `live` holds.
+    cache: RwLock<Cache>,
+    /// Most sessions the cache holds.
     capacity: usize,
     /// `last_seen` of evicted sessions, not yet written (the next flush writes it).
     evicted_seen: Mutex<HashMap<SecretHash, i64>>,
-    /// Bumped by every revocation; a load that saw another value does not insert.
-    epoch: AtomicU64,
     idle_secs: i64,
     absolute_secs: i64,
     pub cookie: CookieSpec,
@@ -120,14 +135,25 @@ impl Sessions {
     ) -> Sessions {
         Sessions {
             store,
-            live: RwLock::new(HashMap::new()),
+            cache: RwLock::new(Cache {
+                map: HashMap::new(),
+                finished: 0,
+                running: 0,
+            }),
             capacity: capacity.max(1),
             evicted_seen: Mutex::new(HashMap::new()),
-            epoch: AtomicU64::new(0),
             idle_secs,
             absolute_secs,
             cookie,
         }
+    }
+
+    /// The sessions `config` describes (cookie, timeouts, cache size) over `store`.
+    pub fn for_config(store: Store, config: &Config) -> Sessions {
+        let absolute = config.session.absolute_timeout.as_secs() as i64;
+        let cookie = CookieSpec::new(&config.session.cookie_name, config.is_https(), absolute);
+        let idle = config.session.idle_timeout.as_secs() as i64;
+        Sessions::new(store, cookie, idle, absolute, config.session.cache_size)
     }
 
     /// A new session record for `user` signed in with `passkey_id`, and the cookie value that
@@ -145,14 +171,6 @@ impl Sessions {
         (value, record)
     }
 
-    /// Puts a just-stored session in the cache, so the first request after login is in memory.
-    pub fn admit(&self, record: &SessionRecord, user: &User) {
-        let live = Arc::new(LiveSession::new(record, user));
-        let mut map = self.write();
-        self.make_room(&mut map);
-        map.insert(record.id_hash, live);
-    }
-
     /// The live session a cookie value names, if it is valid now. Touches `last_seen` in memory.
     pub async fn check(
         &self,
@@ -160,7 +178,7 @@ impl Sessions {
         now: i64,
     ) -> Result<Option<Arc<LiveSession>>, StoreError> {
         let hash = hash_secret(cookie_value);
-        let cached = self.read().get(&hash).cloned();
+        let cached = self.read().map.get(&hash).cloned();
         let live = match cached {
             Some(live) => live,
             None => match self.load(hash).await? {
@@ -170,8 +188,8 @@ impl Sessions {
         };
         let idle_deadline = live.last_seen() + self.idle_secs;
         if now >= live.expires_at || now >= idle_deadline {
-            self.revoke(&[hash]);
-            let _ = self.store.delete_session(hash).await;
+            // Refused from now on (time only moves forward); the upkeep deletes the record.
+            self.write().map.remove(&hash);
             return Ok(None);
         }
         live.last_seen.fetch_max(now, Ordering::Relaxed);
@@ -191,7 +209,7 @@ impl Sessions {
     }
 
     async fn load(&self, hash: SecretHash) -> Result<Option<Arc<LiveSession>>, StoreError> {
-        let epoch = self.epoch.load(Ordering::Acquire);
+        let admission = self.admission();
         let Some(record) = self.store.session(hash).await? else {
             return Ok(None);
         };
@@ -207,15 +225,17 @@ impl Sessions {
             live.last_seen.fetch_max(*seen, Ordering::Relaxed);
         }
         let live = Arc::new(live);
-        let mut map = self.write();
-        // A revocation ran while we read the store: what we read may be what it removed.
-        if self.epoch.load(Ordering::Acquire) != epoch {
-            return Ok(None);
+        let mut cache = self.write();
+        // A revocation ran while we read the store: what we read may be what it deletes. This
+        // request started before that revocation returned, so it may still be answered, but the
+        // record must not outlive it in the cache.
+        if !cache.admits(admission) {
+            return Ok(Some(live));
         }
-        if !map.contains_key(&hash) {
-            self.make_room(&mut map);
+        if !cache.map.contains_key(&hash) {
+            self.make_room(&mut cache.map);
         }
-        Ok(Some(map.entry(hash).or_insert(live).clone()))
+        Ok(Some(cache.map.entry(hash).or_insert(live).clone()))
     }
 
     /// Evicts the least recently seen `1 / EVICT_FRACTION` of a full cache. Their unwritten
@@ -237,29 +257,27 @@ impl Sessions {
         self.evicted().extend(unflushed);
     }
 
-    /// Drops sessions from the cache (the caller deletes them from the store, or already did).
-    pub fn revoke(&self, hashes: &[SecretHash]) {
-        let mut map = self.write();
-        self.epoch.fetch_add(1, Ordering::AcqRel);
-        for hash in hashes {
-            map.remove(hash);
-        }
+    /// The live sessions of one user (or everyone's), newest first: what `check` would accept.
+    pub async fn list(
+        &self,
+        user_id: Option<Uuid>,
+        now: i64,
+    ) -> Result<Vec<SessionRecord>, StoreError> {
+        let mut sessions = self.store.sessions_of(user_id).await?;
+        sessions.retain(|record| self.alive(record, now));
+        Ok(sessions)
     }
 
-    /// Drops every cached session of a user: their record changed (groups, disabled, removed).
-    pub fn forget_user(&self, user_id: Uuid) {
-        let mut map = self.write();
-        self.epoch.fetch_add(1, Ordering::AcqRel);
-        map.retain(|_, live| live.user_id != user_id);
-    }
-
-    /// Revokes one session everywhere: cache and store.
-    pub async fn end(&self, hash: SecretHash) -> Result<(), StoreError> {
-        self.revoke(&[hash]);
-        match self.store.delete_session(hash).await {
-            Ok(_) | Err(StoreError::NotFound) => Ok(()),
-            Err(e) => Err(e),
-        }
+    /// Whether `check` would accept this stored session now, counting unwritten `last_seen`.
+    fn alive(&self, record: &SessionRecord, now: i64) -> bool {
+        let cached = self.read().map.get(&record.id_hash).map(|l| l.last_seen());
+        let evicted = self.evicted().get(&record.id_hash).copied();
+        let seen = [Some(record.last_seen), cached, evicted]
+            .into_iter()
+            .flatten()
+            .max()
+            .unwrap_or(record.last_seen);
+        now < record.expires_at && now < seen + self.idle_secs
     }
 
     /// Writes back `last_seen` of sessions used since their last write, at most once a minute each,
@@ -268,7 +286,7 @@ impl Sessions {
         // Taken, not drained: a burst of evictions should not keep its table's capacity.
         let evicted = std::mem::take(&mut *self.evicted());
         let mut due: Vec<(SecretHash, i64)> = evicted.into_iter().collect();
-        due.extend(self.read().values().filter_map(|live| {
+        due.extend(self.read().map.values().filter_map(|live| {
             let flushed = live.flushed.load(Ordering::Relaxed);
             if now - flushed < LAST_SEEN_WRITE_INTERVAL {
                 return None;
@@ -288,7 +306,7 @@ impl Sessions {
 
     /// How many sessions are cached.
     pub fn cached(&self) -> usize {
-        self.read().len()
+        self.read().map.len()
     }
 
     fn evicted(&self) -> std::sync::MutexGuard<'_, HashMap<SecretHash, i64>> {
@@ -297,12 +315,12 @@ impl Sessions {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, LiveMap> {
-        self.live.read().unwrap_or_else(PoisonError::into_inner)
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Cache> {
+        self.cache.read().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, LiveMap> {
-        self.live.write().unwrap_or_else(PoisonError::into_inner)
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Cache> {
+        self.cache.write().unwrap_or_else(PoisonError::into_inner)
     }
 }
 

@@ -46,8 +46,8 @@ async fn a_full_cache_evicts_the_least_recently_seen_and_reloads_them() {
     // One eighth of 8 (the oldest: user1) made room; the capacity holds.
     assert_eq!(live.cached(), 8);
     let hash1 = hash_secret(&cookies[1]);
-    assert!(!live.read().contains_key(&hash1), "user1 was evicted");
-    assert!(live.read().contains_key(&hash_secret(&cookies[0])));
+    assert!(!live.read().map.contains_key(&hash1), "user1 was evicted");
+    assert!(live.read().map.contains_key(&hash_secret(&cookies[0])));
 
     // Evicted is not revoked: the next request reads it back from the store.
     let back = live.check(&cookies[1], now + 102).await.unwrap();
@@ -82,4 +82,81 @@ async fn an_evicted_sessions_last_seen_is_not_lost() {
         .unwrap()
         .unwrap();
     assert_eq!(stored.last_seen, now + IDLE + 5);
+}
+
+/// The order the issue found by reading the code: a login's store write commits, a `user disable`
+/// commits (in the same group commit or the next) and runs its cache step, and only then does the
+/// login put its session in the cache. The login's admission was taken before its write, so the
+/// disable wins and the new session never works.
+#[tokio::test]
+async fn a_disable_between_a_logins_write_and_its_admit_wins() {
+    let world = World::new();
+    let live = Arc::new(sessions(&world, 16));
+    let user = world.user("dora").await;
+    let passkey = world.register(&user, b"dora").await;
+    let cookie = new_session_value();
+
+    let admission = live.admission();
+    let record = world.login(&passkey, &cookie).await;
+    assert_eq!(live.disable_user(&user).await.unwrap(), 1);
+    live.admit(admission, &record, &user);
+
+    assert_eq!(live.cached(), 0, "the revoked session was not cached");
+    assert!(live.check(&cookie, unix_now()).await.unwrap().is_none());
+}
+
+/// A store read taken before a revocation finished (a cache miss racing a logout) cannot be cached
+/// after it: the logout's delete may be what the read missed.
+#[tokio::test]
+async fn a_read_from_before_a_revocation_is_not_cached_after_it() {
+    let world = World::new();
+    let live = Arc::new(sessions(&world, 16));
+    let cookie = signed_in(&world, "lena").await;
+    let user = world.store.user_by_name("lena").await.unwrap().unwrap();
+    let hash = hash_secret(&cookie);
+    let record = world.store.session(hash).await.unwrap().unwrap();
+
+    let admission = live.admission();
+    assert!(live.end(hash).await.unwrap(), "the session existed");
+    live.admit(admission, &record, &user);
+    assert_eq!(live.cached(), 0);
+    assert!(live.check(&cookie, unix_now()).await.unwrap().is_none());
+    assert!(!live.end(hash).await.unwrap(), "already gone");
+}
+
+/// Expired sessions are refused at once and deleted by the upkeep, never from a request.
+#[tokio::test]
+async fn expired_sessions_are_deleted_by_the_upkeep_not_by_requests() {
+    let world = World::new();
+    let live = Arc::new(sessions(&world, 16));
+    let idle = signed_in(&world, "idle").await;
+    let busy = signed_in(&world, "busy").await;
+    let now = unix_now();
+    // `busy` is in use, though the store's `last_seen` (not yet written) says otherwise.
+    assert!(live.check(&busy, now + IDLE - 1).await.unwrap().is_some());
+
+    let later = now + IDLE + 1;
+    assert!(live.check(&idle, later).await.unwrap().is_none());
+    let stored = world.store.session(hash_secret(&idle)).await.unwrap();
+    assert!(stored.is_some(), "a request does not write");
+    assert_eq!(
+        live.list(None, later).await.unwrap().len(),
+        1,
+        "only `busy` is listed"
+    );
+
+    assert_eq!(live.end_expired(later).await.unwrap(), 1);
+    assert!(world
+        .store
+        .session(hash_secret(&idle))
+        .await
+        .unwrap()
+        .is_none());
+    assert!(world
+        .store
+        .session(hash_secret(&busy))
+        .await
+        .unwrap()
+        .is_some());
+    assert!(live.check(&busy, later).await.unwrap().is_some());
 }

@@ -193,11 +193,15 @@ fn login(
     check_session_source(&completion.new_session, &passkey)?;
     // Every check passed; from here on only writes.
     batch.ceremonies.remove(completion.ceremony_id.as_u128())?;
-    passkey.sign_count = completion.new_sign_count;
-    passkey.backup_state = completion.backup_state;
-    passkey.backup_eligible = completion.backup_eligible;
-    if let Some(credential) = completion.credential {
-        passkey.credential = credential;
+    // Never backwards: a concurrent sign-in that overtook this one (verified against the same
+    // stored count, committed first) left a newer count and credential; keep them.
+    if completion.new_sign_count >= passkey.sign_count {
+        passkey.sign_count = completion.new_sign_count;
+        passkey.backup_state = completion.backup_state;
+        passkey.backup_eligible = completion.backup_eligible;
+        if let Some(credential) = completion.credential {
+            passkey.credential = credential;
+        }
     }
     passkey.last_used_at = Some(completion.now);
     passkeys::put(batch, &passkey)?;

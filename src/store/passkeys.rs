@@ -72,7 +72,7 @@ impl Store {
     }
 
     /// Deletes one of the user's own passkeys, never the last; returns the revoked sessions.
-    pub async fn delete_passkey(
+    pub(crate) async fn delete_passkey(
         &self,
         user_id: Uuid,
         id: Uuid,
@@ -89,7 +89,7 @@ impl Store {
     }
 
     /// Revokes any passkey (admin), even a user's last; returns the revoked sessions.
-    pub async fn revoke_passkey(&self, id: Uuid) -> Result<Vec<SecretHash>, StoreError> {
+    pub(crate) async fn revoke_passkey(&self, id: Uuid) -> Result<Vec<SecretHash>, StoreError> {
         let now = unix_now();
         self.write(move |batch| {
             let passkey: Passkey = get_by_id(&batch.passkeys, id)?.ok_or(StoreError::NotFound)?;

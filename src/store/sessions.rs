@@ -51,8 +51,12 @@ impl Store {
         .await
     }
 
-    /// Revokes one session (logout, admin); `NotFound` if it does not exist.
-    pub async fn delete_session(&self, hash: SecretHash) -> Result<SessionRecord, StoreError> {
+    /// Revokes one session (logout, admin); `NotFound` if it does not exist. Only the session
+    /// module calls the operations that delete sessions: it keeps its cache in step.
+    pub(crate) async fn delete_session(
+        &self,
+        hash: SecretHash,
+    ) -> Result<SessionRecord, StoreError> {
         let now = unix_now();
         self.write(move |batch| {
             let session: SessionRecord =
@@ -65,7 +69,10 @@ impl Store {
     }
 
     /// Revokes every session of a user; returns their hashes.
-    pub async fn delete_sessions_of(&self, user_id: Uuid) -> Result<Vec<SecretHash>, StoreError> {
+    pub(crate) async fn delete_sessions_of(
+        &self,
+        user_id: Uuid,
+    ) -> Result<Vec<SecretHash>, StoreError> {
         let now = unix_now();
         self.write(move |batch| {
             let revoked = of_user(&batch.user_sessions, &batch.sessions, user_id)?;
@@ -76,6 +83,47 @@ impl Store {
                 append(batch, revoked_event(user_id, revoked.len()), now)?;
             }
             Ok(revoked.iter().map(|session| session.id_hash).collect())
+        })
+        .await
+    }
+
+    /// Sessions past their absolute expiry at `now`, or last seen at or before `idle_cutoff` as
+    /// far as the store knows (the session module weighs its own, newer `last_seen`).
+    pub async fn expiring_sessions(
+        &self,
+        idle_cutoff: i64,
+        now: i64,
+    ) -> Result<Vec<SessionRecord>, StoreError> {
+        self.scan(move |txn| {
+            let mut found = Vec::new();
+            for entry in txn.open_table(SESSIONS)?.iter()? {
+                let session: SessionRecord = decode("sessions", entry?.1.value())?;
+                if session.expires_at <= now || session.last_seen <= idle_cutoff {
+                    found.push(session);
+                }
+            }
+            Ok(found)
+        })
+        .await
+    }
+
+    /// Deletes these sessions (expired ones, from the upkeep); returns those that were there.
+    pub(crate) async fn delete_sessions(
+        &self,
+        hashes: Vec<SecretHash>,
+    ) -> Result<Vec<SecretHash>, StoreError> {
+        self.write(move |batch| {
+            let mut found = Vec::new();
+            for hash in hashes {
+                if let Some(session) = get_by_hash::<SessionRecord>(&batch.sessions, &hash.0)? {
+                    found.push(session);
+                }
+            }
+            // Every read is done; from here on only writes.
+            for session in &found {
+                remove(batch, session)?;
+            }
+            Ok(found.iter().map(|session| session.id_hash).collect())
         })
         .await
     }

@@ -70,7 +70,7 @@ impl Store {
     }
 
     /// Disables or enables a user by name; disabling revokes all its sessions, returned here.
-    pub async fn set_user_disabled(
+    pub(crate) async fn set_user_disabled(
         &self,
         username: &str,
         disabled: bool,
@@ -125,7 +125,7 @@ impl Store {
     }
 
     /// Removes a user with its passkeys, sessions and enrollment links; returns the revoked sessions.
-    pub async fn remove_user(&self, username: &str) -> Result<Vec<SecretHash>, StoreError> {
+    pub(crate) async fn remove_user(&self, username: &str) -> Result<Vec<SecretHash>, StoreError> {
         let username = username.to_owned();
         let now = unix_now();
         self.write(move |batch| {

@@ -1,7 +1,7 @@
 //! Passkeys after registration: listing order, ownership, the last-passkey rule, and that
 //! deleting a passkey revokes exactly the sessions it created.
 
-use super::{assert_err, World};
+use super::{assert_err, login, session, World};
 use crate::store::*;
 use uuid::Uuid;
 
@@ -178,4 +178,33 @@ async fn deleting_a_passkey_revokes_exactly_the_sessions_it_created() {
         .expect("a passkey_deleted event");
     assert_eq!(event.passkey_id, Some(doomed.id));
     assert_eq!(event.user_id, Some(alice.id));
+}
+
+/// Two sign-ins verified against the same stored count: the one with the higher count commits
+/// first; the other's lower count and older credential must not overwrite it.
+#[tokio::test]
+async fn a_login_that_was_overtaken_never_moves_the_count_back() {
+    let world = World::new();
+    let user = world.user("tabs").await;
+    let passkey = world.register(&user, b"tabs").await;
+    let mut later = login(
+        world.ceremony(CeremonyKind::Login, None).await,
+        &passkey,
+        session(&passkey, "later"),
+    );
+    later.new_sign_count = 7;
+    later.credential = Some(b"credential at 7".to_vec());
+    let mut earlier = login(
+        world.ceremony(CeremonyKind::Login, None).await,
+        &passkey,
+        session(&passkey, "earlier"),
+    );
+    earlier.new_sign_count = 6;
+    earlier.credential = Some(b"credential at 6".to_vec());
+    world.store.complete_login(later).await.unwrap();
+    world.store.complete_login(earlier).await.unwrap();
+
+    let stored = world.store.passkey(passkey.id).await.unwrap().unwrap();
+    assert_eq!(stored.sign_count, 7);
+    assert_eq!(stored.credential, b"credential at 7");
 }
