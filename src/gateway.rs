@@ -1,16 +1,13 @@
 //! [`Gateway`]: all the state of one running gateway, built from a [`Config`]. No global state,
 //! so every test builds a fresh one.
 
-use std::net::IpAddr;
-use std::num::NonZeroU32;
 use std::path::PathBuf;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::SystemTime;
 
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
-
 use crate::config::Config;
 use crate::identity::{AssertionSigner, IdentityError, KeyRing};
+use crate::limits::CeremonyLimiter;
 use crate::passkey::{Ceremonies, RelyingPartyError};
 use crate::routes::Pages;
 use crate::routing::Router;
@@ -55,8 +52,8 @@ pub struct Gateway {
     pub signer: AssertionSigner,
     keys: RwLock<KeyRing>,
     pub pages: Pages,
-    /// Ceremony attempts per client address; `None` when unlimited.
-    pub limiter: Option<DefaultKeyedRateLimiter<IpAddr>>,
+    /// Ceremony attempts per client network; `None` when unlimited.
+    pub limiter: Option<CeremonyLimiter>,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -89,8 +86,12 @@ impl Gateway {
             config.session.cache_size,
         ));
         let ceremonies = Ceremonies::new(&config, store.clone(), sessions.clone())?;
-        let limiter = NonZeroU32::new(config.server.ceremony_rate_per_minute)
-            .map(|n| RateLimiter::keyed(Quota::per_minute(n)));
+        let server = &config.server;
+        let limiter = CeremonyLimiter::new(
+            server.ceremony_rate_per_minute,
+            server.rate_limit_ipv6_prefix,
+            server.rate_limit_max_clients,
+        );
         Ok(Arc::new(Gateway {
             router: Router::new(config.routes.clone()),
             pages: Pages::new(&config.webauthn.rp_name),
@@ -140,7 +141,7 @@ impl Gateway {
                 tracing::warn!(error = %e, "could not purge expired records");
             }
             if let Some(limiter) = &self.limiter {
-                limiter.retain_recent();
+                limiter.upkeep();
             }
         }
     }
