@@ -14,6 +14,9 @@ use crate::routing::Router;
 use crate::session::{CookieSpec, Sessions};
 use crate::store::{Store, StoreError};
 
+/// How often [`Gateway::upkeep`] runs.
+pub const UPKEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(15);
+
 /// The store's file name inside `server.data_dir`.
 pub const STORE_FILE: &str = "gateway.redb";
 
@@ -130,7 +133,7 @@ impl Gateway {
     /// Periodic upkeep: lazy `last_seen` writes, expired records, rate-limiter memory.
     /// Runs until the task is dropped.
     pub async fn upkeep(self: Arc<Self>) {
-        let mut tick = tokio::time::interval(std::time::Duration::from_secs(15));
+        let mut tick = tokio::time::interval(UPKEEP_INTERVAL);
         loop {
             tick.tick().await;
             let now = unix_now();

@@ -75,7 +75,7 @@ impl Ceremonies {
             passkey_name: None,
             expires_at: self.expires_at(now),
         };
-        self.store.put_ceremony(ceremony).await.map_err(internal)?;
+        self.keep(ceremony).await?;
         Ok(serde_json::json!({ "publicKey": options, "session_id": id }))
     }
 

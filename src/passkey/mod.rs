@@ -24,9 +24,9 @@ use webauthn_rs::prelude::Url;
 use webauthn_rs::{Webauthn, WebauthnBuilder};
 
 use crate::config::Config;
-use crate::error::ApiError;
+use crate::error::{ApiError, ApiResult};
 use crate::session::Sessions;
-use crate::store::{Store, StoreError};
+use crate::store::{Ceremony, Store, StoreError};
 
 /// The relying party and everything a ceremony needs.
 pub struct Ceremonies {
@@ -37,6 +37,8 @@ pub struct Ceremonies {
     decoys: WebauthnFakeCredentialGenerator<FakePasskeyDistribution>,
     timeout: Duration,
     max_passkeys: usize,
+    /// Begun ceremonies stored at once, for all clients together.
+    max_live: u64,
 }
 
 /// Why the relying party could not be set up from the config.
@@ -71,11 +73,25 @@ impl Ceremonies {
             decoys: WebauthnFakeCredentialGenerator::new(key.as_ref()).map_err(fail)?,
             timeout: config.webauthn.challenge_timeout,
             max_passkeys: config.webauthn.max_passkeys_per_user,
+            max_live: config.webauthn.max_live_ceremonies,
         })
     }
 
     fn expires_at(&self, now: i64) -> i64 {
         now + self.timeout.as_secs() as i64
+    }
+
+    /// Stores a begun ceremony; 503 with Retry-After when `max_live_ceremonies` are waiting
+    /// (anonymous `begin` would otherwise grow the store with the request rate).
+    async fn keep(&self, ceremony: Ceremony) -> ApiResult<()> {
+        match self.store.put_ceremony(ceremony, self.max_live).await {
+            Ok(()) => Ok(()),
+            Err(StoreError::TooManyCeremonies) => Err(ApiError::Unavailable {
+                // Expired ceremonies are purged by the next upkeep.
+                retry_after_secs: crate::gateway::UPKEEP_INTERVAL.as_secs(),
+            }),
+            Err(e) => Err(internal(e)),
+        }
     }
 }
 
