@@ -130,22 +130,33 @@ impl Gateway {
         Ok(kid)
     }
 
-    /// Periodic upkeep: lazy `last_seen` writes, expired records, rate-limiter memory.
-    /// Runs until the task is dropped.
+    /// Periodic upkeep every [`UPKEEP_INTERVAL`] (see [`Gateway::upkeep_once`]). Runs until the
+    /// task is dropped.
     pub async fn upkeep(self: Arc<Self>) {
         let mut tick = tokio::time::interval(UPKEEP_INTERVAL);
         loop {
             tick.tick().await;
-            let now = unix_now();
-            if let Err(e) = self.sessions.flush_last_seen(now).await {
-                tracing::warn!(error = %e, "could not write session activity");
-            }
-            if let Err(e) = self.store.purge_expired(now).await {
-                tracing::warn!(error = %e, "could not purge expired records");
-            }
-            if let Some(limiter) = &self.limiter {
-                limiter.upkeep();
-            }
+            self.upkeep_once(unix_now()).await;
+        }
+    }
+
+    /// One round of upkeep as of `now`: lazy `last_seen` writes, expired ceremonies, links and
+    /// sessions, audit events past `audit.retention`, rate-limiter memory. Failures are logged
+    /// and retried next round.
+    pub async fn upkeep_once(&self, now: i64) {
+        if let Err(e) = self.sessions.flush_last_seen(now).await {
+            tracing::warn!(error = %e, "could not write session activity");
+        }
+        if let Err(e) = self.store.purge_expired(now).await {
+            tracing::warn!(error = %e, "could not purge expired records");
+        }
+        let retention = i64::try_from(self.config.audit.retention.as_secs()).unwrap_or(i64::MAX);
+        let cutoff = now.saturating_sub(retention);
+        if let Err(e) = self.store.purge_events(cutoff, now).await {
+            tracing::warn!(error = %e, "could not purge old audit events");
+        }
+        if let Some(limiter) = &self.limiter {
+            limiter.upkeep();
         }
     }
 }

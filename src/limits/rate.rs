@@ -136,7 +136,9 @@ mod tests {
         let known: IpAddr = "192.0.2.1".parse().unwrap();
         limiter.check(known).unwrap();
         for i in 0..10_000u32 {
-            let addr = IpAddr::from(Ipv6Addr::from((0x2001_0db8_u128 << 96) | (u128::from(i) << 64)));
+            let addr = IpAddr::from(Ipv6Addr::from(
+                (0x2001_0db8_u128 << 96) | (u128::from(i) << 64),
+            ));
             let _ = limiter.check(addr);
         }
         // The cap plus the overflow key.

@@ -39,6 +39,8 @@ pub struct Ceremonies {
     max_passkeys: usize,
     /// Begun ceremonies stored at once, for all clients together.
     max_live: u64,
+    /// IPv6 prefix length that counts as one client in failure tallies.
+    ipv6_prefix: u8,
 }
 
 /// Why the relying party could not be set up from the config.
@@ -74,6 +76,7 @@ impl Ceremonies {
             timeout: config.webauthn.challenge_timeout,
             max_passkeys: config.webauthn.max_passkeys_per_user,
             max_live: config.webauthn.max_live_ceremonies,
+            ipv6_prefix: config.server.rate_limit_ipv6_prefix,
         })
     }
 
