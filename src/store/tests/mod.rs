@@ -7,6 +7,7 @@
 
 mod ceremonies;
 mod durability;
+mod events;
 mod passkeys;
 mod sessions;
 mod users;
