@@ -8,6 +8,7 @@ mod bad_input;
 mod bounds;
 mod browser;
 mod cli;
+mod connections;
 mod crash;
 mod identity;
 mod passkeys;
