@@ -42,6 +42,9 @@ impl fmt::Display for ClientPrefix {
 
 #[cfg(test)]
 mod tests {
+    // Tests may unwrap: a failure is the report.
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
 
     fn prefix(addr: &str, len: u8) -> String {

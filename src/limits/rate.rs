@@ -111,6 +111,9 @@ impl ShrinkableKeyedStateStore<ClientPrefix> for CappedStore {
 
 #[cfg(test)]
 mod tests {
+    // Tests may unwrap: a failure is the report.
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
 
     #[test]
