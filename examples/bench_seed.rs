@@ -161,15 +161,18 @@ async fn full_user(
     for n in 0..passkeys {
         let ceremony_id = Uuid::new_v4();
         store
-            .put_ceremony(Ceremony {
-                id: ceremony_id,
-                kind: CeremonyKind::Registration,
-                user_id: Some(user.id),
-                enrollment_token_hash: None,
-                state: Vec::new(),
-                passkey_name: None,
-                expires_at: now + 300,
-            })
+            .put_ceremony(
+                Ceremony {
+                    id: ceremony_id,
+                    kind: CeremonyKind::Registration,
+                    user_id: Some(user.id),
+                    enrollment_token_hash: None,
+                    state: Vec::new(),
+                    passkey_name: None,
+                    expires_at: now + 300,
+                },
+                u64::MAX,
+            )
             .await?;
         let passkey = Passkey {
             id: Uuid::new_v4(),

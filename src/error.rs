@@ -29,6 +29,8 @@ pub enum ApiError {
     UnsupportedMediaType,
     #[error("rate limited")]
     RateLimited { retry_after_secs: u64 },
+    #[error("busy")]
+    Unavailable { retry_after_secs: u64 },
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -70,6 +72,11 @@ impl ApiError {
                 "rate_limited",
                 "Too many attempts. Wait a moment and try again.",
             ),
+            ApiError::Unavailable { .. } => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "busy",
+                "Too many sign-ins are in progress. Try again in a moment.",
+            ),
             ApiError::Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal_error",
@@ -90,7 +97,9 @@ impl ApiError {
             status,
             &serde_json::json!({"error": code, "message": message}),
         );
-        if let ApiError::RateLimited { retry_after_secs } = self {
+        if let ApiError::RateLimited { retry_after_secs }
+        | ApiError::Unavailable { retry_after_secs } = self
+        {
             reply = reply.header("retry-after", retry_after_secs.to_string());
         }
         reply

@@ -1,21 +1,21 @@
 //! [`Gateway`]: all the state of one running gateway, built from a [`Config`]. No global state,
 //! so every test builds a fresh one.
 
-use std::net::IpAddr;
-use std::num::NonZeroU32;
 use std::path::PathBuf;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::SystemTime;
 
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
-
 use crate::config::Config;
 use crate::identity::{AssertionSigner, IdentityError, KeyRing};
+use crate::limits::CeremonyLimiter;
 use crate::passkey::{Ceremonies, RelyingPartyError};
 use crate::routes::Pages;
 use crate::routing::Router;
 use crate::session::Sessions;
 use crate::store::{Store, StoreError};
+
+/// How often [`Gateway::upkeep`] runs.
+pub const UPKEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(15);
 
 /// The store's file name inside `server.data_dir`.
 pub const STORE_FILE: &str = "gateway.redb";
@@ -55,8 +55,8 @@ pub struct Gateway {
     pub signer: AssertionSigner,
     keys: RwLock<KeyRing>,
     pub pages: Pages,
-    /// Ceremony attempts per client address; `None` when unlimited.
-    pub limiter: Option<DefaultKeyedRateLimiter<IpAddr>>,
+    /// Ceremony attempts per client network; `None` when unlimited.
+    pub limiter: Option<CeremonyLimiter>,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -78,8 +78,12 @@ impl Gateway {
             AssertionSigner::new(&keys, config.public_origin(), config.identity.token_ttl)?;
         let sessions = Arc::new(Sessions::for_config(store.clone(), &config));
         let ceremonies = Ceremonies::new(&config, store.clone(), sessions.clone())?;
-        let limiter = NonZeroU32::new(config.server.ceremony_rate_per_minute)
-            .map(|n| RateLimiter::keyed(Quota::per_minute(n)));
+        let server = &config.server;
+        let limiter = CeremonyLimiter::new(
+            server.ceremony_rate_per_minute,
+            server.rate_limit_ipv6_prefix,
+            server.rate_limit_max_clients,
+        );
         Ok(Arc::new(Gateway {
             router: Router::new(config.routes.clone()),
             pages: Pages::new(&config.webauthn.rp_name),
@@ -115,17 +119,24 @@ impl Gateway {
         Ok(kid)
     }
 
-    /// Periodic upkeep: lazy `last_seen` writes, expired sessions and records, rate-limiter memory.
-    /// Runs until the task is dropped.
+    /// Periodic upkeep every [`UPKEEP_INTERVAL`]; some tasks run every few rounds. Runs until
+    /// the task is dropped.
     pub async fn upkeep(self: Arc<Self>) {
-        let mut tick = tokio::time::interval(std::time::Duration::from_secs(15));
+        let mut tick = tokio::time::interval(UPKEEP_INTERVAL);
         for round in 0u64.. {
             tick.tick().await;
             self.upkeep_round(round, unix_now()).await;
         }
     }
 
-    /// One round of upkeep, every 15 s; some tasks run every few rounds.
+    /// Every upkeep task at once as of `now`, as the first round runs them.
+    pub async fn upkeep_once(&self, now: i64) {
+        self.upkeep_round(0, now).await;
+    }
+
+    /// One round of upkeep: lazy `last_seen` writes, expired sessions, ceremonies and links,
+    /// audit events past `audit.retention`, rate-limiter memory, and (hourly) the decoys.
+    /// Failures are logged and retried next round.
     async fn upkeep_round(&self, round: u64, now: i64) {
         // Hourly (and at start): the decoys follow how real users' passkeys look.
         if round % 240 == 0 {
@@ -146,8 +157,13 @@ impl Gateway {
         if let Err(e) = self.store.purge_expired(now).await {
             tracing::warn!(error = %e, "could not purge expired records");
         }
+        let retention = i64::try_from(self.config.audit.retention.as_secs()).unwrap_or(i64::MAX);
+        let cutoff = now.saturating_sub(retention);
+        if let Err(e) = self.store.purge_events(cutoff, now).await {
+            tracing::warn!(error = %e, "could not purge old audit events");
+        }
         if let Some(limiter) = &self.limiter {
-            limiter.retain_recent();
+            limiter.upkeep();
         }
     }
 }

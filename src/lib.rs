@@ -13,6 +13,7 @@ pub mod demo;
 pub mod error;
 pub mod gateway;
 pub mod identity;
+pub mod limits;
 pub mod logging;
 pub mod passkey;
 pub mod policy;

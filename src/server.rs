@@ -8,14 +8,19 @@ use std::sync::Arc;
 use pingora::apps::ServerApp;
 use pingora::listeners::tls::TlsSettings;
 use pingora::protocols::{GetSocketDigest, SocketDigest};
-use pingora::proxy::{http_proxy, http_proxy_service, HttpProxy};
+use pingora::proxy::{http_proxy, HttpProxy};
 use pingora::server::configuration::ServerConf;
 use pingora::server::{RunArgs, Server, ShutdownWatch};
 use pingora::services::background::{background_service, BackgroundService};
+use pingora::services::listening::Service;
 use tokio::net::TcpListener;
 
 use crate::gateway::{Gateway, StartError};
+use crate::limits::{ConnectionLimits, GuardedApp};
 use crate::proxy::GatewayProxy;
+
+/// The application every listener runs: the proxy behind the connection limits.
+pub type ProxyApp = GuardedApp<HttpProxy<GatewayProxy>>;
 
 /// Runs the gateway until a shutdown signal (SIGTERM/SIGINT); blocks the calling thread.
 pub fn run(gw: Arc<Gateway>, args: RunArgs) -> Result<(), StartError> {
@@ -35,7 +40,11 @@ pub fn build_server(gw: Arc<Gateway>) -> Result<Server, StartError> {
     let mut server = Server::new_with_opt_and_conf(None, server_conf(&config));
     server.bootstrap();
     server.add_service(background_service("gateway upkeep", Upkeep(gw.clone())));
-    let mut service = http_proxy_service(&server.configuration, GatewayProxy::new(gw));
+    let app = guarded(
+        http_proxy(&server.configuration, GatewayProxy::new(gw.clone())),
+        &gw,
+    );
+    let mut service = Service::new("passkey-gateway".to_string(), app);
     for addr in &config.server.listen {
         let addr = addr.to_string();
         match &config.tls {
@@ -91,18 +100,22 @@ fn server_conf(config: &crate::Config) -> ServerConf {
 }
 
 /// The proxy application for a custom accept loop (see [`serve_listener`]).
-pub fn proxy_app(gw: Arc<Gateway>) -> Arc<HttpProxy<GatewayProxy>> {
+pub fn proxy_app(gw: Arc<Gateway>) -> Arc<ProxyApp> {
     let conf = Arc::new(ServerConf::default());
-    Arc::new(http_proxy(&conf, GatewayProxy::new(gw)))
+    Arc::new(guarded(
+        http_proxy(&conf, GatewayProxy::new(gw.clone())),
+        &gw,
+    ))
+}
+
+/// One place builds the app, so both paths run the same connection limits.
+fn guarded(proxy: HttpProxy<GatewayProxy>, gw: &Gateway) -> ProxyApp {
+    GuardedApp::new(proxy, ConnectionLimits::new(&gw.config.server))
 }
 
 /// Serves HTTP/1.1 connections from a listener the caller bound (e.g. on port 0), until
 /// `shutdown` turns true. The proxy logic is exactly the one `Server` runs.
-pub async fn serve_listener(
-    listener: TcpListener,
-    app: Arc<HttpProxy<GatewayProxy>>,
-    shutdown: ShutdownWatch,
-) {
+pub async fn serve_listener(listener: TcpListener, app: Arc<ProxyApp>, shutdown: ShutdownWatch) {
     loop {
         let mut stop = shutdown.clone();
         let accepted = tokio::select! {
@@ -110,6 +123,8 @@ pub async fn serve_listener(
             _ = stop.changed() => return,
         };
         let Ok((tcp, _)) = accepted else { continue };
+        // As pingora's own listeners do: small replies must not wait for Nagle's algorithm.
+        let _ = tcp.set_nodelay(true);
         let app = app.clone();
         let shutdown = shutdown.clone();
         tokio::spawn(async move {

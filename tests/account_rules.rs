@@ -33,15 +33,18 @@ async fn a_sign_count_behind_one_stored_before_the_ceremony_flags_a_clone() {
     let ceremony_id = uuid::Uuid::new_v4();
     gw.gw
         .store
-        .put_ceremony(Ceremony {
-            id: ceremony_id,
-            kind: CeremonyKind::Login,
-            user_id: None,
-            enrollment_token_hash: None,
-            state: Vec::new(),
-            passkey_name: None,
-            expires_at: earlier + 300,
-        })
+        .put_ceremony(
+            Ceremony {
+                id: ceremony_id,
+                kind: CeremonyKind::Login,
+                user_id: None,
+                enrollment_token_hash: None,
+                state: Vec::new(),
+                passkey_name: None,
+                expires_at: earlier + 300,
+            },
+            u64::MAX,
+        )
         .await
         .expect("ceremony");
     let (_, session) = gw.gw.sessions.mint(gina.id, passkey_id, earlier);

@@ -57,6 +57,26 @@ fn check_server(raw: &RawConfig) -> Check {
     if s.max_body_bytes < 1024 {
         return fail("server.max_body_bytes", "must be at least 1024 bytes");
     }
+    check_server_limits(s)
+}
+
+fn check_server_limits(s: &super::ServerConfig) -> Check {
+    if !(1..=128).contains(&s.rate_limit_ipv6_prefix) {
+        return fail("server.rate_limit_ipv6_prefix", "must be between 1 and 128");
+    }
+    if s.rate_limit_max_clients == 0 {
+        return fail("server.rate_limit_max_clients", "must be at least 1");
+    }
+    // pingora counts keep-alive in whole seconds; below one second would mean "no timeout".
+    if s.keepalive_timeout.as_secs() == 0 {
+        return fail("server.keepalive_timeout", "must be at least 1s");
+    }
+    if s.request_header_timeout.is_zero() {
+        return fail("server.request_header_timeout", "must be longer than zero");
+    }
+    if s.max_connections == 0 {
+        return fail("server.max_connections", "must be at least 1");
+    }
     Ok(())
 }
 
@@ -83,6 +103,9 @@ fn check_webauthn(raw: &RawConfig) -> Check {
     check_related_origins(raw)?;
     if w.max_passkeys_per_user == 0 {
         return fail("webauthn.max_passkeys_per_user", "must be at least 1");
+    }
+    if w.max_live_ceremonies == 0 {
+        return fail("webauthn.max_live_ceremonies", "must be at least 1");
     }
     Ok(())
 }
@@ -141,6 +164,7 @@ fn check_durations(raw: &RawConfig) -> Check {
         ("session.idle_timeout", raw.session.idle_timeout),
         ("session.absolute_timeout", raw.session.absolute_timeout),
         ("identity.token_ttl", raw.identity.token_ttl),
+        ("audit.retention", raw.audit.retention),
     ];
     for (key, value) in nonzero {
         if value.is_zero() {

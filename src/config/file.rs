@@ -26,6 +26,8 @@ pub(super) struct RawConfig {
     pub session: SessionConfig,
     #[serde(default)]
     pub identity: IdentityConfig,
+    #[serde(default)]
+    pub audit: AuditConfig,
     #[serde(default, rename = "route")]
     pub routes: Vec<RouteConfig>,
 }
@@ -51,6 +53,18 @@ pub struct ServerConfig {
     pub log_format: LogFormat,
     /// Login and registration attempts allowed per client address per minute (0 = unlimited).
     pub ceremony_rate_per_minute: u32,
+    /// IPv6 clients are rate-limited per network of this prefix length (one /64 is one client).
+    pub rate_limit_ipv6_prefix: u8,
+    /// Client addresses the rate limiter remembers at most; beyond it new ones share one budget.
+    pub rate_limit_max_clients: usize,
+    /// How long a kept-alive connection may sit idle between requests.
+    #[serde(with = "humantime_serde")]
+    pub keepalive_timeout: Duration,
+    /// How long a whole request header may take to arrive (slow headers are cut).
+    #[serde(with = "humantime_serde")]
+    pub request_header_timeout: Duration,
+    /// Open client connections at most; more are closed as soon as they are accepted.
+    pub max_connections: usize,
     pub tls: Option<TlsConfig>,
 }
 
@@ -65,6 +79,11 @@ impl Default for ServerConfig {
             max_body_bytes: 64 * 1024,
             log_format: LogFormat::Text,
             ceremony_rate_per_minute: 60,
+            rate_limit_ipv6_prefix: 64,
+            rate_limit_max_clients: 65_536,
+            keepalive_timeout: Duration::from_secs(60),
+            request_header_timeout: Duration::from_secs(10),
+            max_connections: 4096,
             tls: None,
         }
     }
@@ -105,6 +124,10 @@ pub struct WebauthnConfig {
     pub challenge_timeout: Duration,
     #[serde(default = "default_max_passkeys")]
     pub max_passkeys_per_user: usize,
+    /// Begun, unfinished ceremonies held at once, for everyone together; beyond it `begin`
+    /// answers 503 until some finish or expire.
+    #[serde(default = "default_max_ceremonies")]
+    pub max_live_ceremonies: u64,
 }
 
 fn default_rp_name() -> String {
@@ -115,6 +138,26 @@ fn default_challenge_timeout() -> Duration {
 }
 fn default_max_passkeys() -> usize {
     10
+}
+fn default_max_ceremonies() -> u64 {
+    10_000
+}
+
+/// `[audit]`: how long audit events are kept.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// Events older than this are deleted by the periodic upkeep.
+    #[serde(with = "humantime_serde")]
+    pub retention: Duration,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        AuditConfig {
+            retention: Duration::from_secs(90 * 24 * 3600),
+        }
+    }
 }
 
 /// `[enrollment]`: one-time enrollment links.

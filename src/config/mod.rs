@@ -13,8 +13,8 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 pub use file::{
-    EnrollmentConfig, IdentityConfig, LogFormat, RouteConfig, ServerConfig, SessionConfig,
-    TlsConfig, WebauthnConfig,
+    AuditConfig, EnrollmentConfig, IdentityConfig, LogFormat, RouteConfig, ServerConfig,
+    SessionConfig, TlsConfig, WebauthnConfig,
 };
 pub use resolve::{LoadedTls, Upstream};
 
@@ -33,6 +33,7 @@ pub struct Config {
     pub enrollment: EnrollmentConfig,
     pub session: SessionConfig,
     pub identity: IdentityConfig,
+    pub audit: AuditConfig,
     /// Routes with their upstreams resolved to socket addresses.
     pub routes: Vec<Route>,
     /// The TLS certificate and key, parsed, when `[server.tls]` is set.

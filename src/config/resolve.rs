@@ -45,6 +45,7 @@ pub(super) fn resolve(path: &Path, raw: RawConfig) -> Resolved<Config> {
         enrollment: raw.enrollment,
         session: raw.session,
         identity: raw.identity,
+        audit: raw.audit,
         routes,
         tls,
     })

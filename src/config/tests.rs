@@ -46,7 +46,7 @@ fn broken_files_name_the_key_and_the_reason() {
     let cases: &[(&str, &str)] = &[
         (
             "public_url = \"http://localhost:8080\"\n[webauthn]\nrp_id = \"localhost\"\nrp_nmae = \"x\"\n",
-            "g.toml:4:1: `webauthn.rp_nmae`: unknown field `rp_nmae`, expected one of `rp_id`, `rp_name`, `origins`, `related_origins`, `challenge_timeout`, `max_passkeys_per_user`",
+            "g.toml:4:1: `webauthn.rp_nmae`: unknown field `rp_nmae`, expected one of `rp_id`, `rp_name`, `origins`, `related_origins`, `challenge_timeout`, `max_passkeys_per_user`, `max_live_ceremonies`",
         ),
         (
             "public_url = \"http://localhost:8080\"\n[webauthn]\nrp_id = \"localhost\"\nchallenge_timeout = \"soon\"\n",
@@ -135,6 +135,14 @@ fn broken_files_name_the_key_and_the_reason() {
         (
             &format!("{BASE}[identity]\ntoken_ttl = \"10m\"\nkey_overlap = \"5m\"\n"),
             "g.toml: `identity.key_overlap`: must be at least `identity.token_ttl`, or tokens signed just before a rotation stop verifying",
+        ),
+        (
+            "public_url = \"http://localhost:8080\"\n[server]\nrate_limit_ipv6_prefix = 0\n[webauthn]\nrp_id = \"localhost\"\n",
+            "g.toml: `server.rate_limit_ipv6_prefix`: must be between 1 and 128",
+        ),
+        (
+            &format!("{BASE}[audit]\nretention = \"0s\"\n"),
+            "g.toml: `audit.retention`: must be longer than zero",
         ),
         (
             "public_url = \n",

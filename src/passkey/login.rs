@@ -2,15 +2,17 @@
 //! cannot sign in) and complete (verify, check the owner and the sign count, then update the
 //! passkey and start a session in one transaction).
 
+use std::net::IpAddr;
+
 use uuid::Uuid;
 use webauthn_rs::prelude::{Passkey as WebauthnPasskey, PublicKeyCredential, WebauthnError};
 
 use super::state::CeremonyState;
 use super::{ceremony_gone, internal, usable, user_disabled, Ceremonies};
 use crate::error::{ApiError, ApiResult};
+use crate::limits::ClientPrefix;
 use crate::store::{
-    Ceremony, CeremonyKind, EventKind, LoginCompletion, NewEvent, Passkey, SessionRecord,
-    StoreError, User,
+    Ceremony, CeremonyKind, LoginCompletion, LoginFailure, Passkey, SessionRecord, StoreError, User,
 };
 
 /// A signed-in user, the passkey used, and the new session's cookie value and record.
@@ -77,7 +79,7 @@ impl Ceremonies {
             passkey_name: None,
             expires_at: self.expires_at(now),
         };
-        self.store.put_ceremony(ceremony).await.map_err(internal)?;
+        self.keep(ceremony).await?;
         Ok(serde_json::json!({ "publicKey": options, "session_id": id }))
     }
 
@@ -131,11 +133,13 @@ impl Ceremonies {
         Ok((options, CeremonyState::Decoy(state)))
     }
 
-    /// Completes a login; every failure spends the ceremony and is recorded as `login_failed`.
+    /// Completes a login; every failure spends the ceremony and is tallied as `login_failed`
+    /// under the client's network (`client` is the address the request came from).
     pub async fn complete_login(
         &self,
         ceremony_id: Uuid,
         credential: &PublicKeyCredential,
+        client: Option<IpAddr>,
         now: i64,
     ) -> ApiResult<LoginOutcome> {
         let ceremony = self.store.ceremony(ceremony_id).await.map_err(internal)?;
@@ -146,13 +150,13 @@ impl Ceremonies {
             Ok(outcome) => Ok(outcome),
             Err((error, passkey)) => {
                 let _ = self.store.discard_ceremony(ceremony_id).await;
-                let event = NewEvent {
-                    kind: EventKind::LoginFailed,
+                let failure = LoginFailure {
                     user_id: passkey.as_ref().map(|p| p.user_id),
                     passkey_id: passkey.as_ref().map(|p| p.id),
-                    detail: error.to_string(),
+                    client: client.map(|ip| ClientPrefix::of(ip, self.ipv6_prefix).to_string()),
+                    reason: error.to_string(),
                 };
-                let _ = self.store.record_event(event).await;
+                let _ = self.store.record_login_failure(failure, now).await;
                 Err(error)
             }
         }

@@ -24,9 +24,9 @@ use webauthn_rs::prelude::{Passkey as WebauthnPasskey, Url};
 use webauthn_rs::{Webauthn, WebauthnBuilder};
 
 use crate::config::Config;
-use crate::error::ApiError;
+use crate::error::{ApiError, ApiResult};
 use crate::session::Sessions;
-use crate::store::{Passkey, Store, StoreError};
+use crate::store::{Ceremony, Passkey, Store, StoreError};
 use decoy::{Decoys, Shape, DECOY_KEY_FILE, SAMPLE};
 
 /// The relying party and everything a ceremony needs.
@@ -38,6 +38,10 @@ pub struct Ceremonies {
     decoys: Decoys,
     timeout: Duration,
     max_passkeys: usize,
+    /// Begun ceremonies stored at once, for all clients together.
+    max_live: u64,
+    /// IPv6 prefix length that counts as one client in failure tallies.
+    ipv6_prefix: u8,
 }
 
 /// Why the relying party could not be set up from the config.
@@ -74,6 +78,8 @@ impl Ceremonies {
             decoys,
             timeout: config.webauthn.challenge_timeout,
             max_passkeys: config.webauthn.max_passkeys_per_user,
+            max_live: config.webauthn.max_live_ceremonies,
+            ipv6_prefix: config.server.rate_limit_ipv6_prefix,
         })
     }
 
@@ -90,6 +96,19 @@ impl Ceremonies {
         }
         self.decoys.observe(shape);
         Ok(())
+    }
+
+    /// Stores a begun ceremony; 503 with Retry-After when `max_live_ceremonies` are waiting
+    /// (anonymous `begin` would otherwise grow the store with the request rate).
+    async fn keep(&self, ceremony: Ceremony) -> ApiResult<()> {
+        match self.store.put_ceremony(ceremony, self.max_live).await {
+            Ok(()) => Ok(()),
+            Err(StoreError::TooManyCeremonies) => Err(ApiError::Unavailable {
+                // Expired ceremonies are purged by the next upkeep.
+                retry_after_secs: crate::gateway::UPKEEP_INTERVAL.as_secs(),
+            }),
+            Err(e) => Err(internal(e)),
+        }
     }
 }
 

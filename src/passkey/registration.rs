@@ -60,7 +60,7 @@ impl Ceremonies {
             passkey_name: name,
             expires_at: self.expires_at(now),
         };
-        self.store.put_ceremony(ceremony).await.map_err(internal)?;
+        self.keep(ceremony).await?;
         Ok(serde_json::json!({ "publicKey": options.public_key, "session_id": id }))
     }
 

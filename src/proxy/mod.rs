@@ -86,6 +86,16 @@ impl ProxyHttp for GatewayProxy {
         }
     }
 
+    /// pingora calls this once each request header is parsed (see `limits::connections`).
+    fn on_connection_reuse(
+        &self,
+        session: &mut Session,
+        _ctx: &mut RequestCtx,
+        connection: Box<dyn std::any::Any + Send + Sync>,
+    ) {
+        crate::limits::on_request_header(session, connection);
+    }
+
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         ctx.peer = peer_of(session);
         match self.decide(session, ctx).await? {

@@ -137,7 +137,7 @@ pub async fn login_complete(gw: &Gateway, req: &Request) -> ApiResult<Reply> {
     let previous = session(gw, req).await?;
     let outcome = gw
         .ceremonies
-        .complete_login(body.session_id, &body.credential, unix_now())
+        .complete_login(body.session_id, &body.credential, req.client_ip, unix_now())
         .await?;
     // A fresh id at every login; the one the browser had before is ended (no session fixation).
     if let Some(old) = previous {

@@ -60,17 +60,12 @@ pub fn same_origin(gw: &Gateway, req: &Request) -> ApiResult<()> {
     }
 }
 
-/// Counts one ceremony attempt for the client address; 429 with Retry-After when over the limit.
+/// Counts one ceremony attempt for the client's network; 429 with Retry-After when over the limit.
 pub fn rate_limit(gw: &Gateway, req: &Request) -> ApiResult<()> {
     let (Some(limiter), Some(ip)) = (&gw.limiter, req.client_ip) else {
         return Ok(());
     };
-    limiter.check_key(&ip).map_err(|not_until| {
-        let wait = not_until.wait_time_from(governor::clock::Clock::now(
-            &governor::clock::DefaultClock::default(),
-        ));
-        ApiError::RateLimited {
-            retry_after_secs: wait.as_secs().max(1),
-        }
+    limiter.check(ip).map_err(|wait| ApiError::RateLimited {
+        retry_after_secs: wait.as_secs().max(1),
     })
 }

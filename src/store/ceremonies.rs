@@ -16,15 +16,21 @@ use super::model::{
 use super::tables::{encode, get_by_hash, get_by_id, CEREMONIES};
 use super::writer::Batch;
 use super::{passkeys, sessions, unix_now, Store, StoreError};
-use redb::{ReadableMultimapTable, ReadableTable};
+use redb::{ReadableMultimapTable, ReadableTable, ReadableTableMetadata};
 use uuid::Uuid;
 
 impl Store {
-    /// Stores a begun ceremony until it is completed, discarded or expires.
-    pub async fn put_ceremony(&self, ceremony: Ceremony) -> Result<(), StoreError> {
+    /// Stores a begun ceremony until it is completed, discarded or expires; refused with
+    /// `TooManyCeremonies` when `max_live` are stored already (expired ones count until purged).
+    pub async fn put_ceremony(&self, ceremony: Ceremony, max_live: u64) -> Result<(), StoreError> {
         // Volatile: a crash may lose a challenge in flight (the browser begins again), never
         // a completed ceremony, whose commit is durable and removes it.
         self.write_volatile(move |batch| {
+            // Checked in the writer, which runs one operation at a time: the cap is exact.
+            // redb keeps a table's length in its header, so this costs no scan.
+            if batch.ceremonies.len()? >= max_live {
+                return Err(StoreError::TooManyCeremonies);
+            }
             let bytes = encode(&ceremony)?;
             batch
                 .ceremonies
@@ -42,6 +48,12 @@ impl Store {
             Ok(ceremony.filter(|ceremony| ceremony.expires_at > now))
         })
         .await
+    }
+
+    /// Ceremonies stored now, expired ones not yet purged included.
+    pub async fn ceremony_count(&self) -> Result<u64, StoreError> {
+        self.read(|txn| Ok(txn.open_table(CEREMONIES)?.len()?))
+            .await
     }
 
     /// Deletes a ceremony whose response failed verification, so its challenge cannot be retried.

@@ -19,6 +19,9 @@ pub enum StoreError {
     /// The credential id is already registered, to this user or another.
     #[error("this credential is already registered")]
     DuplicateCredential,
+    /// As many ceremonies as allowed are already begun and unfinished.
+    #[error("too many ceremonies are in progress")]
+    TooManyCeremonies,
     /// The ceremony id is unknown, expired, already used, or of the other kind.
     #[error("the ceremony is unknown, expired or already used")]
     CeremonyNotFound,

@@ -29,8 +29,9 @@ pub(crate) mod tests;
 pub use enrollments::Purged;
 pub use error::StoreError;
 pub use model::{
-    hash_secret, Ceremony, CeremonyKind, Enrollment, Event, EventKind, LoginCompletion, NewEvent,
-    NewUser, Passkey, RegistrationCompletion, SecretHash, SessionRecord, User,
+    hash_secret, Ceremony, CeremonyKind, Enrollment, Event, EventKind, LoginCompletion,
+    LoginFailure, NewEvent, NewUser, Passkey, RegistrationCompletion, SecretHash, SessionRecord,
+    User,
 };
 
 use redb::{Database, DatabaseError, ReadTransaction, ReadableDatabase, ReadableTable};

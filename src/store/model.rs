@@ -212,6 +212,37 @@ pub struct Event {
     pub passkey_id: Option<Uuid>,
     /// Human-readable context; never a secret.
     pub detail: String,
+    /// How many occurrences this row stands for: failures from one client network within one
+    /// tally period share a row (see `Store::record_login_failure`); every other event is 1.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub count: u64,
+    /// The client network of a tallied failure, e.g. `2001:db8:1:2::/64`; `*` for the
+    /// overflow row of a busy period.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<String>,
+    /// When the last occurrence counted in this row happened.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_at: Option<i64>,
+}
+
+fn one() -> u64 {
+    1
+}
+
+fn is_one(count: &u64) -> bool {
+    *count == 1
+}
+
+/// A failed sign-in to tally: never one row each, since anyone can cause one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoginFailure {
+    /// The passkey's owner, when the credential named a stored passkey.
+    pub user_id: Option<Uuid>,
+    pub passkey_id: Option<Uuid>,
+    /// The client's network (rate-limit key), when known.
+    pub client: Option<String>,
+    /// Why the first failure of the row was refused; never a secret.
+    pub reason: String,
 }
 
 /// An event to append; the store assigns `id` and `at`.

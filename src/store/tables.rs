@@ -44,6 +44,9 @@ pub(super) const USER_SESSIONS: MultimapTableDefinition<u128, &[u8; 32]> =
     MultimapTableDefinition::new("user_sessions");
 /// event id → `Event`, ids increasing.
 pub(super) const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
+/// `"{period:016x}/{kind}/{client}/{user}"` → the id of the event that tallies those failures;
+/// only the current period is needed, older ones are purged.
+pub(super) const EVENT_TALLIES: TableDefinition<&str, u64> = TableDefinition::new("event_tallies");
 
 /// Creates every table so that read transactions never meet a missing one.
 pub(super) fn create_all(txn: &WriteTransaction) -> Result<(), StoreError> {
@@ -59,6 +62,7 @@ pub(super) fn create_all(txn: &WriteTransaction) -> Result<(), StoreError> {
     txn.open_table(SESSIONS)?;
     txn.open_multimap_table(USER_SESSIONS)?;
     txn.open_table(EVENTS)?;
+    txn.open_table(EVENT_TALLIES)?;
     Ok(())
 }
 

@@ -38,6 +38,7 @@ pub(super) struct Batch<'txn> {
     pub(super) sessions: Table<'txn, &'static [u8; 32], &'static [u8]>,
     pub(super) user_sessions: MultimapTable<'txn, u128, &'static [u8; 32]>,
     pub(super) events: Table<'txn, u64, &'static [u8]>,
+    pub(super) event_tallies: Table<'txn, &'static str, u64>,
     /// Events appended by the operation now running; logged once the batch commits.
     pub(super) emitted: Vec<Event>,
 }
@@ -56,6 +57,7 @@ impl<'txn> Batch<'txn> {
             sessions: txn.open_table(SESSIONS)?,
             user_sessions: txn.open_multimap_table(USER_SESSIONS)?,
             events: txn.open_table(EVENTS)?,
+            event_tallies: txn.open_table(EVENT_TALLIES)?,
             emitted: Vec::new(),
         })
     }
@@ -283,6 +285,8 @@ fn log_event(event: &Event) {
         user_id = ?event.user_id,
         passkey_id = ?event.passkey_id,
         detail = %event.detail,
+        count = event.count,
+        client = event.client.as_deref().unwrap_or("-"),
         "audit"
     );
 }

@@ -7,6 +7,7 @@
 
 mod ceremonies;
 mod durability;
+mod events;
 mod passkeys;
 mod sessions;
 mod users;
@@ -60,15 +61,18 @@ impl World {
     ) -> Uuid {
         let id = Uuid::new_v4();
         self.store
-            .put_ceremony(Ceremony {
-                id,
-                kind,
-                user_id,
-                enrollment_token_hash,
-                state: b"opaque webauthn state".to_vec(),
-                passkey_name: None,
-                expires_at,
-            })
+            .put_ceremony(
+                Ceremony {
+                    id,
+                    kind,
+                    user_id,
+                    enrollment_token_hash,
+                    state: b"opaque webauthn state".to_vec(),
+                    passkey_name: None,
+                    expires_at,
+                },
+                u64::MAX,
+            )
             .await
             .expect("put ceremony");
         id
