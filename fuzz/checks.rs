@@ -209,3 +209,23 @@ pub fn return_to(data: &[u8]) {
         "{raw:?} -> {out:?} leads to {host:?}"
     );
 }
+
+/// A WebAuthn `credential` as the ceremony endpoints receive it (JSON, base64url fields), and
+/// the CBOR attestation object and authenticator data inside, through webauthn-rs's parsers:
+/// none may panic, whatever the bytes.
+pub fn credential(data: &[u8]) {
+    use webauthn_rs::prelude::{PublicKeyCredential, RegisterPublicKeyCredential};
+    use webauthn_rs_core::internals::{AttestationObject, AuthenticatorData};
+    use webauthn_rs_core::proto::{Authentication, Registration};
+
+    if let Ok(created) = serde_json::from_slice::<RegisterPublicKeyCredential>(data) {
+        let cbor: &[u8] = created.response.attestation_object.as_ref();
+        let _ = AttestationObject::<Registration>::try_from(cbor);
+    }
+    if let Ok(asserted) = serde_json::from_slice::<PublicKeyCredential>(data) {
+        let auth_data: &[u8] = asserted.response.authenticator_data.as_ref();
+        let _ = AuthenticatorData::<Authentication>::try_from(auth_data);
+    }
+    let _ = AttestationObject::<Registration>::try_from(data);
+    let _ = AuthenticatorData::<Authentication>::try_from(data);
+}

@@ -46,3 +46,8 @@ fn forwarded_for_corpus() {
 fn return_to_corpus() {
     replay("return_to", checks::return_to);
 }
+
+#[test]
+fn credential_corpus() {
+    replay("credential", checks::credential);
+}
