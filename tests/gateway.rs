@@ -11,6 +11,7 @@ mod ceremony_rules;
 mod cli;
 mod connections;
 mod crash;
+mod expiry;
 mod identity;
 mod passkeys;
 mod policy;
