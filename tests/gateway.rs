@@ -5,6 +5,7 @@ mod support;
 mod account_rules;
 mod admin;
 mod bad_input;
+mod bench_report;
 mod bounds;
 mod browser;
 mod ceremony_rules;
