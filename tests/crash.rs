@@ -126,8 +126,7 @@ async fn acknowledged_registrations_survive_kill_9() {
     let mut rng = rand::rng();
     let mut in_flight_at_kills = Vec::new();
     for round in 0..ROUNDS {
-        let mut child = start(&config);
-        wait_healthy(addr).await;
+        let mut child = Running::start(&config, addr).await;
         // Kill once a random number of this round's registrations were acknowledged, while the
         // others are still in flight.
         let kill_after = rng.random_range(1..PER_ROUND);
@@ -160,7 +159,7 @@ async fn acknowledged_registrations_survive_kill_9() {
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
         let in_flight = PER_ROUND - done.load(Ordering::SeqCst);
-        kill_9(&mut child);
+        child.kill_9();
         in_flight_at_kills.push(in_flight);
         for task in tasks {
             let _ = task.await;
@@ -191,15 +190,14 @@ async fn acknowledged_registrations_survive_kill_9() {
     }
     // A restarted gateway serves them: every surviving passkey signs in.
     drop(store);
-    let mut child = start(&config);
-    wait_healthy(addr).await;
+    let mut child = Running::start(&config, addr).await;
     for (username, _, browser) in acknowledged.iter_mut() {
         browser.cookie = None;
         let answer = browser.try_login(username).await.expect("an answer");
         assert_eq!(answer.status, 200, "{username} signs in: {:?}", answer.body);
         assert_eq!(browser.get("/passkeys/me").await.status, 200);
     }
-    kill_9(&mut child);
+    child.kill_9();
 }
 
 /// The operations killed mid-way in [`acknowledged_operations_survive_kill_9`].
@@ -442,183 +440,172 @@ async fn check_survived(subject: &mut Subject) {
     subject.cookie = b.cookie.clone();
 }
 
+/// Where a round's kill falls in its chain of operations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum KillAt {
+    /// Once a random number were acknowledged, while the next one is in flight.
+    Window,
+    /// Right after the last one was acknowledged: no later commit can carry an acknowledged but
+    /// non-durable one to disk, so this is the kill that catches a commit made non-durable.
+    LastAck,
+}
+
+/// Runs one kind's operations one after another, counting them in `tally`; stops starting new
+/// ones once `tally.killed` is set. The subjects, with what each saw acknowledged, and the key ids
+/// that acknowledged rotations printed.
+async fn run_chain(
+    op: Op,
+    subjects: Vec<Subject>,
+    tally: Arc<Tally>,
+    config: PathBuf,
+) -> (Vec<Subject>, Vec<String>) {
+    let i = Tally::index(op);
+    let mut done = Vec::new();
+    let mut kids = Vec::new();
+    if op == Op::Rotate {
+        for _ in 0..per_round(Op::Rotate) {
+            if tally.killed.load(Ordering::SeqCst) {
+                break;
+            }
+            tally.started[i].fetch_add(1, Ordering::SeqCst);
+            if let Some(out) = cli(&config, &["keys", "rotate"]).await {
+                let kid = out
+                    .strip_prefix("new signing key ")
+                    .and_then(|rest| rest.split(';').next())
+                    .expect("the new kid")
+                    .to_string();
+                kids.push(kid);
+                tally.acked[i].fetch_add(1, Ordering::SeqCst);
+            }
+            tally.finished[i].fetch_add(1, Ordering::SeqCst);
+        }
+        return (done, kids);
+    }
+    for mut subject in subjects {
+        if !tally.killed.load(Ordering::SeqCst) {
+            tally.started[i].fetch_add(1, Ordering::SeqCst);
+            subject.acknowledged = run_op(&mut subject, &config).await;
+            if subject.acknowledged {
+                tally.acked[i].fetch_add(1, Ordering::SeqCst);
+            }
+            tally.finished[i].fetch_add(1, Ordering::SeqCst);
+        }
+        done.push(subject);
+    }
+    (done, kids)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_operations_survive_kill_9() {
-    // One round aimed at each kind of operation.
-    const KILL_ROUNDS: usize = OPS.len();
-    let users_per_round: usize = OPS
+    // Two kills per kind: one in the window, one right after the last acknowledgement.
+    let rounds: Vec<(Op, KillAt)> = OPS
         .iter()
-        .filter(|o| **o != Op::Rotate)
-        .map(|o| per_round(*o))
+        .flat_map(|op| [(*op, KillAt::Window), (*op, KillAt::LastAck)])
+        .collect();
+    let users: usize = rounds
+        .iter()
+        .filter(|(op, _)| *op != Op::Rotate)
+        .map(|(op, _)| per_round(*op))
         .sum();
     let dir = tempfile::tempdir().expect("tempdir");
     let store_path = dir.path().join("data").join(STORE_FILE);
     std::fs::create_dir_all(dir.path().join("data")).expect("data dir");
-    let tokens = seed_users(&store_path, KILL_ROUNDS * users_per_round).await;
+    let tokens = seed_users(&store_path, users + 1).await;
     let addr = free_port();
     let up = EchoUpstream::start().await;
     let config = write_config(dir.path(), addr, up.addr);
     let base = format!("http://localhost:{}", addr.port());
     let mut rng = rand::rng();
-    let mut child = start(&config);
-    wait_healthy(addr).await;
-    // A signed-in observer, to read which key signs assertions.
-    let mut observer = Subject {
-        op: Op::Login,
-        username: String::new(),
-        token: String::new(),
-        browser: Browser::new(&base),
-        cookie: None,
-        second_passkey: None,
-        acknowledged: false,
-    };
+    let mut child = Running::start(&config, addr).await;
     let mut tokens = tokens.into_iter().enumerate();
-    let (i, token) = tokens.next().expect("a token");
-    observer.username = format!("crash{i}");
+    // A signed-in observer, to read which key signs assertions.
+    let (_, token) = tokens.next().expect("a token");
+    let mut observer = Browser::new(&base);
     assert_eq!(
-        observer
-            .browser
-            .register(Some(&token), "observer")
-            .await
-            .status,
+        observer.register(Some(&token), "observer").await.status,
         201
     );
 
     let mut report = Vec::new();
-    let mut any_in_flight = false;
-    let mut targets_hit = 0;
-    let mut acked_total = [0usize; 7];
-    for (round, target) in OPS.into_iter().enumerate() {
+    let mut window_hits = 0;
+    for (round, (target, kill_at)) in rounds.iter().copied().enumerate() {
         let mut subjects = Vec::new();
-        for op in OPS.iter().filter(|o| **o != Op::Rotate) {
-            for _ in 0..per_round(*op) {
-                let Some((i, token)) = tokens.next() else {
-                    break;
-                };
-                subjects.push(Subject {
-                    op: *op,
+        if target != Op::Rotate {
+            for (i, token) in tokens.by_ref().take(per_round(target)) {
+                let mut subject = Subject {
+                    op: target,
                     username: format!("crash{i}"),
                     token,
                     browser: Browser::new(&base),
                     cookie: None,
                     second_passkey: None,
                     acknowledged: false,
-                });
+                };
+                set_up(&mut subject).await;
+                subjects.push(subject);
             }
         }
-        for subject in &mut subjects {
-            set_up(subject).await;
-        }
-        let kid_before = signing_kid(&mut observer.browser).await;
+        let kid_before = signing_kid(&mut observer).await;
 
-        // Each kind runs its operations one after another, all kinds at once. The round's target
-        // kind decides the kill: once a random number of its operations were acknowledged and
-        // the next one is in flight (or all of them are done).
+        // Only this kind runs, one operation after another, so no other commit lands between an
+        // acknowledgement and the kill except the next operation's own.
         let tally = Arc::new(Tally::default());
-        let kill_after = rng.random_range(1..per_round(target));
-        let mut chains = Vec::new();
-        for op in OPS.iter().filter(|o| **o != Op::Rotate) {
-            let mine: Vec<Subject> = subjects.extract_if(.., |s| s.op == *op).collect();
-            let (tally, config) = (tally.clone(), config.clone());
-            chains.push(tokio::spawn(async move {
-                let mut done = Vec::new();
-                for mut subject in mine {
-                    let i = Tally::index(subject.op);
-                    if !tally.killed.load(Ordering::SeqCst) {
-                        tally.started[i].fetch_add(1, Ordering::SeqCst);
-                        subject.acknowledged = run_op(&mut subject, &config).await;
-                        if subject.acknowledged {
-                            tally.acked[i].fetch_add(1, Ordering::SeqCst);
-                        }
-                        tally.finished[i].fetch_add(1, Ordering::SeqCst);
-                    }
-                    done.push(subject);
-                }
-                done
-            }));
-        }
-        let rotations = {
-            let (tally, config) = (tally.clone(), config.clone());
-            tokio::spawn(async move {
-                let i = Tally::index(Op::Rotate);
-                let mut kids = Vec::new();
-                for _ in 0..per_round(Op::Rotate) {
-                    if tally.killed.load(Ordering::SeqCst) {
-                        break;
-                    }
-                    tally.started[i].fetch_add(1, Ordering::SeqCst);
-                    if let Some(out) = cli(&config, &["keys", "rotate"]).await {
-                        let kid = out
-                            .strip_prefix("new signing key ")
-                            .and_then(|rest| rest.split(';').next())
-                            .expect("the new kid")
-                            .to_string();
-                        kids.push(kid);
-                        tally.acked[i].fetch_add(1, Ordering::SeqCst);
-                    }
-                    tally.finished[i].fetch_add(1, Ordering::SeqCst);
-                }
-                kids
-            })
+        let n = per_round(target);
+        let kill_after = match kill_at {
+            KillAt::Window => rng.random_range(1..n),
+            KillAt::LastAck => n,
         };
+        let chain = tokio::spawn(run_chain(target, subjects, tally.clone(), config.clone()));
         let deadline = Instant::now() + Duration::from_secs(30);
         let t = Tally::index(target);
         loop {
-            let finished = |op: Op| tally.finished[Tally::index(op)].load(Ordering::SeqCst);
-            let target_hit =
-                tally.acked[t].load(Ordering::SeqCst) >= kill_after && tally.in_flight(target) > 0;
-            let all_done = OPS.iter().all(|op| finished(*op) == per_round(*op));
-            if target_hit || finished(target) == per_round(target) || all_done {
+            let acked = tally.acked[t].load(Ordering::SeqCst);
+            let finished = tally.finished[t].load(Ordering::SeqCst);
+            let hit = match kill_at {
+                KillAt::Window => acked >= kill_after && tally.in_flight(target) > 0,
+                KillAt::LastAck => acked >= kill_after,
+            };
+            if hit || finished == n {
                 break;
             }
-            assert!(Instant::now() < deadline, "operations stalled");
+            assert!(Instant::now() < deadline, "{target:?} stalled");
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
         tally.killed.store(true, Ordering::SeqCst);
-        let in_flight: Vec<(Op, usize)> =
-            OPS.iter().map(|op| (*op, tally.in_flight(*op))).collect();
-        kill_9(&mut child);
+        let in_flight = tally.in_flight(target);
+        let acked_at_kill = tally.acked(target);
+        child.kill_9();
         // Every client (and CLI) has its answer or its error before the restart.
-        let mut subjects = Vec::new();
-        for chain in chains {
-            subjects.extend(chain.await.expect("operation chain"));
-        }
-        let rotated = rotations.await.expect("rotations");
-        let acked: Vec<(Op, usize)> = OPS.iter().map(|op| (*op, tally.acked(*op))).collect();
-        for (op, n) in &acked {
-            acked_total[Tally::index(*op)] += n;
-        }
-        let hit = in_flight.iter().any(|(_, n)| *n > 0);
-        targets_hit += usize::from(in_flight.contains(&(target, 1)));
-        let rotating_at_kill = in_flight.contains(&(Op::Rotate, 1));
-        any_in_flight |= hit;
+        let (mut subjects, rotated) = chain.await.expect("operation chain");
         report.push(format!(
-            "kill {round} (aimed at {target:?}): in flight {in_flight:?}; acknowledged {acked:?}"
+            "kill {round} ({target:?}, {kill_at:?}): {in_flight} in flight, \
+             {acked_at_kill} of {n} acknowledged at the kill, {} in all",
+            tally.acked(target)
         ));
+        match kill_at {
+            KillAt::Window => window_hits += usize::from(in_flight > 0),
+            KillAt::LastAck => assert_eq!(acked_at_kill, n, "{target:?}: all acknowledged"),
+        }
 
-        child = start(&config);
-        wait_healthy(addr).await;
+        child = Running::start(&config, addr).await;
         for subject in subjects.iter_mut().filter(|s| s.acknowledged) {
             check_survived(subject).await;
         }
         // A rotated key stays rotated: the newest acknowledged key (or a later one whose
         // acknowledgement the kill cut off) signs, and every acknowledged key is published.
         if let Some(last) = rotated.last() {
-            let kid_after = signing_kid(&mut observer.browser).await;
+            let kid_after = signing_kid(&mut observer).await;
             assert_ne!(kid_after, kid_before, "the rotation was lost");
-            let jwks = observer.browser.get("/passkeys/jwks.json").await.body;
+            let jwks = observer.get("/passkeys/jwks.json").await.body;
+            let published = jwks["keys"].as_array().expect("keys");
             for kid in &rotated {
                 assert!(
-                    jwks["keys"]
-                        .as_array()
-                        .expect("keys")
-                        .iter()
-                        .any(|k| k["kid"] == kid.as_str()),
+                    published.iter().any(|k| k["kid"] == kid.as_str()),
                     "acknowledged key {kid} is not published"
                 );
             }
             assert!(
-                kid_after == *last || rotating_at_kill || rotated.len() < per_round(Op::Rotate),
+                kid_after == *last || in_flight > 0,
                 "signing with {kid_after}, not the last acknowledged {last}"
             );
         }
@@ -626,22 +613,40 @@ async fn acknowledged_operations_survive_kill_9() {
     for line in &report {
         println!("{line}");
     }
-    for op in OPS {
-        assert!(
-            acked_total[Tally::index(op)] > 0,
-            "no {op:?} was acknowledged before a kill: its survival went untested"
-        );
+    println!(
+        "{window_hits} of {} window kills hit an operation in flight",
+        OPS.len()
+    );
+    // One after another, each operation is slow enough (a durable commit, a process) that a kill
+    // aimed at the window nearly always finds one in flight; most must.
+    assert!(
+        window_hits * 2 > OPS.len(),
+        "only {window_hits} of {} window kills hit an operation in flight: {report:#?}",
+        OPS.len()
+    );
+    child.kill_9();
+}
+
+/// The real binary serving `config`; killed with SIGKILL when dropped (a failing test leaves no
+/// gateway behind).
+struct Running(Child);
+
+impl Running {
+    /// Starts it and waits (bounded) until it answers its health check.
+    async fn start(config: &Path, addr: SocketAddr) -> Running {
+        let running = Running(start(config));
+        wait_healthy(addr).await;
+        running
     }
-    println!("{targets_hit} of {KILL_ROUNDS} kills hit their target kind in flight");
-    assert!(
-        any_in_flight,
-        "no kill hit an operation in flight: {report:#?}"
-    );
-    // Operations one after another are slow enough (a durable commit, a process) that a kill
-    // aimed at a kind nearly always finds one in flight; most must.
-    assert!(
-        targets_hit * 2 > KILL_ROUNDS,
-        "only {targets_hit} of {KILL_ROUNDS} kills hit their target in flight: {report:#?}"
-    );
-    kill_9(&mut child);
+
+    fn kill_9(&mut self) {
+        kill_9(&mut self.0);
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
