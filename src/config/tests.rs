@@ -28,7 +28,14 @@ fn shipped_gateway_toml_is_valid_and_complete() {
     ))
     .expect("minimal config");
     minimal.source.clone_from(&config.source);
-    assert_eq!(format!("{minimal:#?}"), format!("{config:#?}"));
+    let (defaults, shipped) = (format!("{minimal:#?}"), format!("{config:#?}"));
+    for (default, written) in defaults.lines().zip(shipped.lines()) {
+        assert_eq!(
+            written, default,
+            "gateway.toml writes a value that is not the default"
+        );
+    }
+    assert_eq!(defaults.lines().count(), shipped.lines().count());
 }
 
 /// Each `Default: X` the shipped file documents is the value it writes for that key.
