@@ -3,7 +3,8 @@
 
   report.py wrk OUTPUT_FILE key=value...   parse wrk --latency output, print one JSON line
   report.py show < RESULTS.jsonl            print the last measurement as a progress line
-  report.py check RESULTS.jsonl            exit 1 if any measurement had an error
+  report.py check RESULTS.jsonl            exit 1 if any measurement had an error, or a load
+                                           scenario completed fewer than MIN_OK operations
   report.py render RESULTS.jsonl META.json write the Markdown report on stdout (medians, ratios)
 """
 
@@ -58,10 +59,33 @@ def load(path: str) -> list[dict]:
     return rows
 
 
+# Fewest successful operations a load measurement must count: even a ~1 s smoke run completes
+# hundreds, so fewer means the scenario did not really run (0 successes and 0 errors passed once).
+MIN_OK = 10
+
+
+def successes(row: dict) -> int | None:
+    """Operations a load measurement completed successfully; None for rows that count none."""
+    if row.get("type") == "wrk":
+        return int(row.get("requests", 0)) - int(row.get("errors", 0))
+    if row.get("type") == "ceremony":
+        return int(row.get("ok") or 0)
+    return None
+
+
 def check(path: str) -> int:
-    bad = [r for r in load(path) if r.get("errors", 0) or r.get("failed")]
-    for r in bad:
-        print(f"error in {json.dumps(r)}", file=sys.stderr)
+    bad = 0
+    for r in load(path):
+        ok = successes(r)
+        if r.get("errors", 0) or r.get("failed"):
+            print(f"error in {json.dumps(r)}", file=sys.stderr)
+            bad += 1
+        elif ok is not None and ok < MIN_OK:
+            print(
+                f"only {ok} successful operations (at least {MIN_OK} expected) in {json.dumps(r)}",
+                file=sys.stderr,
+            )
+            bad += 1
     return 1 if bad else 0
 
 

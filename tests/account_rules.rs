@@ -111,10 +111,35 @@ async fn a_disabled_user_is_out_at_once() {
     assert_eq!(browser.register(Some(&token), "K").await.status, 201);
     assert_eq!(browser.get("/app/x").await.status, 200);
 
-    // What `user disable` does: one call flags the user and ends their sessions, store and
-    // cache together.
-    let revoked = gw.gw.sessions.disable_user(&harry).await.expect("disable");
-    assert_eq!(revoked, 1);
+    // The product's own path: the real CLI, which reaches this running gateway through its
+    // admin socket; nothing in the test touches the session cache.
+    let socket = gw.gw.config.server.data_dir.join("admin.sock");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !socket.exists() {
+        assert!(std::time::Instant::now() < deadline, "no admin socket");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_passkey-gateway"))
+        .arg("--config")
+        .arg(&gw.config_path)
+        .args(["user", "disable", "harry"])
+        .output()
+        .await
+        .expect("run the binary");
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "disabled harry (1 sessions revoked)"
+    );
+    assert!(
+        gw.gw
+            .store
+            .user(harry.id)
+            .await
+            .expect("read")
+            .expect("user")
+            .disabled
+    );
     assert_eq!(
         browser.get("/app/x").await.status,
         401,

@@ -113,6 +113,28 @@ async fn passkeys_in_a_real_browser() {
         .wait_text("#verdict", "Assertion verified ✓")
         .await;
 
+    // 3b. Passkey autofill: with conditional mediation available, the login page's conditional
+    // request is answered by the authenticator holding alice's discoverable passkey, and she is
+    // signed in to `return_to` without pressing anything.
+    step("3b", started);
+    alice_tab.sign_out().await;
+    alice_tab.set_autofill(true).await;
+    let _: Value = alice_tab
+        .eval("(() => { location.assign('/passkeys/login?return_to=%2Fautofilled'); return null; })()")
+        .await;
+    alice_tab.wait_for_path("/autofilled").await;
+    alice_tab
+        .wait_text("#verdict", "Assertion verified ✓")
+        .await;
+    let mediation: String = alice_tab
+        .eval("sessionStorage.getItem('test-mediation')")
+        .await;
+    assert_eq!(
+        mediation, "conditional",
+        "signed in by the autofill request"
+    );
+    alice_tab.set_autofill(false).await;
+
     // 4. The account page: rename, add a second passkey on a second authenticator, delete it.
     step("4", started);
     alice_tab

@@ -279,9 +279,46 @@ mod tests {
             ]
         );
         for (_, value) in &got {
-            assert!(http::HeaderValue::try_from(value.as_str()).is_ok() || !value.is_ascii());
+            // Sent as is: valid header bytes (UTF-8 travels as obs-text), no control character.
             assert!(http::HeaderValue::from_bytes(value.as_bytes()).is_ok());
+            assert!(!value.chars().any(char::is_control), "{value:?}");
         }
+    }
+
+    /// Every control character (C0, DEL, C1) keeps a value out, in any field, including those
+    /// `http::HeaderValue` itself would accept (tab, DEL's neighbours in C1 as UTF-8).
+    #[test]
+    fn a_value_with_any_control_character_is_left_out() {
+        let controls = (0u32..0x20).chain(0x7f..0xa0).filter_map(char::from_u32);
+        for control in controls {
+            let bad = format!("a{control}b");
+            for preset in [
+                HeaderPreset::Passkey,
+                HeaderPreset::Remote,
+                HeaderPreset::Forwarded,
+            ] {
+                let mut id = alice();
+                id.username.clone_from(&bad);
+                id.display_name.clone_from(&bad);
+                id.email = Some(bad.clone());
+                id.groups = vec![bad.clone(), "ok".into()];
+                let got = convenience_headers(preset, &id);
+                for (name, value) in &got {
+                    assert!(
+                        !value.contains(control),
+                        "{preset:?} {name} carries U+{:04X}",
+                        control as u32
+                    );
+                }
+                let groups = got.iter().find(|(name, _)| name.ends_with("Groups"));
+                assert_eq!(groups.map(|(_, v)| v.as_str()), Some("ok"), "{preset:?}");
+            }
+        }
+        // Printable non-ASCII text is kept, unchanged.
+        let mut id = alice();
+        id.display_name = "Zoë Ångström 日本".into();
+        let got = convenience_headers(HeaderPreset::Remote, &id);
+        assert!(got.contains(&("Remote-Name", "Zoë Ångström 日本".to_owned())));
     }
 
     #[test]

@@ -160,3 +160,86 @@ async fn expired_sessions_are_deleted_by_the_upkeep_not_by_requests() {
         .is_some());
     assert!(live.check(&busy, later).await.unwrap().is_some());
 }
+
+/// A cached session is refused from the moment it has been idle for the idle timeout, counted
+/// from its last use (kept in memory, not yet written), and is dropped from the cache.
+#[tokio::test]
+async fn a_cached_session_is_refused_once_idle() {
+    let world = World::new();
+    let live = sessions(&world, 16);
+    let cookie = signed_in(&world, "idler").await;
+    let record = world
+        .store
+        .session(hash_secret(&cookie))
+        .await
+        .unwrap()
+        .unwrap();
+    let start = record.last_seen;
+    assert!(live.check(&cookie, start).await.unwrap().is_some());
+    assert_eq!(live.cached(), 1, "in the cache from here on");
+
+    // Used one second before the deadline: the deadline moves to that use plus the timeout.
+    let used = start + IDLE - 1;
+    assert!(live.check(&cookie, used).await.unwrap().is_some());
+    assert!(
+        live.check(&cookie, start + IDLE).await.unwrap().is_some(),
+        "the use moved the deadline"
+    );
+    let deadline = start + IDLE + IDLE;
+    assert!(
+        deadline < record.expires_at,
+        "idle, not absolute, is what ends it"
+    );
+    assert!(live.check(&cookie, deadline - 1).await.unwrap().is_some());
+    assert_eq!(live.cached(), 1);
+    // Idle from `deadline - 1` to `deadline - 1 + IDLE`.
+    let idle_end = deadline - 1 + IDLE;
+    assert!(live.check(&cookie, idle_end).await.unwrap().is_none());
+    assert_eq!(live.cached(), 0, "an idle session leaves the cache");
+    assert!(
+        live.check(&cookie, idle_end).await.unwrap().is_none(),
+        "and is not read back from the store"
+    );
+    assert!(live.list(None, idle_end).await.unwrap().is_empty());
+}
+
+/// A cached session in constant use is still refused at its absolute deadline.
+#[tokio::test]
+async fn a_cached_session_in_use_is_refused_at_its_absolute_deadline() {
+    let world = World::new();
+    let live = sessions(&world, 16);
+    let cookie = signed_in(&world, "busy").await;
+    let record = world
+        .store
+        .session(hash_secret(&cookie))
+        .await
+        .unwrap()
+        .unwrap();
+    // Used every half idle timeout, so idleness never ends it.
+    let mut now = record.last_seen;
+    while now < record.expires_at {
+        assert!(
+            live.check(&cookie, now).await.unwrap().is_some(),
+            "in use at {} s of {} s",
+            now - record.created_at,
+            record.expires_at - record.created_at
+        );
+        assert_eq!(live.cached(), 1);
+        now = (now + IDLE / 2).min(record.expires_at - 1).max(now + 1);
+    }
+    assert!(live
+        .check(&cookie, record.expires_at)
+        .await
+        .unwrap()
+        .is_none());
+    assert_eq!(live.cached(), 0, "an expired session leaves the cache");
+    assert!(live.list(None, record.expires_at).await.unwrap().is_empty());
+    let live = Arc::new(live);
+    assert_eq!(live.end_expired(record.expires_at).await.unwrap(), 1);
+    assert!(world
+        .store
+        .session(hash_secret(&cookie))
+        .await
+        .unwrap()
+        .is_none());
+}

@@ -96,10 +96,19 @@ impl Chromium {
         let page = self.browser.new_page(params).await.expect("new tab");
         // Chrome's virtual authenticator answers a conditional (autofill) request by itself, which
         // would sign in before any button is pressed: report autofill as unavailable, so that the
-        // buttons are what the test exercises.
+        // buttons are what the test exercises, unless the tab turned autofill on for its origin
+        // (`Tab::set_autofill`); then each `navigator.credentials.get` records its mediation.
         page.evaluate_on_new_document(AddScriptToEvaluateOnNewDocumentParams::new(
-            "if (window.PublicKeyCredential) { \
-               PublicKeyCredential.isConditionalMediationAvailable = () => Promise.resolve(false); }",
+            "(() => { if (!window.PublicKeyCredential) return; \
+               let autofill = false; \
+               try { autofill = sessionStorage.getItem('test-autofill') === 'on'; } catch (e) {} \
+               if (!autofill) { \
+                 PublicKeyCredential.isConditionalMediationAvailable = () => Promise.resolve(false); \
+                 return; } \
+               const get = navigator.credentials.get.bind(navigator.credentials); \
+               navigator.credentials.get = (options) => { \
+                 sessionStorage.setItem('test-mediation', String(options && options.mediation)); \
+                 return get(options); }; })()",
         ))
         .await
         .expect("init script");
@@ -341,6 +350,18 @@ impl Tab {
     }
 
     /// Signs out from the account page; ends on the login page.
+    /// Turns passkey autofill (conditional mediation) on or off for this tab's origin, from the
+    /// next page load on.
+    pub async fn set_autofill(&self, on: bool) {
+        let _: Value = self
+            .eval(if on {
+                "(() => { sessionStorage.setItem('test-autofill', 'on'); return null; })()"
+            } else {
+                "(() => { sessionStorage.removeItem('test-autofill'); return null; })()"
+            })
+            .await;
+    }
+
     pub async fn sign_out(&self) {
         self.open("/passkeys/account", "/passkeys/account").await;
         self.wait_text("#who", "Signed in as").await;

@@ -75,6 +75,17 @@ impl Browser {
         path: &str,
         body: Option<Value>,
     ) -> Answer {
+        self.try_send(method, path, body).await.expect("request")
+    }
+
+    /// [`Browser::send`] that tolerates the server vanishing (crash tests): `None` when no
+    /// answer came.
+    pub async fn try_send(
+        &mut self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Option<Answer> {
         let mut req = self
             .http
             .request(method, format!("{}{path}", self.base))
@@ -85,7 +96,7 @@ impl Browser {
         if let Some(body) = body {
             req = req.json(&body);
         }
-        let answer = read(req.send().await.expect("request")).await;
+        let answer = read(req.send().await.ok()?).await;
         if let Some(set) = &answer.set_cookie {
             let pair = set.split(';').next().unwrap_or_default().to_string();
             self.cookie = pair
@@ -93,7 +104,7 @@ impl Browser {
                 .filter(|(_, v)| !v.is_empty())
                 .map(|_| pair.clone());
         }
-        answer
+        Some(answer)
     }
 
     /// The id of the one credential this browser's authenticator registered last.
@@ -218,6 +229,26 @@ impl Browser {
         self.post(
             "/passkeys/login/complete",
             json!({"session_id": session_id, "credential": credential, "return_to": return_to}),
+        )
+        .await
+    }
+
+    /// A username-scoped login that tolerates the server vanishing mid-way (crash tests): `None`
+    /// when any step got no answer; the `login/complete` answer otherwise.
+    pub async fn try_login(&mut self, username: &str) -> Option<Answer> {
+        let body = json!({"username": username});
+        let begun = self
+            .try_send(reqwest::Method::POST, "/passkeys/login/begin", Some(body))
+            .await?;
+        let session_id = begun.body["session_id"].as_str()?.to_string();
+        let options: RequestChallengeResponse =
+            serde_json::from_value(json!({"publicKey": begun.body["publicKey"]})).ok()?;
+        let credential = self.assert(options);
+        let body = json!({"session_id": session_id, "credential": credential, "return_to": "/"});
+        self.try_send(
+            reqwest::Method::POST,
+            "/passkeys/login/complete",
+            Some(body),
         )
         .await
     }

@@ -2,6 +2,7 @@
 //! concurrency, and batches where some operations fail.
 
 use super::super::tables::{META, SCHEMA_KEY, SCHEMA_VERSION};
+use super::crash::{acknowledge, child_dir, run_and_kill, test_name, wait_to_be_killed};
 use super::{assert_err, World};
 use crate::store::*;
 use std::time::{Duration, Instant};
@@ -45,6 +46,7 @@ fn a_file_open_elsewhere_is_reported_as_locked() {
     );
 }
 
+/// A clean close and reopen (what survives a crash is tested with a killed child below).
 #[tokio::test]
 async fn reopening_after_drop_keeps_everything() {
     let world = World::new();
@@ -81,11 +83,48 @@ async fn reopening_after_drop_keeps_everything() {
     assert_eq!(store.events(100).await.unwrap(), events);
 }
 
+/// Group commit groups concurrent registrations, and every one acknowledged survives SIGKILL of
+/// the process that wrote it (a child process; see `crash.rs`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_registrations_are_all_acknowledged_and_durable() {
+async fn concurrent_registrations_are_all_acknowledged_and_survive_kill_9() {
     const USERS: usize = 20;
     const PER_USER: usize = 10;
-    let world = World::new();
+    let Some(parent) = child_dir() else {
+        let dir = tempfile::tempdir().unwrap();
+        let name = test_name(
+            module_path!(),
+            "concurrent_registrations_are_all_acknowledged_and_survive_kill_9",
+        );
+        let acknowledged = run_and_kill(&name, dir.path());
+        let (path, keys) = acknowledged.split_first().expect("the store path");
+        assert_eq!(
+            keys.len(),
+            USERS * PER_USER,
+            "every registration was acknowledged"
+        );
+        let store = Store::open(path).expect("the store opens after kill -9");
+        for key in keys {
+            let id: uuid::Uuid = key.parse().unwrap();
+            let kept = store.passkey(id).await.unwrap();
+            assert!(kept.is_some(), "acknowledged passkey {id} was lost");
+        }
+        for user in store.list_users().await.unwrap() {
+            assert_eq!(store.passkeys_of(user.id).await.unwrap().len(), PER_USER);
+        }
+        let registrations = store
+            .events(10_000)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|event| event.kind == EventKind::PasskeyRegistered)
+            .count();
+        assert_eq!(registrations, USERS * PER_USER);
+        return;
+    };
+
+    // The child: registers concurrently, reports each acknowledgement, and is killed.
+    let world = World::new_in(&parent);
+    acknowledge(world.path().display());
     let mut users = Vec::new();
     for index in 0..USERS {
         users.push(world.user(&format!("user-{index}")).await);
@@ -108,9 +147,8 @@ async fn concurrent_registrations_are_all_acknowledged_and_durable() {
             tokio::spawn(async move { store.complete_registration(completion).await })
         })
         .collect();
-    let mut registered = Vec::new();
     for task in tasks {
-        registered.push(task.await.unwrap().unwrap());
+        acknowledge(task.await.unwrap().unwrap().id);
     }
     let commits = world.store.write_stats().commits - commits_before;
     assert!(
@@ -118,24 +156,7 @@ async fn concurrent_registrations_are_all_acknowledged_and_durable() {
         "{commits} commits for {} writes: group commit did not group",
         USERS * PER_USER
     );
-
-    let World { dir, store } = world;
-    drop(store);
-    let store = Store::open(dir.path().join("gateway.redb")).unwrap();
-    for key in &registered {
-        assert_eq!(store.passkey(key.id).await.unwrap().as_ref(), Some(key));
-    }
-    for user in &users {
-        assert_eq!(store.passkeys_of(user.id).await.unwrap().len(), PER_USER);
-    }
-    let registrations = store
-        .events(10_000)
-        .await
-        .unwrap()
-        .into_iter()
-        .filter(|event| event.kind == EventKind::PasskeyRegistered)
-        .count();
-    assert_eq!(registrations, USERS * PER_USER);
+    wait_to_be_killed();
 }
 
 /// Holds the writer inside one operation until `release` is sent, so that the operations

@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod ceremonies;
+mod crash;
 mod durability;
 mod events;
 mod passkeys;
@@ -26,6 +27,13 @@ pub(crate) struct World {
 impl World {
     pub(crate) fn new() -> World {
         let dir = tempfile::tempdir().expect("temp dir");
+        let store = Store::open(dir.path().join("gateway.redb")).expect("open store");
+        World { dir, store }
+    }
+
+    /// A fresh store in a new directory inside `parent` (a crash test's child writes there).
+    pub(crate) fn new_in(parent: &std::path::Path) -> World {
+        let dir = tempfile::tempdir_in(parent).expect("temp dir");
         let store = Store::open(dir.path().join("gateway.redb")).expect("open store");
         World { dir, store }
     }
