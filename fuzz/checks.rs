@@ -63,42 +63,67 @@ pub fn request_target(data: &[u8]) {
     }
 }
 
-/// `urlsplit`- and Werkzeug-style readings of an origin-form target: the path before `?`,
-/// percent-decoded once, `\` as `/` or not, `;params` dropped (Tomcat) or kept, dot segments
-/// resolved, empty segments collapsed.
+/// `urlsplit`-, Werkzeug-, nginx- and Tomcat-style readings of an origin-form target: the path
+/// before `?`, percent-decoded once before or after splitting into segments, `\` as `/` or
+/// not, `;params` dropped (Tomcat) or kept, dot segments resolved, empty segments collapsed.
 fn upstream_readings(target: &str) -> Vec<String> {
     let path = target.split(['?', '#']).next().unwrap_or_default();
     let mut out = Vec::new();
     for backslash_is_slash in [true, false] {
         for drop_params in [true, false] {
-            out.push(read_path(path, backslash_is_slash, drop_params));
+            // Servers that drop `;params` do it before decoding (a `%3B` stays a character).
+            for decode_first in [!drop_params, false] {
+                out.push(read_path(
+                    path,
+                    backslash_is_slash,
+                    drop_params,
+                    decode_first,
+                ));
+            }
         }
     }
     out
 }
 
-fn read_path(path: &str, backslash_is_slash: bool, drop_params: bool) -> String {
+fn read_path(
+    path: &str,
+    backslash_is_slash: bool,
+    drop_params: bool,
+    decode_first: bool,
+) -> String {
+    let decoded_whole;
+    let path = if decode_first {
+        decoded_whole = percent_encoding::percent_decode_str(path)
+            .decode_utf8_lossy()
+            .into_owned();
+        decoded_whole.as_str()
+    } else {
+        path
+    };
     let mut segments: Vec<String> = Vec::new();
-    for raw in path.split('/') {
+    let split: Vec<&str> = if backslash_is_slash {
+        path.split(['/', '\\']).collect()
+    } else {
+        path.split('/').collect()
+    };
+    for raw in split {
         let raw = if drop_params {
             raw.split(';').next().unwrap_or_default()
         } else {
             raw
         };
-        let decoded = percent_encoding::percent_decode_str(raw).decode_utf8_lossy();
-        let pieces: Vec<&str> = if backslash_is_slash {
-            decoded.split(['/', '\\']).collect()
+        // Decoded once in all: either the whole path above, or each segment here.
+        let decoded = if decode_first {
+            std::borrow::Cow::Borrowed(raw)
         } else {
-            decoded.split('/').collect()
+            percent_encoding::percent_decode_str(raw).decode_utf8_lossy()
         };
-        for piece in pieces {
-            match piece {
-                "" | "." => {}
-                ".." => {
-                    segments.pop();
-                }
-                s => segments.push(s.to_owned()),
+        match decoded.as_ref() {
+            "" | "." => {}
+            ".." => {
+                segments.pop();
             }
+            s => segments.push(s.to_owned()),
         }
     }
     format!("/{}", segments.join("/"))

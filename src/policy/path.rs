@@ -15,7 +15,12 @@
 //! - Each segment is percent-decoded exactly once. Invalid escapes, invalid UTF-8, control
 //!   characters (NUL, CR, LF, …) and any `%` left after decoding are refused: double encoding
 //!   (`%252e`) must not be a second chance, and a literal `%` (`%25`) is collateral damage.
-//! - `\` is `/` (as browsers and Windows servers treat it); `//` collapses.
+//! - A raw `\` is refused: browsers send `/` for it, and servers disagree on whether it separates
+//!   segments, so `/x\y/../admin` is `/admin` to some and `/x/admin` to others, and
+//!   `/;p\q/admin` hides a segment inside `;params` for some. `//` collapses.
+//! - A `..` segment anywhere in a path with an encoded `/` or `\` is refused for the same reason:
+//!   `/x%2fy/../admin` is `/x/admin` here but `/admin` to a server that splits before decoding.
+//!   (Both found by fuzzing, `fuzz/checks.rs`.)
 //! - Plain `.` and `..` segments are resolved, never above the root, as every mainstream server
 //!   does. An encoded dot segment (`%2e%2e`, `.%2E`) or an encoded slash next to a dot segment
 //!   (`..%2f`) is refused: some upstreams decode those and some do not, so no single reading is
@@ -49,6 +54,12 @@ pub enum PathError {
     /// A `.`/`..` segment hidden behind percent-encoding (`%2e%2e`, `..%2f`).
     #[error("the request path hides a `.` or `..` segment behind percent-encoding")]
     EncodedDotSegment,
+    /// A `..` segment in a path with an encoded slash (servers split those differently).
+    #[error("the request path mixes `..` with an encoded slash")]
+    AmbiguousDotSegment,
+    /// A raw `\` (servers disagree on whether it separates segments).
+    #[error("the request path has a backslash")]
+    Backslash,
 }
 
 /// The decoded, canonical form of a request-target path (query and fragment removed); see the
@@ -62,7 +73,12 @@ pub fn normalize_path(raw_path: &str) -> Result<String, PathError> {
     if path.chars().any(char::is_control) {
         return Err(PathError::ControlCharacter);
     }
-    let path = path.replace('\\', "/");
+    if path.contains('\\') {
+        return Err(PathError::Backslash);
+    }
+    // Whether some server would split this path differently from us; see the module docs.
+    let mut ambiguous_separator = false;
+    let mut climbs = false;
     let Some(rest) = path.strip_prefix('/') else {
         return Err(PathError::NotAbsolute);
     };
@@ -82,6 +98,7 @@ pub fn normalize_path(raw_path: &str) -> Result<String, PathError> {
             if pieces.iter().any(|p| *p == "." || *p == "..") {
                 return Err(PathError::EncodedDotSegment);
             }
+            ambiguous_separator = true;
             segments.extend(
                 pieces
                     .iter()
@@ -97,6 +114,7 @@ pub fn normalize_path(raw_path: &str) -> Result<String, PathError> {
             "." => trailing_slash = is_last,
             ".." => {
                 segments.pop();
+                climbs = true;
                 trailing_slash = is_last;
             }
             _ => {
@@ -106,6 +124,9 @@ pub fn normalize_path(raw_path: &str) -> Result<String, PathError> {
         }
     }
 
+    if climbs && ambiguous_separator {
+        return Err(PathError::AmbiguousDotSegment);
+    }
     let mut normalized = String::with_capacity(path.len());
     for segment in &segments {
         normalized.push('/');
@@ -175,7 +196,14 @@ mod tests {
             ("/public/%252e%252e/admin", Err(PathError::DoubleEncoded)),
             ("/public%252f..%252fadmin", Err(PathError::DoubleEncoded)),
             ("/PUBLIC/x", Ok("/PUBLIC/x")),
-            ("\\public\\..\\admin", Ok("/admin")),
+            ("\\public\\..\\admin", Err(PathError::Backslash)),
+            ("/publi\\\\c/../admin", Err(PathError::Backslash)),
+            ("/x\\y/../admin", Err(PathError::Backslash)),
+            ("/;525:a2e%5I\\'/admin/;525:a2n", Err(PathError::Backslash)),
+            ("/x%2fy/../admin", Err(PathError::AmbiguousDotSegment)),
+            ("/x%5Cy/../admin", Err(PathError::AmbiguousDotSegment)),
+            ("/x/../a%2fb", Err(PathError::AmbiguousDotSegment)),
+            ("/x\\admin", Err(PathError::Backslash)),
             ("/public/..;/admin", Ok("/admin")),
             ("/public;x=1/../admin", Ok("/admin")),
             ("/public/../../../admin", Ok("/admin")),
