@@ -144,7 +144,9 @@ async fn anonymous_floods_stay_bounded_and_upkeep_clears_them() {
     assert_eq!(u64::from(busy), u64::from(BEGINS) - MAX_LIVE);
     fail_many(&gw.gw, &ids).await;
 
-    let store_bytes = std::fs::metadata(gw.gw.store.path()).expect("store").len();
+    let store_bytes = std::fs::metadata(gw.gw.store.path().expect("a file store"))
+        .expect("store")
+        .len();
     let rss_after = rss_kib();
     let events = gw.gw.store.events(100_000).await.expect("events");
     let failures: u64 = events.iter().map(|e| e.count).sum();
