@@ -6,7 +6,7 @@
 
 use http::StatusCode;
 
-use crate::routes::Reply;
+use crate::reply::Reply;
 
 /// Everything the gateway's own endpoints can answer with, other than success.
 #[derive(Debug, thiserror::Error)]

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::SystemTime;
 
+pub use crate::clock::unix_now;
 use crate::config::Config;
 use crate::identity::{AssertionSigner, IdentityError, KeyRing};
 use crate::limits::CeremonyLimiter;
@@ -166,13 +167,6 @@ impl Gateway {
             limiter.upkeep();
         }
     }
-}
-
-/// Seconds since the Unix epoch.
-pub fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
 }
 
 /// The data directory holds keys and the admin socket: owner-only.

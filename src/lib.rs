@@ -7,6 +7,7 @@
 
 pub mod admin;
 pub mod cli;
+pub mod clock;
 pub mod commands;
 pub mod config;
 pub mod demo;
@@ -18,6 +19,7 @@ pub mod logging;
 pub mod passkey;
 pub mod policy;
 pub mod proxy;
+pub mod reply;
 pub mod routes;
 pub mod routing;
 pub mod server;

@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use super::{AdminError, Target};
 use crate::cli::{PasskeyCommand, SessionCommand, UserCommand};
-use crate::gateway::unix_now;
+use crate::clock::unix_now;
 use crate::identity::KeyRing;
 use crate::passkey::rfc3339;
 use crate::session::{new_session_value, public_id};

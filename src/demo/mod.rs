@@ -19,8 +19,9 @@ use pingora::server::RunArgs;
 use tokio::net::TcpListener;
 
 use crate::cli::DemoArgs;
+use crate::clock::unix_now;
 use crate::config::{Config, LogFormat};
-use crate::gateway::{unix_now, Gateway};
+use crate::gateway::Gateway;
 use crate::store::{hash_secret, NewUser};
 
 pub use verify::{Trust, Verification};

@@ -7,6 +7,7 @@
 //! nothing here sees a pingora type, so every rule is tested without sockets.
 
 mod access;
+pub(crate) mod client_headers;
 mod host;
 mod path;
 mod request_kind;
@@ -14,6 +15,7 @@ mod return_to;
 mod target;
 
 pub use access::{decide, Access, AccessRule, Decision, UserView};
+pub use client_headers::{is_dropped_client_header, DROPPED_CLIENT_HEADERS};
 pub use host::{canonical_host, request_host, HostError, RequestHost};
 pub use path::{is_under, normalize_path, PathError};
 pub use request_kind::wants_html;

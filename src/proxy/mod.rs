@@ -19,7 +19,7 @@ mod response;
 mod upstream;
 
 pub use forwarded::{client_ip, forwarded, Forwarded, Incoming, Peer};
-pub use hygiene::{is_dropped_client_header, HeaderHygiene, DROPPED_CLIENT_HEADERS};
+pub use hygiene::HeaderHygiene;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -30,10 +30,12 @@ use pingora::http::ResponseHeader;
 use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 
+use crate::clock::unix_now;
 use crate::error::ApiError;
-use crate::gateway::{unix_now, Gateway};
+use crate::gateway::Gateway;
 use crate::policy::{decide, wants_html, Decision, UserView};
-use crate::routes::{self, forbidden_page, Reply};
+use crate::reply::Reply;
+use crate::routes::{self, forbidden_page};
 use crate::session::LiveSession;
 
 /// The pingora application: one per listener set, sharing one [`Gateway`].

@@ -7,8 +7,9 @@ use webauthn_rs::prelude::{PublicKeyCredential, RegisterPublicKeyCredential};
 
 use super::input::{json_body, rate_limit, require_session, same_origin, session};
 use super::{Reply, Request};
+use crate::clock::unix_now;
 use crate::error::{ApiError, ApiResult};
-use crate::gateway::{unix_now, Gateway};
+use crate::gateway::Gateway;
 use crate::passkey::{enrollment_invalid, internal, PasskeyView, UserView};
 use crate::policy::safe_return_to;
 use crate::store::hash_secret;

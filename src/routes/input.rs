@@ -6,8 +6,9 @@ use std::sync::Arc;
 use serde::de::DeserializeOwned;
 
 use super::Request;
+use crate::clock::unix_now;
 use crate::error::{ApiError, ApiResult};
-use crate::gateway::{unix_now, Gateway};
+use crate::gateway::Gateway;
 use crate::session::LiveSession;
 
 /// Parses a JSON body; the content type must say JSON.

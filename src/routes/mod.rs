@@ -6,10 +6,9 @@ mod ceremony;
 mod input;
 mod meta;
 mod pages;
-mod reply;
 
+pub use crate::reply::{Reply, Request};
 pub use pages::{escape_html, forbidden_page, Page, Pages};
-pub use reply::{Reply, Request};
 
 use http::Method;
 

@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 use super::*;
-use crate::gateway::unix_now;
+use crate::clock::unix_now;
 use crate::store::tests::World;
 
 /// Shorter than the store world's sessions' absolute lifetime (1 h), so idle expiry is what the

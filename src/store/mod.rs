@@ -41,7 +41,7 @@ pub use backend::{
 };
 pub use redb_store::RedbStore;
 
-use redb_store::unix_now;
+use crate::clock::unix_now;
 use std::path::Path;
 use std::sync::Arc;
 

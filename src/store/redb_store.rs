@@ -191,11 +191,3 @@ fn check_schema(db: &Database, path: &Path) -> Result<(), StoreError> {
     txn.commit()?;
     Ok(())
 }
-
-/// The wall clock in unix seconds, for operations whose caller passes no `now`.
-pub(super) fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|elapsed| i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}

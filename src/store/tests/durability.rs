@@ -141,7 +141,9 @@ async fn concurrent_registrations_are_all_acknowledged_and_durable() {
 /// Holds the writer inside one operation until `release` is sent, so that the operations
 /// queued meanwhile all land in the next batch together. Returns once the writer is inside it:
 /// an operation queued before then could still join the blocker's own batch.
-async fn block_writer(store: &RedbStore) -> (std::sync::mpsc::Sender<()>, tokio::task::JoinHandle<()>) {
+async fn block_writer(
+    store: &RedbStore,
+) -> (std::sync::mpsc::Sender<()>, tokio::task::JoinHandle<()>) {
     let (release, gate) = std::sync::mpsc::channel::<()>();
     let (entered, inside) = tokio::sync::oneshot::channel::<()>();
     let blocker = store.clone();
