@@ -10,7 +10,6 @@ use crate::config::Config;
 use crate::identity::{AssertionSigner, IdentityError, KeyRing};
 use crate::limits::CeremonyLimiter;
 use crate::passkey::{Ceremonies, RelyingPartyError};
-use crate::routes::Pages;
 use crate::routing::Router;
 use crate::session::Sessions;
 use crate::store::{Store, StoreError};
@@ -55,7 +54,6 @@ pub struct Gateway {
     pub ceremonies: Ceremonies,
     pub signer: AssertionSigner,
     keys: RwLock<KeyRing>,
-    pub pages: Pages,
     /// Ceremony attempts per client network; `None` when unlimited.
     pub limiter: Option<CeremonyLimiter>,
 }
@@ -87,7 +85,6 @@ impl Gateway {
         );
         Ok(Arc::new(Gateway {
             router: Router::new(config.routes.clone()),
-            pages: Pages::new(&config.webauthn.rp_name),
             config: Arc::new(config),
             store,
             sessions,

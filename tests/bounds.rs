@@ -9,7 +9,7 @@ use bytes::Bytes;
 use futures_util::stream::{self, StreamExt};
 use http::{HeaderMap, HeaderValue, Method};
 use passkey_gateway::gateway::unix_now;
-use passkey_gateway::routes::{handle, Request};
+use passkey_gateway::routes::{Endpoints, Request};
 use passkey_gateway::Gateway;
 use serde_json::{json, Value};
 
@@ -76,16 +76,19 @@ fn rss_kib() -> u64 {
 }
 
 async fn begin_many(gw: &Arc<Gateway>) -> (Vec<String>, u32) {
+    let endpoints = Arc::new(Endpoints::new(gw.clone()));
     let answers: Vec<_> = stream::iter(0..BEGINS)
         .map(|i| {
-            let gw = gw.clone();
+            let endpoints = endpoints.clone();
             async move {
                 let body = if i % 3 == 0 {
                     json!({"username": format!("nobody{i}")})
                 } else {
                     json!({})
                 };
-                handle(&gw, post("/passkeys/login/begin", body, client_addr(i))).await
+                endpoints
+                    .handle(post("/passkeys/login/begin", body, client_addr(i)))
+                    .await
             }
         })
         .buffer_unordered(32)
@@ -110,14 +113,15 @@ async fn begin_many(gw: &Arc<Gateway>) -> (Vec<String>, u32) {
 }
 
 async fn fail_many(gw: &Arc<Gateway>, ids: &[String]) {
+    let endpoints = Arc::new(Endpoints::new(gw.clone()));
     let statuses: Vec<u16> = stream::iter(0..FAILED_COMPLETES)
         .map(|i| {
-            let gw = gw.clone();
+            let endpoints = endpoints.clone();
             let id = ids[i as usize % ids.len()].clone();
             async move {
                 let body = json!({"session_id": id, "credential": unknown_credential(i)});
                 let req = post("/passkeys/login/complete", body, client_addr(i * 7 + 1));
-                handle(&gw, req).await.status.as_u16()
+                endpoints.handle(req).await.status.as_u16()
             }
         })
         .buffer_unordered(32)
@@ -175,11 +179,9 @@ async fn anonymous_floods_stay_bounded_and_upkeep_clears_them() {
     let retention = gw.gw.config.audit.retention.as_secs() as i64;
     gw.gw.upkeep_once(later + retention + 3600).await;
     assert!(gw.gw.store.events(10).await.expect("events").is_empty());
-    let again = handle(
-        &gw.gw,
-        post("/passkeys/login/begin", json!({}), client_addr(1)),
-    )
-    .await;
+    let again = Endpoints::new(gw.gw.clone())
+        .handle(post("/passkeys/login/begin", json!({}), client_addr(1)))
+        .await;
     assert_eq!(again.status, 200, "room again after upkeep");
 }
 

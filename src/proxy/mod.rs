@@ -35,12 +35,13 @@ use crate::error::ApiError;
 use crate::gateway::Gateway;
 use crate::policy::{decide, wants_html, Decision, UserView};
 use crate::reply::Reply;
-use crate::routes::{self, forbidden_page};
+use crate::routes::{self, forbidden_page, Endpoints};
 use crate::session::LiveSession;
 
 /// The pingora application: one per listener set, sharing one [`Gateway`].
 pub struct GatewayProxy {
     gw: Arc<Gateway>,
+    endpoints: Endpoints,
     hygiene: HeaderHygiene,
 }
 
@@ -48,7 +49,12 @@ impl GatewayProxy {
     pub fn new(gw: Arc<Gateway>) -> GatewayProxy {
         let id = &gw.config.identity;
         let hygiene = HeaderHygiene::new(&id.strip_headers, &id.trusted_proxy_headers);
-        GatewayProxy { gw, hygiene }
+        let endpoints = Endpoints::new(gw.clone());
+        GatewayProxy {
+            gw,
+            endpoints,
+            hygiene,
+        }
     }
 }
 
@@ -237,9 +243,9 @@ impl GatewayProxy {
                 Err(e) => return Ok(Some(e.into_reply())),
             };
             let req = io::request(session, ctx.inbound.path.clone(), body, client);
-            return Ok(Some(routes::handle(&self.gw, req).await));
+            return Ok(Some(self.endpoints.handle(req).await));
         }
-        if let Some(reply) = routes::well_known(&self.gw, &ctx.inbound.path) {
+        if let Some(reply) = self.endpoints.well_known(&ctx.inbound.path) {
             return Ok(Some(reply));
         }
         let host = ctx.inbound.host.as_deref();
