@@ -8,12 +8,14 @@
 //! like a real one.
 
 mod decoy;
+mod error;
 mod login;
 mod registration;
 mod state;
 mod view;
 
-pub use login::{login_failed, LoginOutcome};
+pub use error::{PasskeyError, PasskeyResult};
+pub use login::LoginOutcome;
 pub use registration::RegistrationOutcome;
 pub use view::{rfc3339, PasskeyView, UserView};
 
@@ -24,7 +26,6 @@ use webauthn_rs::prelude::{Passkey as WebauthnPasskey, Url};
 use webauthn_rs::{Webauthn, WebauthnBuilder};
 
 use crate::config::Config;
-use crate::error::{ApiError, ApiResult};
 use crate::session::Sessions;
 use crate::store::{Ceremony, Passkey, Store, StoreError};
 use decoy::{Decoys, Shape, DECOY_KEY_FILE, SAMPLE};
@@ -98,16 +99,13 @@ impl Ceremonies {
         Ok(())
     }
 
-    /// Stores a begun ceremony; 503 with Retry-After when `max_live_ceremonies` are waiting
-    /// (anonymous `begin` would otherwise grow the store with the request rate).
-    async fn keep(&self, ceremony: Ceremony) -> ApiResult<()> {
+    /// Stores a begun ceremony; `Busy` when `max_live_ceremonies` are waiting (anonymous
+    /// `begin` would otherwise grow the store with the request rate).
+    async fn keep(&self, ceremony: Ceremony) -> PasskeyResult<()> {
         match self.store.put_ceremony(ceremony, self.max_live).await {
             Ok(()) => Ok(()),
-            Err(StoreError::TooManyCeremonies) => Err(ApiError::Unavailable {
-                // Expired ceremonies are purged by the next upkeep.
-                retry_after_secs: crate::gateway::UPKEEP_INTERVAL.as_secs(),
-            }),
-            Err(e) => Err(internal(e)),
+            Err(StoreError::TooManyCeremonies) => Err(PasskeyError::Busy),
+            Err(e) => Err(e.into()),
         }
     }
 }
@@ -120,18 +118,3 @@ fn usable(passkeys: &[Passkey]) -> Vec<WebauthnPasskey> {
         .filter_map(|p| serde_json::from_slice(&p.credential).ok())
         .collect()
 }
-
-/// The answer for an unknown, expired or spent ceremony id.
-pub fn ceremony_gone() -> ApiError {
-    ApiError::BadRequest(
-        "ceremony_expired",
-        "This sign-in attempt expired or was already used. Start again.",
-    )
-}
-
-/// Store failures that are not a rule the client broke.
-pub fn internal(e: StoreError) -> ApiError {
-    ApiError::Internal(e.to_string())
-}
-
-pub use registration::{enrollment_invalid, too_many, user_disabled};

@@ -185,7 +185,8 @@ impl ProxyHttp for GatewayProxy {
             _ => 500,
         };
         if code == 502 || code == 504 {
-            let reply = bad_gateway(code);
+            let status = StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_GATEWAY);
+            let reply = ApiError::BadGateway(status).into_reply();
             ctx.local_status = Some(code);
             if let Err(write_error) = io::write_reply(session, reply, false).await {
                 tracing::debug!(error = %write_error, "client went away before the 502");
@@ -332,18 +333,11 @@ impl GatewayProxy {
 /// `target` is the checked origin-form target.
 fn login_needed(target: &str, navigation: bool) -> Reply {
     let encoded: String = url::form_urlencoded::byte_serialize(target.as_bytes()).collect();
-    let login = format!("/passkeys/login?return_to={encoded}");
+    let login_url = format!("/passkeys/login?return_to={encoded}");
     if navigation {
-        return Reply::redirect(&login);
+        return Reply::redirect(&login_url);
     }
-    Reply::json(
-        StatusCode::UNAUTHORIZED,
-        &serde_json::json!({
-            "error": "unauthenticated",
-            "message": "Sign in with your passkey to continue.",
-            "login_url": login,
-        }),
-    )
+    ApiError::LoginRequired { login_url }.into_reply()
 }
 
 fn peer_of(session: &Session) -> Peer {
@@ -370,15 +364,4 @@ fn is_websocket(session: &Session) -> bool {
         .get("upgrade")
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
-}
-
-fn bad_gateway(code: u16) -> Reply {
-    let status = StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_GATEWAY);
-    Reply::json(
-        status,
-        &serde_json::json!({
-            "error": "bad_gateway",
-            "message": "The application behind this address is not answering. Try again shortly.",
-        }),
-    )
 }

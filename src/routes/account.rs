@@ -10,7 +10,7 @@ use super::input::{json_body, require_session, same_origin};
 use super::{Reply, Request};
 use crate::error::{ApiError, ApiResult};
 use crate::gateway::Gateway;
-use crate::passkey::{internal, rfc3339, PasskeyView, UserView};
+use crate::passkey::{rfc3339, PasskeyView, UserView};
 use crate::store::StoreError;
 
 #[derive(Deserialize)]
@@ -25,11 +25,9 @@ pub async fn me(gw: &Gateway, req: &Request) -> ApiResult<Reply> {
     let user = gw
         .store
         .user(live.user_id)
-        .await
-        .map_err(internal)?
+        .await?
         .ok_or(ApiError::Unauthorized)?;
-    let mut body = serde_json::to_value(UserView::from(&user))
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let mut body = serde_json::to_value(UserView::from(&user)).map_err(ApiError::internal)?;
     body["session"] = serde_json::json!({
         "id": live.sid(),
         "created_at": rfc3339(live.created_at),
@@ -44,14 +42,14 @@ pub async fn me(gw: &Gateway, req: &Request) -> ApiResult<Reply> {
 pub async fn logout(gw: &Gateway, req: &Request) -> ApiResult<Reply> {
     same_origin(gw, req)?;
     let live = require_session(gw, req).await?;
-    gw.sessions.end(live.hash).await.map_err(internal)?;
+    gw.sessions.end(live.hash).await?;
     Ok(Reply::empty(StatusCode::NO_CONTENT).header("set-cookie", gw.sessions.cookie.clear()))
 }
 
 /// `GET /passkeys/credentials`: own passkeys, newest first.
 pub async fn list(gw: &Gateway, req: &Request) -> ApiResult<Reply> {
     let live = require_session(gw, req).await?;
-    let passkeys = gw.store.passkeys_of(live.user_id).await.map_err(internal)?;
+    let passkeys = gw.store.passkeys_of(live.user_id).await?;
     let views: Vec<PasskeyView> = passkeys.iter().map(PasskeyView::from).collect();
     Ok(Reply::json(StatusCode::OK, &views))
 }
@@ -66,8 +64,7 @@ pub async fn one(gw: &Gateway, req: &Request, id: &str) -> ApiResult<Reply> {
             let passkey = gw
                 .store
                 .passkey(id)
-                .await
-                .map_err(internal)?
+                .await?
                 .filter(owned)
                 .ok_or(ApiError::NotFound)?;
             Ok(Reply::json(StatusCode::OK, &PasskeyView::from(&passkey)))
@@ -108,6 +105,6 @@ fn owner_error(e: StoreError) -> ApiError {
             "last_passkey",
             "This is your only passkey. Add another one before deleting it.",
         ),
-        other => internal(other),
+        other => other.into(),
     }
 }

@@ -10,9 +10,8 @@ use super::{Reply, Request};
 use crate::clock::unix_now;
 use crate::error::{ApiError, ApiResult};
 use crate::gateway::Gateway;
-use crate::passkey::{enrollment_invalid, internal, PasskeyView, UserView};
+use crate::passkey::{PasskeyView, UserView};
 use crate::policy::safe_return_to;
-use crate::store::hash_secret;
 
 /// Longest passkey name kept.
 const MAX_NAME: usize = 64;
@@ -50,39 +49,17 @@ pub async fn register_begin(gw: &Gateway, req: &Request) -> ApiResult<Reply> {
     let body: RegisterBegin = json_body(req)?;
     let name = clean_name(body.name)?;
     let now = unix_now();
-    let (user, enrollment) = match body.token {
-        Some(token) => {
-            let hash = hash_secret(&token);
-            let enrollment = gw
-                .store
-                .enrollment(hash)
-                .await
-                .map_err(internal)?
-                .ok_or_else(enrollment_invalid)?;
-            let user = gw
-                .store
-                .user(enrollment.user_id)
-                .await
-                .map_err(internal)?
-                .ok_or_else(enrollment_invalid)?;
-            (user, Some(hash))
-        }
+    let options = match body.token {
+        Some(token) => gw.ceremonies.begin_enrollment(&token, name, now).await?,
         None => {
             same_origin(gw, req)?;
             let live = require_session(gw, req).await?;
-            let user = gw
-                .store
-                .user(live.user_id)
-                .await
-                .map_err(internal)?
-                .ok_or(ApiError::Unauthorized)?;
-            (user, None)
+            let begun = gw
+                .ceremonies
+                .begin_registration_for(live.user_id, name, now);
+            begun.await?
         }
     };
-    let options = gw
-        .ceremonies
-        .begin_registration(&user, name, enrollment, now)
-        .await?;
     Ok(Reply::json(StatusCode::OK, &options))
 }
 

@@ -31,10 +31,7 @@ pub fn json_body<T: DeserializeOwned>(req: &Request) -> ApiResult<T> {
 
 /// The signed-in session, if the request carries a valid cookie.
 pub async fn session(gw: &Gateway, req: &Request) -> ApiResult<Option<Arc<LiveSession>>> {
-    gw.sessions
-        .from_headers(&req.headers, unix_now())
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))
+    Ok(gw.sessions.from_headers(&req.headers, unix_now()).await?)
 }
 
 /// The signed-in session, or 401.
