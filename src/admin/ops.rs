@@ -9,9 +9,9 @@ use super::{AdminError, Target};
 use crate::cli::{PasskeyCommand, SessionCommand, UserCommand};
 use crate::clock::unix_now;
 use crate::identity::KeyRing;
-use crate::passkey::rfc3339;
-use crate::session::{new_session_value, public_id};
-use crate::store::{hash_secret, NewUser, StoreError, User};
+use crate::passkey::{issue_enrollment, rfc3339};
+use crate::session::public_id;
+use crate::store::{NewUser, StoreError, User};
 
 pub async fn user(target: &Target, cmd: UserCommand) -> Result<String, AdminError> {
     let store = target.store();
@@ -194,16 +194,12 @@ pub fn rotate_keys(target: &Target) -> Result<String, AdminError> {
 /// A new one-time enrollment link for `user`; only the token's hash is stored.
 async fn invite(target: &Target, user: &User) -> Result<String, AdminError> {
     let config = target.config();
-    let token = new_session_value();
-    let expires_at = unix_now() + config.enrollment.token_ttl.as_secs() as i64;
-    target
-        .store()
-        .create_enrollment(user.id, hash_secret(&token), expires_at)
-        .await?;
+    let ttl = config.enrollment.token_ttl;
+    let link = issue_enrollment(target.store(), user.id, ttl, unix_now()).await?;
     Ok(format!(
-        "enrollment link: {}/passkeys/enroll#token={token}\nexpires: {}",
-        config.public_origin(),
-        rfc3339(expires_at)
+        "enrollment link: {}\nexpires: {}",
+        link.url(&config.public_origin()),
+        rfc3339(link.expires_at)
     ))
 }
 

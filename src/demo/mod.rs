@@ -22,7 +22,8 @@ use crate::cli::DemoArgs;
 use crate::clock::unix_now;
 use crate::config::{Config, LogFormat};
 use crate::gateway::Gateway;
-use crate::store::{hash_secret, NewUser};
+use crate::passkey::issue_enrollment;
+use crate::store::NewUser;
 
 pub use verify::{Trust, Verification};
 pub use whoami::serve;
@@ -126,17 +127,9 @@ pub async fn invite_demo_user(gw: &Gateway) -> anyhow::Result<Invite> {
     }
     let passkeys = gw.store.passkeys_of(user.id).await?.len();
     let valid_for = gw.config.enrollment.token_ttl;
-    // 32 random bytes, base64url: the same kind of secret as a session cookie.
-    let token = crate::session::new_session_value();
-    let expires_at = unix_now().saturating_add(valid_for.as_secs() as i64);
-    gw.store
-        .create_enrollment(user.id, hash_secret(&token), expires_at)
-        .await?;
+    let link = issue_enrollment(&gw.store, user.id, valid_for, unix_now()).await?;
     Ok(Invite {
-        link: format!(
-            "{}/passkeys/enroll#token={token}",
-            gw.config.public_origin()
-        ),
+        link: link.url(&gw.config.public_origin()),
         passkeys,
         valid_for,
     })

@@ -8,12 +8,14 @@
 //! like a real one.
 
 mod decoy;
+mod enrollment;
 mod error;
 mod login;
 mod registration;
 mod state;
 mod view;
 
+pub use enrollment::{issue_enrollment, EnrollmentLink};
 pub use error::{PasskeyError, PasskeyResult};
 pub use login::LoginOutcome;
 pub use registration::RegistrationOutcome;
