@@ -2,7 +2,7 @@
 //! so every test builds a fresh one.
 
 use std::path::PathBuf;
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 pub use crate::clock::unix_now;
@@ -53,7 +53,6 @@ pub struct Gateway {
     pub sessions: Arc<Sessions>,
     pub ceremonies: Ceremonies,
     pub signer: AssertionSigner,
-    keys: RwLock<KeyRing>,
     /// Ceremony attempts per client network; `None` when unlimited.
     pub limiter: Option<CeremonyLimiter>,
 }
@@ -90,31 +89,21 @@ impl Gateway {
             sessions,
             ceremonies,
             signer,
-            keys: RwLock::new(keys),
             limiter,
         }))
     }
 
-    /// The JWKS document: current and still-published previous keys.
+    /// The JWKS document: current and still-published previous keys (the signer's ring, so it
+    /// always matches the key that signs).
     pub fn jwks(&self) -> serde_json::Value {
-        self.keys
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .jwks()
+        self.signer.jwks()
     }
 
     /// Switches to a new signing key; the old one stays published for `identity.key_overlap`.
     pub fn rotate_keys(&self) -> Result<String, IdentityError> {
-        let ring = KeyRing::rotate(
-            &self.config.server.data_dir,
-            self.config.identity.algorithm,
-            self.config.identity.key_overlap,
-            SystemTime::now(),
-        )?;
+        let ring = rotate_key_file(&self.config)?;
         self.signer.install(&ring);
-        let kid = ring.current().kid().to_string();
-        *self.keys.write().unwrap_or_else(PoisonError::into_inner) = ring;
-        Ok(kid)
+        Ok(ring.current().kid().to_string())
     }
 
     /// Periodic upkeep every [`UPKEEP_INTERVAL`]; some tasks run every few rounds. Runs until
@@ -164,6 +153,18 @@ impl Gateway {
             limiter.upkeep();
         }
     }
+}
+
+/// Rotates the signing key file in `config`'s data directory and returns the new ring: the one
+/// rotation, which the live gateway then installs and the offline `keys rotate` leaves for the
+/// next start.
+pub fn rotate_key_file(config: &Config) -> Result<KeyRing, IdentityError> {
+    KeyRing::rotate(
+        &config.server.data_dir,
+        config.identity.algorithm,
+        config.identity.key_overlap,
+        SystemTime::now(),
+    )
 }
 
 /// The data directory holds keys and the admin socket: owner-only.

@@ -1,14 +1,13 @@
 //! Each admin verb: one function, plain-text output (one line per item, stable for grep).
 
 use std::fmt::Write as _;
-use std::time::SystemTime;
 
 use uuid::Uuid;
 
 use super::{AdminError, Target};
 use crate::cli::{PasskeyCommand, SessionCommand, UserCommand};
 use crate::clock::unix_now;
-use crate::identity::KeyRing;
+use crate::gateway::rotate_key_file;
 use crate::passkey::{issue_enrollment, rfc3339};
 use crate::session::public_id;
 use crate::store::{NewUser, StoreError, User};
@@ -175,13 +174,7 @@ pub fn rotate_keys(target: &Target) -> Result<String, AdminError> {
             .rotate_keys()
             .map_err(|e| AdminError::Other(e.to_string()))?,
         Target::Offline { config, .. } => {
-            let ring = KeyRing::rotate(
-                &config.server.data_dir,
-                config.identity.algorithm,
-                config.identity.key_overlap,
-                SystemTime::now(),
-            )
-            .map_err(|e| AdminError::Other(e.to_string()))?;
+            let ring = rotate_key_file(config).map_err(|e| AdminError::Other(e.to_string()))?;
             ring.current().kid().to_string()
         }
     };
