@@ -7,19 +7,19 @@
 
 pub mod admin;
 pub mod cli;
-pub mod clock;
+pub(crate) mod clock;
 pub mod commands;
 pub mod config;
 pub mod demo;
-pub mod error;
+pub(crate) mod error;
 pub mod gateway;
 pub mod identity;
 pub mod limits;
-pub mod logging;
+pub(crate) mod logging;
 pub mod passkey;
 pub mod policy;
 pub mod proxy;
-pub mod reply;
+pub(crate) mod reply;
 pub mod routes;
 pub mod routing;
 pub mod server;

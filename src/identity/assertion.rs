@@ -130,11 +130,6 @@ impl AssertionSigner {
         self.active_key().ring.jwks()
     }
 
-    /// The `iss` claim.
-    pub fn issuer(&self) -> &str {
-        &self.issuer
-    }
-
     /// A compact JWS asserting `identity` to `audience`, for session `sid` (a non-secret id), as
     /// of `now`, ready to send as a header (a cached token is shared, not copied).
     pub fn assertion_header(

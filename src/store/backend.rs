@@ -16,7 +16,7 @@ use async_trait::async_trait;
 use uuid::Uuid;
 
 use super::model::{
-    Ceremony, Enrollment, Event, LoginCompletion, LoginFailure, NewEvent, NewUser, Passkey,
+    Ceremony, Enrollment, Event, LoginCompletion, LoginFailure, NewUser, Passkey,
     RegistrationCompletion, SecretHash, SessionRecord, User,
 };
 use super::{Purged, StoreError, WriteStats};
@@ -189,9 +189,6 @@ pub trait SessionStore: Send + Sync {
 /// The audit log.
 #[async_trait]
 pub trait EventStore: Send + Sync {
-    /// Appends an event that no other operation records.
-    async fn record_event(&self, event: NewEvent) -> Result<Event, StoreError>;
-
     /// Counts a failed sign-in in its period's row for that client network and user.
     async fn record_login_failure(
         &self,

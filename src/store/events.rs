@@ -15,7 +15,7 @@ use super::backend::EventStore;
 use super::model::{Event, EventKind, LoginFailure, NewEvent};
 use super::tables::{decode, encode, EVENTS};
 use super::writer::Batch;
-use super::{unix_now, RedbStore, StoreError};
+use super::{RedbStore, StoreError};
 use async_trait::async_trait;
 use redb::ReadableTable;
 
@@ -30,11 +30,6 @@ const PURGE_BATCH: usize = 10_000;
 
 #[async_trait]
 impl EventStore for RedbStore {
-    async fn record_event(&self, event: NewEvent) -> Result<Event, StoreError> {
-        let now = unix_now();
-        self.write(move |batch| append(batch, event, now)).await
-    }
-
     async fn record_login_failure(
         &self,
         failure: LoginFailure,
