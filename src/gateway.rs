@@ -47,14 +47,14 @@ pub enum StartError {
 
 /// One gateway: config, routes, store, sessions, ceremonies and signing keys.
 pub struct Gateway {
-    pub config: Arc<Config>,
-    pub router: Router,
-    pub store: Store,
-    pub sessions: Arc<Sessions>,
-    pub ceremonies: Ceremonies,
-    pub signer: AssertionSigner,
+    config: Arc<Config>,
+    router: Router,
+    store: Store,
+    sessions: Arc<Sessions>,
+    ceremonies: Ceremonies,
+    signer: AssertionSigner,
     /// Ceremony attempts per client network; `None` when unlimited.
-    pub limiter: Option<CeremonyLimiter>,
+    limiter: Option<CeremonyLimiter>,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -91,6 +91,41 @@ impl Gateway {
             signer,
             limiter,
         }))
+    }
+
+    /// The configuration it was built from.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The routes, matched by host then longest path prefix.
+    pub fn router(&self) -> &Router {
+        &self.router
+    }
+
+    /// Users, passkeys, ceremonies and events. Sessions change only through [`Gateway::sessions`].
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The one owner of sessions: issuing, checking and ending them, store and cache together.
+    pub fn sessions(&self) -> &Arc<Sessions> {
+        &self.sessions
+    }
+
+    /// The WebAuthn ceremonies.
+    pub fn ceremonies(&self) -> &Ceremonies {
+        &self.ceremonies
+    }
+
+    /// Signs the identity assertions; owns the key ring.
+    pub fn signer(&self) -> &AssertionSigner {
+        &self.signer
+    }
+
+    /// Ceremony attempts per client network; `None` when unlimited.
+    pub fn limiter(&self) -> Option<&CeremonyLimiter> {
+        self.limiter.as_ref()
     }
 
     /// The JWKS document: current and still-published previous keys (the signer's ring, so it

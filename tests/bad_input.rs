@@ -12,12 +12,24 @@ use crate::support::{client, EchoUpstream, TestGateway};
 
 /// Counts what a refused request must not have changed.
 async fn footprint(gw: &TestGateway) -> (usize, usize) {
-    let users = gw.gw.store.list_users().await.expect("users");
+    let users = gw.gw.store().list_users().await.expect("users");
     let mut passkeys = 0;
     for u in &users {
-        passkeys += gw.gw.store.passkeys_of(u.id).await.expect("passkeys").len();
+        passkeys += gw
+            .gw
+            .store()
+            .passkeys_of(u.id)
+            .await
+            .expect("passkeys")
+            .len();
     }
-    let sessions = gw.gw.store.sessions_of(None).await.expect("sessions").len();
+    let sessions = gw
+        .gw
+        .store()
+        .sessions_of(None)
+        .await
+        .expect("sessions")
+        .len();
     (passkeys, sessions)
 }
 
@@ -196,7 +208,7 @@ async fn ceremonies_are_single_use_and_expire() {
     let deadline = Instant::now() + Duration::from_secs(10);
     while gw
         .gw
-        .store
+        .store()
         .ceremony(ceremony_id)
         .await
         .expect("read")
@@ -314,7 +326,7 @@ async fn forged_assertions_are_refused_and_store_nothing() {
     );
 
     assert_eq!(footprint(&gw).await, before, "nothing was stored");
-    let events = gw.gw.store.events(50).await.expect("events");
+    let events = gw.gw.store().events(50).await.expect("events");
     assert!(
         events
             .iter()

@@ -148,13 +148,13 @@ async fn anonymous_floods_stay_bounded_and_upkeep_clears_them() {
     assert_eq!(u64::from(busy), u64::from(BEGINS) - MAX_LIVE);
     fail_many(&gw.gw, &ids).await;
 
-    let store_bytes = std::fs::metadata(gw.gw.store.path().expect("a file store"))
+    let store_bytes = std::fs::metadata(gw.gw.store().path().expect("a file store"))
         .expect("store")
         .len();
     let rss_after = rss_kib();
-    let events = gw.gw.store.events(100_000).await.expect("events");
+    let events = gw.gw.store().events(100_000).await.expect("events");
     let failures: u64 = events.iter().map(|e| e.count).sum();
-    let limiter_keys = gw.gw.limiter.as_ref().map_or(0, |l| l.clients());
+    let limiter_keys = gw.gw.limiter().map_or(0, |l| l.clients());
     eprintln!(
         "bounds: store {} KiB, RSS {rss_before} -> {rss_after} KiB, {} event rows for {failures} \
          failures, {limiter_keys} rate-limit keys",
@@ -175,10 +175,10 @@ async fn anonymous_floods_stay_bounded_and_upkeep_clears_them() {
     // Expiry and upkeep: ceremonies gone, events past retention gone.
     let later = unix_now() + 301;
     gw.gw.upkeep_once(later).await;
-    assert_eq!(gw.gw.store.ceremony_count().await.expect("count"), 0);
-    let retention = gw.gw.config.audit.retention.as_secs() as i64;
+    assert_eq!(gw.gw.store().ceremony_count().await.expect("count"), 0);
+    let retention = gw.gw.config().audit.retention.as_secs() as i64;
     gw.gw.upkeep_once(later + retention + 3600).await;
-    assert!(gw.gw.store.events(10).await.expect("events").is_empty());
+    assert!(gw.gw.store().events(10).await.expect("events").is_empty());
     let again = Endpoints::new(gw.gw.clone())
         .handle(post("/passkeys/login/begin", json!({}), client_addr(1)))
         .await;
@@ -249,6 +249,6 @@ async fn one_ipv6_network_shares_one_rate_limit_key() {
     assert!(same_net.headers().contains_key("retry-after"));
     let next_net = begin_from("2001:db8:5:6::1").await.expect("begin");
     assert_eq!(next_net.status(), 200, "another /64 is another client");
-    let limiter = gw.gw.limiter.as_ref().expect("limited");
+    let limiter = gw.gw.limiter().expect("limited");
     assert_eq!(limiter.clients(), 2);
 }

@@ -52,14 +52,14 @@ pub enum Target {
 impl Target {
     fn store(&self) -> &Store {
         match self {
-            Target::Live(gw) => &gw.store,
+            Target::Live(gw) => gw.store(),
             Target::Offline { store, .. } => store,
         }
     }
 
     fn config(&self) -> &Config {
         match self {
-            Target::Live(gw) => &gw.config,
+            Target::Live(gw) => gw.config(),
             Target::Offline { config, .. } => config,
         }
     }
@@ -67,7 +67,7 @@ impl Target {
     /// Whatever ends a session goes through here, so a live gateway's cache agrees at once.
     fn sessions(&self) -> &Arc<Sessions> {
         match self {
-            Target::Live(gw) => &gw.sessions,
+            Target::Live(gw) => gw.sessions(),
             Target::Offline { sessions, .. } => sessions,
         }
     }

@@ -53,7 +53,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     let gw = Gateway::new(config).context("cannot start the gateway")?;
     let trust = Trust {
         gateway: SocketAddr::from(([127, 0, 0, 1], args.port)),
-        issuer: gw.config.public_origin(),
+        issuer: gw.config().public_origin(),
         audience: DEMO_AUDIENCE.to_string(),
     };
     // Binds every listener once, so a port in use is reported before anything is written.
@@ -61,11 +61,11 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot run the demo on port {} (try --port)", args.port))?;
     let invite = runtime.block_on(invite_demo_user(&gw))?;
     runtime.spawn(serve(app_listener, trust));
-    tracing::info!(app = %app_addr, gateway = %gw.config.public_origin(), "demo starting");
+    tracing::info!(app = %app_addr, gateway = %gw.config().public_origin(), "demo starting");
 
     println!(
         "{}",
-        banner(&gw.config.public_origin(), &invite, &args.data_dir)
+        banner(&gw.config().public_origin(), &invite, &args.data_dir)
     );
     server.run(RunArgs::default());
     runtime.shutdown_timeout(Duration::from_secs(1));
@@ -106,10 +106,10 @@ pub struct Invite {
 
 /// Creates the user `demo` if absent and a new one-time enrollment link for it.
 pub async fn invite_demo_user(gw: &Gateway) -> anyhow::Result<Invite> {
-    let user = match gw.store.user_by_name(DEMO_USER).await? {
+    let user = match gw.store().user_by_name(DEMO_USER).await? {
         Some(user) => user,
         None => {
-            gw.store
+            gw.store()
                 .create_user(NewUser {
                     username: DEMO_USER.to_string(),
                     display_name: "Demo User".to_string(),
@@ -122,14 +122,14 @@ pub async fn invite_demo_user(gw: &Gateway) -> anyhow::Result<Invite> {
     if user.disabled {
         bail!(
             "user \"{DEMO_USER}\" is disabled in {}; enable it or use another --data-dir",
-            gw.config.server.data_dir.display()
+            gw.config().server.data_dir.display()
         );
     }
-    let passkeys = gw.store.passkeys_of(user.id).await?.len();
-    let valid_for = gw.config.enrollment.token_ttl;
-    let link = issue_enrollment(&gw.store, user.id, valid_for, unix_now()).await?;
+    let passkeys = gw.store().passkeys_of(user.id).await?.len();
+    let valid_for = gw.config().enrollment.token_ttl;
+    let link = issue_enrollment(gw.store(), user.id, valid_for, unix_now()).await?;
     Ok(Invite {
-        link: link.url(&gw.config.public_origin()),
+        link: link.url(&gw.config().public_origin()),
         passkeys,
         valid_for,
     })

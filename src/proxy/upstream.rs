@@ -81,11 +81,11 @@ pub fn add_identity(
     audience: &str,
 ) -> Result<()> {
     let token = gw
-        .signer
+        .signer()
         .assertion_header(&live.identity, &live.sid(), audience, SystemTime::now())
         .map_err(|e| Error::because(InternalError, "signing the identity assertion", e))?;
     upstream.insert_header(ASSERTION_HEADER, token)?;
-    for (name, value) in convenience_headers(gw.config.identity.headers, &live.identity) {
+    for (name, value) in convenience_headers(gw.config().identity.headers, &live.identity) {
         upstream.insert_header(name, value)?;
     }
     Ok(())

@@ -23,7 +23,7 @@ struct Rename {
 pub async fn me(gw: &Gateway, req: &Request) -> ApiResult<Reply> {
     let live = require_session(gw, req).await?;
     let user = gw
-        .store
+        .store()
         .user(live.user_id)
         .await?
         .ok_or(ApiError::Unauthorized)?;
@@ -42,14 +42,14 @@ pub async fn me(gw: &Gateway, req: &Request) -> ApiResult<Reply> {
 pub async fn logout(gw: &Gateway, req: &Request) -> ApiResult<Reply> {
     same_origin(gw, req)?;
     let live = require_session(gw, req).await?;
-    gw.sessions.end(live.hash).await?;
-    Ok(Reply::empty(StatusCode::NO_CONTENT).header("set-cookie", gw.sessions.cookie.clear()))
+    gw.sessions().end(live.hash).await?;
+    Ok(Reply::empty(StatusCode::NO_CONTENT).header("set-cookie", gw.sessions().clear_cookie()))
 }
 
 /// `GET /passkeys/credentials`: own passkeys, newest first.
 pub async fn list(gw: &Gateway, req: &Request) -> ApiResult<Reply> {
     let live = require_session(gw, req).await?;
-    let passkeys = gw.store.passkeys_of(live.user_id).await?;
+    let passkeys = gw.store().passkeys_of(live.user_id).await?;
     let views: Vec<PasskeyView> = passkeys.iter().map(PasskeyView::from).collect();
     Ok(Reply::json(StatusCode::OK, &views))
 }
@@ -62,7 +62,7 @@ pub async fn one(gw: &Gateway, req: &Request, id: &str) -> ApiResult<Reply> {
     match req.method {
         Method::GET | Method::HEAD => {
             let passkey = gw
-                .store
+                .store()
                 .passkey(id)
                 .await?
                 .filter(owned)
@@ -75,7 +75,7 @@ pub async fn one(gw: &Gateway, req: &Request, id: &str) -> ApiResult<Reply> {
             let name = clean_name(Some(body.name))?
                 .ok_or(ApiError::BadRequest("bad_name", "Give the passkey a name."))?;
             let passkey = gw
-                .store
+                .store()
                 .rename_passkey(live.user_id, id, name)
                 .await
                 .map_err(owner_error)?;
@@ -84,13 +84,13 @@ pub async fn one(gw: &Gateway, req: &Request, id: &str) -> ApiResult<Reply> {
         Method::DELETE => {
             same_origin(gw, req)?;
             let revoked = gw
-                .sessions
+                .sessions()
                 .delete_passkey(live.user_id, id)
                 .await
                 .map_err(owner_error)?;
             let mut reply = Reply::empty(StatusCode::NO_CONTENT);
             if revoked.contains(&live.hash) {
-                reply = reply.header("set-cookie", gw.sessions.cookie.clear());
+                reply = reply.header("set-cookie", gw.sessions().clear_cookie());
             }
             Ok(reply)
         }

@@ -50,12 +50,12 @@ pub async fn register_begin(gw: &Gateway, req: &Request) -> ApiResult<Reply> {
     let name = clean_name(body.name)?;
     let now = unix_now();
     let options = match body.token {
-        Some(token) => gw.ceremonies.begin_enrollment(&token, name, now).await?,
+        Some(token) => gw.ceremonies().begin_enrollment(&token, name, now).await?,
         None => {
             same_origin(gw, req)?;
             let live = require_session(gw, req).await?;
             let begun = gw
-                .ceremonies
+                .ceremonies()
                 .begin_registration_for(live.user_id, name, now);
             begun.await?
         }
@@ -72,7 +72,7 @@ pub async fn register_complete(gw: &Gateway, req: &Request) -> ApiResult<Reply> 
         same_origin(gw, req)?;
     }
     let outcome = gw
-        .ceremonies
+        .ceremonies()
         .complete_registration(
             body.session_id,
             &body.credential,
@@ -85,9 +85,9 @@ pub async fn register_complete(gw: &Gateway, req: &Request) -> ApiResult<Reply> 
     if let Some((cookie_value, _)) = outcome.session {
         // An enrollment replaces whatever session the browser had (no fixation).
         if let Some(old) = current {
-            let _ = gw.sessions.end(old.hash).await;
+            let _ = gw.sessions().end(old.hash).await;
         }
-        reply = reply.header("set-cookie", gw.sessions.cookie.set(&cookie_value));
+        reply = reply.header("set-cookie", gw.sessions().set_cookie(&cookie_value));
     }
     Ok(reply)
 }
@@ -103,7 +103,7 @@ pub async fn login_begin(gw: &Gateway, req: &Request) -> ApiResult<Reply> {
         .filter(|u| !u.is_empty())
         .map(str::to_ascii_lowercase);
     let options = gw
-        .ceremonies
+        .ceremonies()
         .begin_login(username.as_deref(), unix_now())
         .await?;
     Ok(Reply::json(StatusCode::OK, &options))
@@ -114,22 +114,25 @@ pub async fn login_complete(gw: &Gateway, req: &Request) -> ApiResult<Reply> {
     let body: LoginComplete = json_body(req)?;
     let previous = session(gw, req).await?;
     let outcome = gw
-        .ceremonies
+        .ceremonies()
         .complete_login(body.session_id, &body.credential, req.client_ip, unix_now())
         .await?;
     // A fresh id at every login; the one the browser had before is ended (no session fixation).
     if let Some(old) = previous {
-        let _ = gw.sessions.end(old.hash).await;
+        let _ = gw.sessions().end(old.hash).await;
     }
     let redirect_to = safe_return_to(
         body.return_to.as_deref().unwrap_or("/"),
-        &gw.config.session.allowed_return_hosts,
+        &gw.config().session.allowed_return_hosts,
     );
     let reply = Reply::json(
         StatusCode::OK,
         &serde_json::json!({ "user": UserView::from(&outcome.user), "redirect_to": redirect_to }),
     );
-    Ok(reply.header("set-cookie", gw.sessions.cookie.set(&outcome.cookie_value)))
+    Ok(reply.header(
+        "set-cookie",
+        gw.sessions().set_cookie(&outcome.cookie_value),
+    ))
 }
 
 /// Passkey names: trimmed, at most 64 characters, no control characters.

@@ -31,7 +31,7 @@ pub fn json_body<T: DeserializeOwned>(req: &Request) -> ApiResult<T> {
 
 /// The signed-in session, if the request carries a valid cookie.
 pub async fn session(gw: &Gateway, req: &Request) -> ApiResult<Option<Arc<LiveSession>>> {
-    Ok(gw.sessions.from_headers(&req.headers, unix_now()).await?)
+    Ok(gw.sessions().from_headers(&req.headers, unix_now()).await?)
 }
 
 /// The signed-in session, or 401.
@@ -44,7 +44,7 @@ pub async fn require_session(gw: &Gateway, req: &Request) -> ApiResult<Arc<LiveS
 pub fn same_origin(gw: &Gateway, req: &Request) -> ApiResult<()> {
     let origin = req.header("origin").unwrap_or_default();
     let ours = gw
-        .config
+        .config()
         .origins()
         .iter()
         .any(|o| o.origin().ascii_serialization() == origin);
@@ -60,7 +60,7 @@ pub fn same_origin(gw: &Gateway, req: &Request) -> ApiResult<()> {
 
 /// Counts one ceremony attempt for the client's network; 429 with Retry-After when over the limit.
 pub fn rate_limit(gw: &Gateway, req: &Request) -> ApiResult<()> {
-    let (Some(limiter), Some(ip)) = (&gw.limiter, req.client_ip) else {
+    let (Some(limiter), Some(ip)) = (&gw.limiter(), req.client_ip) else {
         return Ok(());
     };
     limiter.check(ip).map_err(|wait| ApiError::RateLimited {

@@ -8,7 +8,7 @@ use crate::gateway::Gateway;
 
 /// `GET /passkeys/health`: 200 when the store answers a read; 503 otherwise.
 pub async fn health(gw: &Gateway) -> ApiResult<Reply> {
-    gw.store
+    gw.store()
         .health()
         .await
         .map_err(ApiError::StoreUnavailable)?;
@@ -26,7 +26,7 @@ pub fn jwks(gw: &Gateway) -> Reply {
 /// `GET /.well-known/webauthn`: `{"origins": [...]}` (WebAuthn L3 related origin requests).
 pub fn related_origins(gw: &Gateway) -> Reply {
     let origins: Vec<String> = gw
-        .config
+        .config()
         .webauthn
         .related_origins
         .iter()

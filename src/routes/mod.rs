@@ -30,7 +30,7 @@ pub struct Endpoints {
 
 impl Endpoints {
     pub fn new(gw: Arc<Gateway>) -> Endpoints {
-        let pages = Pages::new(&gw.config.webauthn.rp_name);
+        let pages = Pages::new(&gw.config().webauthn.rp_name);
         Endpoints { gw, pages }
     }
 
@@ -45,7 +45,7 @@ impl Endpoints {
     /// `/.well-known/webauthn` when related origins are configured; `None` lets it route upstream.
     pub fn well_known(&self, path: &str) -> Option<Reply> {
         let gw = &self.gw;
-        (path == "/.well-known/webauthn" && !gw.config.webauthn.related_origins.is_empty())
+        (path == "/.well-known/webauthn" && !gw.config().webauthn.related_origins.is_empty())
             .then(|| meta::related_origins(gw))
     }
 }
