@@ -1,9 +1,11 @@
 //! passkey-gateway: a reverse-proxy authentication gateway with passkeys (WebAuthn).
 //!
-//! How a request flows: pingora accepts it (`server`), `proxy` normalizes its path once,
-//! answers `/passkeys/*` itself (`routes`), picks a `[[route]]` (`routing`), applies the route's
-//! policy, strips every identity header the client sent, adds the gateway's own, and forwards it
-//! to the upstream. Everything is configured by one TOML file (`config`).
+//! How a request flows: pingora accepts it (`server`), `proxy` checks its request line and
+//! normalizes its path once, answers `/passkeys/*` itself (`routes`), picks a `[[route]]`
+//! (`routing`), checks the session (`session`) and the route's policy (`policy`), strips every
+//! identity header the client sent, adds the gateway's own (`identity`), and forwards it to the
+//! upstream. Every error becomes a response in `error`. Everything is configured by one TOML
+//! file (`config`). ARCHITECTURE.md has the code map and the rules that hold across modules.
 
 pub mod admin;
 pub mod cli;
