@@ -1,7 +1,7 @@
 //! passkey-gateway: a reverse-proxy authentication gateway with passkeys (WebAuthn).
 //!
 //! How a request flows: pingora accepts it (`server`), `proxy` checks its request line and
-//! normalizes its path once, answers `/passkeys/*` itself (`routes`), picks a `[[route]]`
+//! normalizes its path once, answers `/passkeys/*` itself (`endpoints`), picks a `[[route]]`
 //! (`routing`), checks the session (`session`) and the route's policy (`policy`), strips every
 //! identity header the client sent, adds the gateway's own (`identity`), and forwards it to the
 //! upstream. Every error becomes a response in `error`. Everything is configured by one TOML
@@ -13,6 +13,7 @@ pub(crate) mod clock;
 pub mod commands;
 pub mod config;
 pub mod demo;
+pub mod endpoints;
 pub(crate) mod error;
 pub mod gateway;
 pub mod identity;
@@ -22,7 +23,6 @@ pub mod passkey;
 pub mod policy;
 pub mod proxy;
 pub(crate) mod reply;
-pub mod routes;
 pub mod routing;
 pub mod server;
 pub mod session;

@@ -1,5 +1,5 @@
 //! [`Request`] and [`Reply`]: what the gateway's own answers take and give, free of pingora
-//! types so handlers can be tested without sockets. The HTTP edge (`routes`, `proxy`, `error`)
+//! types so handlers can be tested without sockets. The HTTP edge (`endpoints`, `proxy`, `error`)
 //! shares them; nothing in the domain modules sees them.
 
 use std::net::IpAddr;

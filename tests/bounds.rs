@@ -8,8 +8,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures_util::stream::{self, StreamExt};
 use http::{HeaderMap, HeaderValue, Method};
+use passkey_gateway::endpoints::{Endpoints, Request};
 use passkey_gateway::gateway::unix_now;
-use passkey_gateway::routes::{Endpoints, Request};
 use passkey_gateway::Gateway;
 use serde_json::{json, Value};
 

@@ -9,6 +9,7 @@ use crate::cli::{PasskeyCommand, SessionCommand, UserCommand};
 use crate::clock::unix_now;
 use crate::gateway::rotate_key_file;
 use crate::passkey::{issue_enrollment, rfc3339};
+use crate::policy::{is_valid_username, normalize_username};
 use crate::session::public_id;
 use crate::store::{NewUser, StoreError, User};
 
@@ -232,7 +233,7 @@ async fn set_disabled(target: &Target, name: &str, disabled: bool) -> Result<Str
 }
 
 async fn existing(target: &Target, name: &str) -> Result<User, AdminError> {
-    let name = name.trim().to_ascii_lowercase();
+    let name = normalize_username(name);
     target
         .store()
         .user_by_name(&name)
@@ -240,14 +241,10 @@ async fn existing(target: &Target, name: &str) -> Result<User, AdminError> {
         .ok_or_else(|| AdminError::Refused(format!("no user named `{name}`")))
 }
 
-/// Usernames: lowercase ASCII letters, digits, `.`, `_` and `-`, 1 to 64 characters.
+/// A new user's name, normalized and checked (see `policy::is_valid_username`).
 fn valid_username(name: &str) -> Result<String, AdminError> {
-    let name = name.trim().to_ascii_lowercase();
-    let ok = (1..=64).contains(&name.len())
-        && name.bytes().all(|b| {
-            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-')
-        });
-    if ok {
+    let name = normalize_username(name);
+    if is_valid_username(&name) {
         Ok(name)
     } else {
         Err(AdminError::Refused(format!(

@@ -31,11 +31,11 @@ use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 
 use crate::clock::unix_now;
+use crate::endpoints::{self, forbidden_page, Endpoints};
 use crate::error::ApiError;
 use crate::gateway::Gateway;
-use crate::policy::{decide, wants_html, Decision, UserView};
+use crate::policy::{decide, wants_html, Decision, Requester};
 use crate::reply::Reply;
-use crate::routes::{self, forbidden_page, Endpoints};
 use crate::session::LiveSession;
 
 /// The pingora application: one per listener set, sharing one [`Gateway`].
@@ -238,7 +238,7 @@ impl GatewayProxy {
         let decided = self.forwarded(session, ctx);
         let client = decided.client;
         ctx.forwarded = Some(decided);
-        if routes::is_own_path(&ctx.inbound.path) {
+        if endpoints::is_own_path(&ctx.inbound.path) {
             let body = match io::read_body(session, self.gw.config().server.max_body_bytes).await? {
                 Ok(body) => body,
                 Err(e) => return Ok(Some(e.into_reply())),
@@ -265,7 +265,7 @@ impl GatewayProxy {
             ));
         }
         ctx.session = self.session_of(session).await;
-        let user = ctx.session.as_ref().map(|s| UserView {
+        let user = ctx.session.as_ref().map(|s| Requester {
             username: &s.identity.username,
             groups: &s.identity.groups,
         });

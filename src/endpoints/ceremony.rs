@@ -11,7 +11,7 @@ use crate::clock::unix_now;
 use crate::error::{ApiError, ApiResult};
 use crate::gateway::Gateway;
 use crate::passkey::{PasskeyView, UserView};
-use crate::policy::safe_return_to;
+use crate::policy::{normalize_username, safe_return_to};
 
 /// Longest passkey name kept.
 const MAX_NAME: usize = 64;
@@ -99,9 +99,8 @@ pub async fn login_begin(gw: &Gateway, req: &Request) -> ApiResult<Reply> {
     let username = body
         .username
         .as_deref()
-        .map(str::trim)
-        .filter(|u| !u.is_empty())
-        .map(str::to_ascii_lowercase);
+        .map(normalize_username)
+        .filter(|u| !u.is_empty());
     let options = gw
         .ceremonies()
         .begin_login(username.as_deref(), unix_now())
