@@ -19,9 +19,6 @@ use serde::{Deserialize, Serialize};
 use super::keys::{KeyAlgorithm, KeyRing};
 use super::{install_jwt_crypto_provider, Identity, IdentityError};
 
-/// Default assertion lifetime (`[identity] token_ttl`).
-pub const DEFAULT_ASSERTION_TTL: Duration = Duration::from_secs(60);
-
 /// The `amr` value: RFC 8176 "hwk", proof of possession of a (hardware- or platform-) secured
 /// key, which is what a WebAuthn assertion is. A registered value, so generic OIDC libraries
 /// understand it; upstreams should read it as "signed in with a passkey".

@@ -15,10 +15,8 @@ mod registration;
 mod state;
 mod view;
 
-pub use enrollment::{issue_enrollment, EnrollmentLink};
+pub use enrollment::issue_enrollment;
 pub use error::{PasskeyError, PasskeyResult};
-pub use login::LoginOutcome;
-pub use registration::RegistrationOutcome;
 pub use view::{rfc3339, PasskeyView, UserView};
 
 use std::sync::Arc;
