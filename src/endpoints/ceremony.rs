@@ -82,12 +82,12 @@ pub async fn register_complete(gw: &Gateway, req: &Request) -> ApiResult<Reply> 
         )
         .await?;
     let mut reply = Reply::json(StatusCode::CREATED, &PasskeyView::from(&outcome.passkey));
-    if let Some((cookie_value, _)) = outcome.session {
+    if let Some(set_cookie) = outcome.set_cookie {
         // An enrollment replaces whatever session the browser had (no fixation).
         if let Some(old) = current {
             let _ = gw.sessions().end(old.hash).await;
         }
-        reply = reply.header("set-cookie", gw.sessions().set_cookie(&cookie_value));
+        reply = reply.header("set-cookie", set_cookie);
     }
     Ok(reply)
 }
@@ -128,10 +128,7 @@ pub async fn login_complete(gw: &Gateway, req: &Request) -> ApiResult<Reply> {
         StatusCode::OK,
         &serde_json::json!({ "user": UserView::from(&outcome.user), "redirect_to": redirect_to }),
     );
-    Ok(reply.header(
-        "set-cookie",
-        gw.sessions().set_cookie(&outcome.cookie_value),
-    ))
+    Ok(reply.header("set-cookie", outcome.set_cookie))
 }
 
 /// Passkey names: trimmed, at most 64 characters, no control characters.

@@ -11,15 +11,13 @@ use super::state::CeremonyState;
 use super::{usable, Ceremonies, PasskeyError, PasskeyResult};
 use crate::limits::ClientPrefix;
 use crate::store::{
-    Ceremony, CeremonyKind, LoginCompletion, LoginFailure, Passkey, SessionRecord, StoreError, User,
+    Ceremony, CeremonyKind, LoginCompletion, LoginFailure, Passkey, StoreError, User,
 };
 
-/// A signed-in user, the passkey used, and the new session's cookie value and record.
+/// A signed-in user and the `Set-Cookie` value that hands the new session to the browser.
 pub struct LoginOutcome {
     pub user: User,
-    pub passkey: Passkey,
-    pub cookie_value: String,
-    pub session: SessionRecord,
+    pub set_cookie: String,
 }
 
 impl Ceremonies {
@@ -242,22 +240,20 @@ impl Ceremonies {
             new_session: session.clone(),
             now,
         };
-        let (user, passkey) = self
-            .store
-            .complete_login(completion)
-            .await
-            .map_err(|e| match e {
-                StoreError::UserDisabled => fail(PasskeyError::UserDisabled),
-                StoreError::CeremonyNotFound => fail(PasskeyError::CeremonyGone),
-                StoreError::NotFound => fail(PasskeyError::LoginFailed),
-                other => fail(PasskeyError::Store(other)),
-            })?;
+        let (user, _passkey) =
+            self.store
+                .complete_login(completion)
+                .await
+                .map_err(|e| match e {
+                    StoreError::UserDisabled => fail(PasskeyError::UserDisabled),
+                    StoreError::CeremonyNotFound => fail(PasskeyError::CeremonyGone),
+                    StoreError::NotFound => fail(PasskeyError::LoginFailed),
+                    other => fail(PasskeyError::Store(other)),
+                })?;
         self.sessions.admit(admission, &session, &user);
         Ok(LoginOutcome {
             user,
-            passkey,
-            cookie_value,
-            session,
+            set_cookie: self.sessions.set_cookie(&cookie_value),
         })
     }
 }

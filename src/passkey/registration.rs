@@ -10,14 +10,15 @@ use webauthn_rs_core::proto::{Registration, ResidentKeyRequirement};
 use super::state::CeremonyState;
 use super::{Ceremonies, PasskeyError, PasskeyResult};
 use crate::store::{
-    hash_secret, Ceremony, CeremonyKind, Passkey, RegistrationCompletion, SecretHash,
-    SessionRecord, StoreError, User,
+    hash_secret, Ceremony, CeremonyKind, Passkey, RegistrationCompletion, SecretHash, StoreError,
+    User,
 };
 
-/// A stored passkey, and the new session when the registration was an enrollment.
+/// A stored passkey, and the `Set-Cookie` value of the new session when the registration was
+/// an enrollment (which signs the user in).
 pub struct RegistrationOutcome {
     pub passkey: Passkey,
-    pub session: Option<(String, SessionRecord)>,
+    pub set_cookie: Option<String>,
 }
 
 impl Ceremonies {
@@ -162,7 +163,7 @@ impl Ceremonies {
         }
         Ok(RegistrationOutcome {
             passkey: stored,
-            session,
+            set_cookie: session.map(|(value, _)| self.sessions.set_cookie(&value)),
         })
     }
 }
