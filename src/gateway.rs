@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 pub use crate::clock::unix_now;
+use crate::clock::Clock;
 use crate::config::Config;
 use crate::identity::{AssertionSigner, IdentityError, KeyRing};
 use crate::limits::CeremonyLimiter;
@@ -55,6 +56,8 @@ pub struct Gateway {
     signer: AssertionSigner,
     /// Ceremony attempts per client network; `None` when unlimited.
     limiter: Option<CeremonyLimiter>,
+    /// The one clock: the store, the sessions, the ceremonies and the upkeep ask it the time.
+    clock: Arc<Clock>,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -70,7 +73,8 @@ impl Gateway {
     pub fn new(config: Config) -> Result<Arc<Gateway>, StartError> {
         let dir = config.server.data_dir.clone();
         create_private_dir(&dir)?;
-        let store = Store::open(dir.join(STORE_FILE))?;
+        let clock = Arc::new(Clock::default());
+        let store = Store::open_with_clock(dir.join(STORE_FILE), clock.clone())?;
         let keys = KeyRing::load_or_create(&dir, config.identity.algorithm)?;
         let signer =
             AssertionSigner::new(&keys, config.public_origin(), config.identity.token_ttl)?;
@@ -90,6 +94,7 @@ impl Gateway {
             ceremonies,
             signer,
             limiter,
+            clock,
         }))
     }
 
@@ -128,6 +133,16 @@ impl Gateway {
         self.limiter.as_ref()
     }
 
+    /// Now, in unix seconds, by the gateway's clock.
+    pub fn now(&self) -> i64 {
+        self.clock.now()
+    }
+
+    /// The gateway's clock (tests move it forward instead of waiting).
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
     /// The JWKS document: current and still-published previous keys (the signer's ring, so it
     /// always matches the key that signs).
     pub fn jwks(&self) -> serde_json::Value {
@@ -147,7 +162,7 @@ impl Gateway {
         let mut tick = tokio::time::interval(UPKEEP_INTERVAL);
         for round in 0u64.. {
             tick.tick().await;
-            self.upkeep_round(round, unix_now()).await;
+            self.upkeep_round(round, self.now()).await;
         }
     }
 

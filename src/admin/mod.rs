@@ -64,6 +64,14 @@ impl Target {
         }
     }
 
+    /// Now: the live gateway's clock, or the wall clock when none runs.
+    fn now(&self) -> i64 {
+        match self {
+            Target::Live(gw) => gw.now(),
+            Target::Offline { .. } => crate::clock::unix_now(),
+        }
+    }
+
     /// Whatever ends a session goes through here, so a live gateway's cache agrees at once.
     fn sessions(&self) -> &Arc<Sessions> {
         match self {

@@ -6,7 +6,6 @@ use uuid::Uuid;
 
 use super::{AdminError, Target};
 use crate::cli::{PasskeyCommand, SessionCommand, UserCommand};
-use crate::clock::unix_now;
 use crate::gateway::rotate_key_file;
 use crate::passkey::{issue_enrollment, rfc3339};
 use crate::policy::{is_valid_username, normalize_username};
@@ -128,7 +127,7 @@ pub async fn session(target: &Target, cmd: SessionCommand) -> Result<String, Adm
             };
             let users = store.list_users().await?;
             let mut out = String::new();
-            for s in target.sessions().list(user_id, unix_now()).await? {
+            for s in target.sessions().list(user_id, target.now()).await? {
                 let who = users
                     .iter()
                     .find(|u| u.id == s.user_id)
@@ -152,7 +151,7 @@ pub async fn session(target: &Target, cmd: SessionCommand) -> Result<String, Adm
             Ok(format!("revoked {revoked} sessions of {}", user.username))
         }
         SessionCommand::Revoke { id: Some(id), .. } => {
-            let sessions = target.sessions().list(None, unix_now()).await?;
+            let sessions = target.sessions().list(None, target.now()).await?;
             let found = sessions.iter().find(|s| public_id(&s.id_hash) == id);
             let ended = match found {
                 Some(session) => target.sessions().end(session.id_hash).await?,
@@ -189,7 +188,7 @@ pub fn rotate_keys(target: &Target) -> Result<String, AdminError> {
 async fn invite(target: &Target, user: &User) -> Result<String, AdminError> {
     let config = target.config();
     let ttl = config.enrollment.token_ttl;
-    let link = issue_enrollment(target.store(), user.id, ttl, unix_now()).await?;
+    let link = issue_enrollment(target.store(), user.id, ttl, target.now()).await?;
     Ok(format!(
         "enrollment link: {}\nexpires: {}",
         link.url(&config.public_origin()),
@@ -201,7 +200,7 @@ async fn show(target: &Target, name: &str) -> Result<String, AdminError> {
     let store = target.store();
     let user = existing(target, name).await?;
     let passkeys = store.passkeys_of(user.id).await?;
-    let sessions = target.sessions().list(Some(user.id), unix_now()).await?;
+    let sessions = target.sessions().list(Some(user.id), target.now()).await?;
     let mut out = format!(
         "username: {}\nid: {}\ndisplay_name: {}\nemail: {}\ngroups: {}\nstatus: {}\ncreated: {}\nsessions: {}\npasskeys: {}",
         user.username,

@@ -19,7 +19,6 @@ use pingora::server::RunArgs;
 use tokio::net::TcpListener;
 
 use crate::cli::DemoArgs;
-use crate::clock::unix_now;
 use crate::config::{Config, LogFormat};
 use crate::gateway::Gateway;
 use crate::passkey::issue_enrollment;
@@ -127,7 +126,7 @@ pub async fn invite_demo_user(gw: &Gateway) -> anyhow::Result<Invite> {
     }
     let passkeys = gw.store().passkeys_of(user.id).await?.len();
     let valid_for = gw.config().enrollment.token_ttl;
-    let link = issue_enrollment(gw.store(), user.id, valid_for, unix_now()).await?;
+    let link = issue_enrollment(gw.store(), user.id, valid_for, gw.now()).await?;
     Ok(Invite {
         link: link.url(&gw.config().public_origin()),
         passkeys,

@@ -7,7 +7,6 @@ use webauthn_rs::prelude::{PublicKeyCredential, RegisterPublicKeyCredential};
 
 use super::input::{json_body, rate_limit, require_session, same_origin, session};
 use super::{Reply, Request};
-use crate::clock::unix_now;
 use crate::error::{ApiError, ApiResult};
 use crate::gateway::Gateway;
 use crate::passkey::{PasskeyView, UserView};
@@ -48,7 +47,7 @@ pub async fn register_begin(gw: &Gateway, req: &Request) -> ApiResult<Reply> {
     rate_limit(gw, req)?;
     let body: RegisterBegin = json_body(req)?;
     let name = clean_name(body.name)?;
-    let now = unix_now();
+    let now = gw.now();
     let options = match body.token {
         Some(token) => gw.ceremonies().begin_enrollment(&token, name, now).await?,
         None => {
@@ -78,7 +77,7 @@ pub async fn register_complete(gw: &Gateway, req: &Request) -> ApiResult<Reply> 
             &body.credential,
             name,
             current.as_ref().map(|s| s.user_id),
-            unix_now(),
+            gw.now(),
         )
         .await?;
     let mut reply = Reply::json(StatusCode::CREATED, &PasskeyView::from(&outcome.passkey));
@@ -103,7 +102,7 @@ pub async fn login_begin(gw: &Gateway, req: &Request) -> ApiResult<Reply> {
         .filter(|u| !u.is_empty());
     let options = gw
         .ceremonies()
-        .begin_login(username.as_deref(), unix_now())
+        .begin_login(username.as_deref(), gw.now())
         .await?;
     Ok(Reply::json(StatusCode::OK, &options))
 }
@@ -114,7 +113,7 @@ pub async fn login_complete(gw: &Gateway, req: &Request) -> ApiResult<Reply> {
     let previous = session(gw, req).await?;
     let outcome = gw
         .ceremonies()
-        .complete_login(body.session_id, &body.credential, req.client_ip, unix_now())
+        .complete_login(body.session_id, &body.credential, req.client_ip, gw.now())
         .await?;
     // A fresh id at every login; the one the browser had before is ended (no session fixation).
     if let Some(old) = previous {

@@ -6,7 +6,6 @@ use std::sync::Arc;
 use serde::de::DeserializeOwned;
 
 use super::Request;
-use crate::clock::unix_now;
 use crate::error::{ApiError, ApiResult};
 use crate::gateway::Gateway;
 use crate::session::LiveSession;
@@ -31,7 +30,7 @@ pub fn json_body<T: DeserializeOwned>(req: &Request) -> ApiResult<T> {
 
 /// The signed-in session, if the request carries a valid cookie.
 pub async fn session(gw: &Gateway, req: &Request) -> ApiResult<Option<Arc<LiveSession>>> {
-    Ok(gw.sessions().from_headers(&req.headers, unix_now()).await?)
+    Ok(gw.sessions().from_headers(&req.headers, gw.now()).await?)
 }
 
 /// The signed-in session, or 401.

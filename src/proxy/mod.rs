@@ -30,7 +30,6 @@ use pingora::http::ResponseHeader;
 use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 
-use crate::clock::unix_now;
 use crate::endpoints::{self, forbidden_page, Endpoints};
 use crate::error::ApiError;
 use crate::gateway::Gateway;
@@ -293,7 +292,12 @@ impl GatewayProxy {
     /// cache miss). A store failure counts as no session: fail closed.
     async fn session_of(&self, session: &Session) -> Option<Arc<LiveSession>> {
         let headers = &session.req_header().headers;
-        match self.gw.sessions().from_headers(headers, unix_now()).await {
+        match self
+            .gw
+            .sessions()
+            .from_headers(headers, self.gw.now())
+            .await
+        {
             Ok(live) => live,
             Err(e) => {
                 tracing::warn!(error = %e, "session check failed");

@@ -16,7 +16,7 @@ use super::model::{
 };
 use super::tables::{encode, get_by_hash, get_by_id, CEREMONIES};
 use super::writer::Batch;
-use super::{passkeys, sessions, unix_now, RedbStore, StoreError};
+use super::{passkeys, sessions, RedbStore, StoreError};
 use async_trait::async_trait;
 use redb::{ReadableMultimapTable, ReadableTable, ReadableTableMetadata};
 use uuid::Uuid;
@@ -42,7 +42,7 @@ impl CeremonyStore for RedbStore {
     }
 
     async fn ceremony(&self, id: Uuid) -> Result<Option<Ceremony>, StoreError> {
-        let now = unix_now();
+        let now = self.now();
         self.read(move |txn| {
             let ceremony: Option<Ceremony> = get_by_id(&txn.open_table(CEREMONIES)?, id)?;
             Ok(ceremony.filter(|ceremony| ceremony.expires_at > now))
@@ -82,7 +82,7 @@ impl CeremonyStore for RedbStore {
         passkey_id: Uuid,
         ceremony_id: Uuid,
     ) -> Result<Passkey, StoreError> {
-        let now = unix_now();
+        let now = self.now();
         self.write(move |batch| {
             let mut passkey: Passkey =
                 get_by_id(&batch.passkeys, passkey_id)?.ok_or(StoreError::NotFound)?;

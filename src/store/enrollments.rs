@@ -8,7 +8,7 @@ use super::backend::EnrollmentStore;
 use super::events::append;
 use super::model::{Ceremony, Enrollment, EventKind, NewEvent, SecretHash, SessionRecord};
 use super::tables::{decode, encode, get_by_hash, get_by_id, ENROLLMENTS};
-use super::{sessions, unix_now, RedbStore, StoreError};
+use super::{sessions, RedbStore, StoreError};
 use async_trait::async_trait;
 use redb::ReadableTable;
 use uuid::Uuid;
@@ -29,7 +29,7 @@ impl EnrollmentStore for RedbStore {
         token_hash: SecretHash,
         expires_at: i64,
     ) -> Result<Enrollment, StoreError> {
-        let now = unix_now();
+        let now = self.now();
         self.write(move |batch| {
             let user: Option<super::User> = get_by_id(&batch.users, user_id)?;
             if user.is_none() {
@@ -60,7 +60,7 @@ impl EnrollmentStore for RedbStore {
     }
 
     async fn enrollment(&self, token_hash: SecretHash) -> Result<Option<Enrollment>, StoreError> {
-        let now = unix_now();
+        let now = self.now();
         self.read(move |txn| {
             let found: Option<Enrollment> =
                 get_by_hash(&txn.open_table(ENROLLMENTS)?, &token_hash.0)?;

@@ -41,6 +41,9 @@ pub use backend::{
 };
 pub use redb_store::RedbStore;
 
+use crate::clock::Clock;
+// The store tests (`tests/`) read the wall clock through `super::*`.
+#[cfg(test)]
 use crate::clock::unix_now;
 use std::path::Path;
 use std::sync::Arc;
@@ -59,7 +62,12 @@ impl Store {
     ///
     /// Blocks while it opens the file; call it at startup or from `spawn_blocking`.
     pub fn open(path: impl AsRef<Path>) -> Result<Store, StoreError> {
-        Ok(Store::with_backend(RedbStore::open(path)?))
+        Store::open_with_clock(path, Arc::new(Clock::default()))
+    }
+
+    /// As [`Store::open`], telling time by `clock` (the gateway's).
+    pub fn open_with_clock(path: impl AsRef<Path>, clock: Arc<Clock>) -> Result<Store, StoreError> {
+        Ok(Store::with_backend(RedbStore::open(path, clock)?))
     }
 
     /// A handle on any backend.

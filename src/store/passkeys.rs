@@ -10,7 +10,7 @@ use super::events::append;
 use super::model::{EventKind, NewEvent, Passkey, SecretHash, SessionRecord};
 use super::tables::{encode, get_by_id, CREDENTIAL_IDS, PASSKEYS, USER_PASSKEYS};
 use super::writer::Batch;
-use super::{sessions, unix_now, RedbStore, StoreError};
+use super::{sessions, RedbStore, StoreError};
 use async_trait::async_trait;
 use redb::{ReadableMultimapTable, ReadableTable};
 use uuid::Uuid;
@@ -54,7 +54,7 @@ impl PasskeyStore for RedbStore {
         id: Uuid,
         name: String,
     ) -> Result<Passkey, StoreError> {
-        let now = unix_now();
+        let now = self.now();
         self.write(move |batch| {
             let mut passkey = owned(batch, user_id, id)?;
             passkey.name = name;
@@ -71,7 +71,7 @@ impl PasskeyStore for RedbStore {
     }
 
     async fn delete_passkey(&self, user_id: Uuid, id: Uuid) -> Result<Vec<SecretHash>, StoreError> {
-        let now = unix_now();
+        let now = self.now();
         self.write(move |batch| {
             let passkey = owned(batch, user_id, id)?;
             if batch.user_passkeys.get(user_id.as_u128())?.len() <= 1 {
@@ -83,7 +83,7 @@ impl PasskeyStore for RedbStore {
     }
 
     async fn revoke_passkey(&self, id: Uuid) -> Result<Vec<SecretHash>, StoreError> {
-        let now = unix_now();
+        let now = self.now();
         self.write(move |batch| {
             let passkey: Passkey = get_by_id(&batch.passkeys, id)?.ok_or(StoreError::NotFound)?;
             delete(batch, &passkey, "revoked by an administrator", now)

@@ -14,6 +14,7 @@ use super::backend::Storage;
 use super::tables::{self, SCHEMA_KEY, SCHEMA_VERSION};
 use super::writer::{Batch, Writer};
 use super::{StoreError, WriteStats};
+use crate::clock::Clock;
 
 /// The store in one redb file; cheap to clone, all clones share one file and one writer.
 #[derive(Clone)]
@@ -30,6 +31,8 @@ struct Inner {
     /// its own allocator heap: reads on blocking threads at concurrency 32 grew that pool to 64
     /// threads (+11 MiB of RSS), for no gain on 2 cores.
     scans: tokio::sync::Semaphore,
+    /// What "now" is for expiry checks and the times records are stamped with.
+    clock: Arc<Clock>,
 }
 
 /// Scans running at once (the rest wait their turn).
@@ -42,7 +45,7 @@ impl RedbStore {
     /// Opens (or creates) the store file, checking and recording its schema version.
     ///
     /// Blocks while it opens the file; call it at startup or from `spawn_blocking`.
-    pub fn open(path: impl AsRef<Path>) -> Result<RedbStore, StoreError> {
+    pub fn open(path: impl AsRef<Path>, clock: Arc<Clock>) -> Result<RedbStore, StoreError> {
         let path = path.as_ref().to_path_buf();
         create_private(&path)?;
         // redb caches up to 1 GiB of pages by default. The gateway keeps what is hot (sessions)
@@ -65,8 +68,14 @@ impl RedbStore {
                 db,
                 path,
                 scans: tokio::sync::Semaphore::new(CONCURRENT_SCANS),
+                clock,
             }),
         })
+    }
+
+    /// Now, by the store's clock.
+    pub(super) fn now(&self) -> i64 {
+        self.inner.clock.now()
     }
 
     /// A point lookup (one record, or one user's few), run inline. redb serves it from its page

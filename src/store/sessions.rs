@@ -10,7 +10,7 @@ use super::events::append;
 use super::model::{EventKind, NewEvent, SecretHash, SessionRecord};
 use super::tables::{decode, encode, get_by_hash, SESSIONS, USER_SESSIONS};
 use super::writer::Batch;
-use super::{unix_now, RedbStore, StoreError};
+use super::{RedbStore, StoreError};
 use async_trait::async_trait;
 use redb::{ReadableMultimapTable, ReadableTable};
 use uuid::Uuid;
@@ -18,7 +18,7 @@ use uuid::Uuid;
 #[async_trait]
 impl SessionStore for RedbStore {
     async fn session(&self, hash: SecretHash) -> Result<Option<SessionRecord>, StoreError> {
-        let now = unix_now();
+        let now = self.now();
         self.read(move |txn| {
             let session: Option<SessionRecord> = get_by_hash(&txn.open_table(SESSIONS)?, &hash.0)?;
             Ok(session.filter(|session| session.expires_at > now))
@@ -27,7 +27,7 @@ impl SessionStore for RedbStore {
     }
 
     async fn sessions_of(&self, user_id: Option<Uuid>) -> Result<Vec<SessionRecord>, StoreError> {
-        let now = unix_now();
+        let now = self.now();
         self.read(move |txn| {
             let sessions = txn.open_table(SESSIONS)?;
             let mut found = match user_id {
@@ -50,7 +50,7 @@ impl SessionStore for RedbStore {
     }
 
     async fn delete_session(&self, hash: SecretHash) -> Result<SessionRecord, StoreError> {
-        let now = unix_now();
+        let now = self.now();
         self.write(move |batch| {
             let session: SessionRecord =
                 get_by_hash(&batch.sessions, &hash.0)?.ok_or(StoreError::NotFound)?;
@@ -62,7 +62,7 @@ impl SessionStore for RedbStore {
     }
 
     async fn delete_sessions_of(&self, user_id: Uuid) -> Result<Vec<SecretHash>, StoreError> {
-        let now = unix_now();
+        let now = self.now();
         self.write(move |batch| {
             let revoked = of_user(&batch.user_sessions, &batch.sessions, user_id)?;
             for session in &revoked {

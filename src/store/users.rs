@@ -9,7 +9,7 @@ use super::events::append;
 use super::model::{EventKind, NewEvent, NewUser, SecretHash, User};
 use super::tables::{all_by_id, encode, get_by_id, USERNAMES, USERS};
 use super::writer::Batch;
-use super::{passkeys, sessions, unix_now, RedbStore, StoreError};
+use super::{passkeys, sessions, RedbStore, StoreError};
 use async_trait::async_trait;
 use redb::{ReadableMultimapTable, ReadableTable};
 use uuid::Uuid;
@@ -17,7 +17,7 @@ use uuid::Uuid;
 #[async_trait]
 impl UserStore for RedbStore {
     async fn create_user(&self, new: NewUser) -> Result<User, StoreError> {
-        let now = unix_now();
+        let now = self.now();
         self.write(move |batch| {
             if batch.usernames.get(new.username.as_str())?.is_some() {
                 return Err(StoreError::Conflict("username"));
@@ -74,7 +74,7 @@ impl UserStore for RedbStore {
         disabled: bool,
     ) -> Result<Vec<SecretHash>, StoreError> {
         let username = username.to_owned();
-        let now = unix_now();
+        let now = self.now();
         self.write(move |batch| {
             let mut user = by_name(batch, &username)?.ok_or(StoreError::NotFound)?;
             let revoked = if disabled {
@@ -105,7 +105,7 @@ impl UserStore for RedbStore {
         groups: Vec<String>,
     ) -> Result<User, StoreError> {
         let username = username.to_owned();
-        let now = unix_now();
+        let now = self.now();
         self.write(move |batch| {
             let mut user = by_name(batch, &username)?.ok_or(StoreError::NotFound)?;
             user.groups = groups;
@@ -123,7 +123,7 @@ impl UserStore for RedbStore {
 
     async fn remove_user(&self, username: &str) -> Result<Vec<SecretHash>, StoreError> {
         let username = username.to_owned();
-        let now = unix_now();
+        let now = self.now();
         self.write(move |batch| {
             let user = by_name(batch, &username)?.ok_or(StoreError::NotFound)?;
             let id = user.id.as_u128();

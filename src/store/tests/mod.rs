@@ -33,7 +33,8 @@ impl World {
     /// A fresh world and its store as the redb backend, for tests of the writer itself.
     pub(super) fn with_redb() -> (World, RedbStore) {
         let dir = tempfile::tempdir().expect("temp dir");
-        let redb = RedbStore::open(dir.path().join("gateway.redb")).expect("open store");
+        let redb = RedbStore::open(dir.path().join("gateway.redb"), Default::default())
+            .expect("open store");
         let store = Store::with_backend(redb.clone());
         (World { dir, store }, redb)
     }
