@@ -72,6 +72,19 @@ pub async fn user(target: &Target, cmd: UserCommand) -> Result<String, AdminErro
                 user.username
             ))
         }
+        UserCommand::Groups { name, groups } => {
+            let user = existing(target, &name).await?;
+            let user = target.sessions().set_user_groups(&user, groups).await?;
+            Ok(format!(
+                "groups of {}: {}",
+                user.username,
+                if user.groups.is_empty() {
+                    "-".to_string()
+                } else {
+                    user.groups.join(",")
+                }
+            ))
+        }
     }
 }
 

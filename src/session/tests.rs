@@ -160,3 +160,23 @@ async fn expired_sessions_are_deleted_by_the_upkeep_not_by_requests() {
         .is_some());
     assert!(live.check(&busy, later).await.unwrap().is_some());
 }
+
+#[tokio::test]
+async fn new_groups_reach_a_cached_session_at_once() {
+    let world = World::new();
+    let live = Arc::new(sessions(&world, 8));
+    let cookie = signed_in(&world, "gwen").await;
+    let now = unix_now();
+    let before = live.check(&cookie, now).await.unwrap().unwrap();
+    assert_eq!(before.identity.groups, ["staff"]);
+
+    let user = world.store.user_by_name("gwen").await.unwrap().unwrap();
+    let changed = live.set_user_groups(&user, vec!["admins".into()]).await;
+    assert_eq!(changed.unwrap().groups, ["admins"]);
+    let after = live.check(&cookie, now + 1).await.unwrap().unwrap();
+    assert_eq!(
+        after.identity.groups,
+        ["admins"],
+        "the cached identity was replaced"
+    );
+}
