@@ -33,8 +33,8 @@ pub enum AdminError {
     Refused(String),
     #[error("store: {0}")]
     Store(#[from] StoreError),
-    #[error("{0}")]
-    Other(String),
+    #[error(transparent)]
+    Identity(#[from] crate::identity::IdentityError),
 }
 
 /// What the commands act on.

@@ -183,11 +183,9 @@ pub async fn session(target: &Target, cmd: SessionCommand) -> Result<String, Adm
 
 pub fn rotate_keys(target: &Target) -> Result<String, AdminError> {
     let kid = match target {
-        Target::Live(gw) => gw
-            .rotate_keys()
-            .map_err(|e| AdminError::Other(e.to_string()))?,
+        Target::Live(gw) => gw.rotate_keys()?,
         Target::Offline { config, .. } => {
-            let ring = rotate_key_file(config).map_err(|e| AdminError::Other(e.to_string()))?;
+            let ring = rotate_key_file(config)?;
             ring.current().kid().to_string()
         }
     };

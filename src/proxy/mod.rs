@@ -146,7 +146,8 @@ impl ProxyHttp for GatewayProxy {
         upstream::set_forwarded(upstream, decided)?;
         let route = ctx.route.and_then(|i| gw.router().routes().get(i));
         if let (Some(live), Some(route)) = (&ctx.session, route) {
-            upstream::add_identity(gw, upstream, live, &route.audience)?;
+            let preset = gw.config().identity.headers;
+            upstream::add_identity(gw.signer(), preset, upstream, live, &route.audience)?;
         }
         Ok(())
     }
