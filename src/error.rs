@@ -11,7 +11,7 @@ use std::error::Error as StdError;
 
 use http::StatusCode;
 
-use crate::passkey::PasskeyError;
+use crate::passkey::{BadPasskeyName, PasskeyError};
 use crate::reply::Reply;
 use crate::store::StoreError;
 
@@ -194,6 +194,15 @@ impl From<PasskeyError> for ApiError {
             | PasskeyError::Serialization(_)
             | PasskeyError::Store(_)) => ApiError::internal(e),
         }
+    }
+}
+
+impl From<BadPasskeyName> for ApiError {
+    fn from(_: BadPasskeyName) -> ApiError {
+        ApiError::BadRequest(
+            "bad_name",
+            "A passkey name is at most 64 characters, without control characters.",
+        )
     }
 }
 

@@ -5,7 +5,7 @@ use http::{Method, StatusCode};
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::ceremony::clean_name;
+use super::ceremony::parse_name;
 use super::input::{json_body, require_session, same_origin};
 use super::{Reply, Request};
 use crate::error::{ApiError, ApiResult};
@@ -72,11 +72,11 @@ pub async fn one(gw: &Gateway, req: &Request, id: &str) -> ApiResult<Reply> {
         Method::PATCH => {
             same_origin(gw, req)?;
             let body: Rename = json_body(req)?;
-            let name = clean_name(Some(body.name))?
+            let name = parse_name(Some(&body.name))?
                 .ok_or(ApiError::BadRequest("bad_name", "Give the passkey a name."))?;
             let passkey = gw
                 .store()
-                .rename_passkey(live.user_id, id, name)
+                .rename_passkey(live.user_id, id, name.into_string())
                 .await
                 .map_err(owner_error)?;
             Ok(Reply::json(StatusCode::OK, &PasskeyView::from(&passkey)))

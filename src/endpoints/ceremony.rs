@@ -7,13 +7,10 @@ use webauthn_rs::prelude::{PublicKeyCredential, RegisterPublicKeyCredential};
 
 use super::input::{json_body, rate_limit, require_session, same_origin, session};
 use super::{Reply, Request};
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 use crate::gateway::Gateway;
-use crate::passkey::{PasskeyView, UserView};
+use crate::passkey::{PasskeyName, PasskeyView, UserView};
 use crate::policy::{normalize_username, safe_return_to};
-
-/// Longest passkey name kept.
-const MAX_NAME: usize = 64;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -46,7 +43,7 @@ struct LoginComplete {
 pub async fn register_begin(gw: &Gateway, req: &Request) -> ApiResult<Reply> {
     rate_limit(gw, req)?;
     let body: RegisterBegin = json_body(req)?;
-    let name = clean_name(body.name)?;
+    let name = parse_name(body.name.as_deref())?;
     let now = gw.now();
     let options = match body.token {
         Some(token) => gw.ceremonies().begin_enrollment(&token, name, now).await?,
@@ -65,7 +62,7 @@ pub async fn register_begin(gw: &Gateway, req: &Request) -> ApiResult<Reply> {
 /// `POST /passkeys/register/complete`: 201 with the passkey; an enrollment also signs in.
 pub async fn register_complete(gw: &Gateway, req: &Request) -> ApiResult<Reply> {
     let body: RegisterComplete = json_body(req)?;
-    let name = clean_name(body.name)?;
+    let name = parse_name(body.name.as_deref())?;
     let current = session(gw, req).await?;
     if current.is_some() {
         same_origin(gw, req)?;
@@ -130,16 +127,7 @@ pub async fn login_complete(gw: &Gateway, req: &Request) -> ApiResult<Reply> {
     Ok(reply.header("set-cookie", outcome.set_cookie))
 }
 
-/// Passkey names: trimmed, at most 64 characters, no control characters.
-pub fn clean_name(name: Option<String>) -> ApiResult<Option<String>> {
-    let Some(name) = name.map(|n| n.trim().to_string()).filter(|n| !n.is_empty()) else {
-        return Ok(None);
-    };
-    if name.chars().count() > MAX_NAME || name.chars().any(char::is_control) {
-        return Err(ApiError::BadRequest(
-            "bad_name",
-            "A passkey name is at most 64 characters, without control characters.",
-        ));
-    }
-    Ok(Some(name))
+/// A typed passkey name, if any; a bad one is a 400.
+pub fn parse_name(typed: Option<&str>) -> ApiResult<Option<PasskeyName>> {
+    Ok(typed.map(PasskeyName::parse).transpose()?.flatten())
 }

@@ -11,12 +11,14 @@ mod decoy;
 mod enrollment;
 mod error;
 mod login;
+mod name;
 mod registration;
 mod state;
 mod view;
 
 pub use enrollment::issue_enrollment;
 pub use error::{PasskeyError, PasskeyResult};
+pub use name::{BadPasskeyName, PasskeyName};
 pub use view::{rfc3339, PasskeyView, UserView};
 
 use std::sync::Arc;

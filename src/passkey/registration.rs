@@ -8,7 +8,7 @@ use webauthn_rs_core::internals::AuthenticatorData;
 use webauthn_rs_core::proto::{Registration, ResidentKeyRequirement};
 
 use super::state::CeremonyState;
-use super::{Ceremonies, PasskeyError, PasskeyResult};
+use super::{Ceremonies, PasskeyError, PasskeyName, PasskeyResult};
 use crate::store::{
     hash_secret, Ceremony, CeremonyKind, Passkey, RegistrationCompletion, SecretHash, StoreError,
     User,
@@ -27,7 +27,7 @@ impl Ceremonies {
     pub async fn begin_enrollment(
         &self,
         token: &str,
-        name: Option<String>,
+        name: Option<PasskeyName>,
         now: i64,
     ) -> PasskeyResult<serde_json::Value> {
         let hash = hash_secret(token);
@@ -42,7 +42,7 @@ impl Ceremonies {
     pub async fn begin_registration_for(
         &self,
         user_id: Uuid,
-        name: Option<String>,
+        name: Option<PasskeyName>,
         now: i64,
     ) -> PasskeyResult<serde_json::Value> {
         let user = self.store.user(user_id).await?;
@@ -54,7 +54,7 @@ impl Ceremonies {
     async fn begin_registration(
         &self,
         user: &User,
-        name: Option<String>,
+        name: Option<PasskeyName>,
         enrollment: Option<SecretHash>,
         now: i64,
     ) -> PasskeyResult<serde_json::Value> {
@@ -85,7 +85,7 @@ impl Ceremonies {
             user_id: Some(user.id),
             enrollment_token_hash: enrollment,
             state: CeremonyState::Registration(state).to_bytes()?,
-            passkey_name: name,
+            passkey_name: name.map(PasskeyName::into_string),
             expires_at: self.expires_at(now),
         };
         self.keep(ceremony).await?;
@@ -98,7 +98,7 @@ impl Ceremonies {
         &self,
         ceremony_id: Uuid,
         credential: &RegisterPublicKeyCredential,
-        name: Option<String>,
+        name: Option<PasskeyName>,
         session_user: Option<Uuid>,
         now: i64,
     ) -> PasskeyResult<RegistrationOutcome> {
@@ -136,7 +136,8 @@ impl Ceremonies {
             user_id,
             &verified,
             credential,
-            name.or(ceremony.passkey_name.clone()),
+            name.map(PasskeyName::into_string)
+                .or(ceremony.passkey_name.clone()),
             now,
         )?;
         let session = ceremony
@@ -176,7 +177,6 @@ fn stored_passkey(
     now: i64,
 ) -> PasskeyResult<Passkey> {
     let raw: webauthn_rs_core::proto::Credential = verified.clone().into();
-    let name = name.map(|n| n.trim().to_string()).filter(|n| !n.is_empty());
     Ok(Passkey {
         // Time-ordered, so "newest first" holds even for two passkeys made in the same second.
         id: Uuid::now_v7(),
