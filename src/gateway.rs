@@ -21,28 +21,29 @@ pub const UPKEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(
 /// The store's file name inside `server.data_dir`.
 pub const STORE_FILE: &str = "gateway.redb";
 
-/// Why a gateway could not be built.
+/// Why a gateway could not be built. Causes are sources (`main` prints the chain), so no
+/// message repeats its cause's text.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("{0}")]
+    #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
     #[error("cannot listen on {addr}: {cause}")]
     Listen {
         addr: std::net::SocketAddr,
         cause: std::io::Error,
     },
-    #[error("TLS: {0}")]
-    Tls(String),
+    #[error("TLS")]
+    Tls(#[source] Box<pingora::Error>),
     #[error("cannot create the data directory {path}: {cause}")]
     DataDir {
         path: PathBuf,
         cause: std::io::Error,
     },
-    #[error("store: {0}")]
+    #[error("store")]
     Store(#[from] StoreError),
-    #[error("{0}")]
+    #[error(transparent)]
     Identity(#[from] IdentityError),
-    #[error("{0}")]
+    #[error(transparent)]
     RelyingParty(#[from] RelyingPartyError),
 }
 

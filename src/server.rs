@@ -53,7 +53,7 @@ pub fn build_server(gw: Arc<Gateway>) -> Result<Server, StartError> {
                     &tls.cert.to_string_lossy(),
                     &tls.key.to_string_lossy(),
                 )
-                .map_err(|e| StartError::Tls(e.to_string()))?;
+                .map_err(StartError::Tls)?;
                 service.add_tls_with_settings(&addr, None, settings);
             }
             None => service.add_tcp(&addr),

@@ -49,8 +49,18 @@ pub struct Ceremonies {
 
 /// Why the relying party could not be set up from the config.
 #[derive(Debug, thiserror::Error)]
-#[error("webauthn: {0}")]
-pub struct RelyingPartyError(String);
+pub enum RelyingPartyError {
+    #[error("webauthn: no origin is configured")]
+    NoOrigin,
+    #[error("webauthn")]
+    WebAuthn(#[source] webauthn_rs::prelude::WebauthnError),
+    #[error("webauthn: the decoy key {}", path.display())]
+    DecoyKey {
+        path: std::path::PathBuf,
+        #[source]
+        cause: std::io::Error,
+    },
+}
 
 impl Ceremonies {
     pub fn new(
@@ -59,10 +69,8 @@ impl Ceremonies {
         sessions: Arc<Sessions>,
     ) -> Result<Ceremonies, RelyingPartyError> {
         let origins = config.origins();
-        let first: &Url = origins
-            .first()
-            .ok_or_else(|| RelyingPartyError("no origin".into()))?;
-        let fail = |e: webauthn_rs::prelude::WebauthnError| RelyingPartyError(e.to_string());
+        let first: &Url = origins.first().ok_or(RelyingPartyError::NoOrigin)?;
+        let fail = RelyingPartyError::WebAuthn;
         let mut builder = WebauthnBuilder::new(&config.webauthn.rp_id, first)
             .map_err(fail)?
             .rp_name(&config.webauthn.rp_name)
@@ -70,9 +78,9 @@ impl Ceremonies {
         for origin in &origins[1..] {
             builder = builder.append_allowed_origin(origin);
         }
-        let decoys = Decoys::load_or_create(&config.server.data_dir).map_err(|e| {
+        let decoys = Decoys::load_or_create(&config.server.data_dir).map_err(|cause| {
             let path = config.server.data_dir.join(DECOY_KEY_FILE);
-            RelyingPartyError(format!("{}: {e}", path.display()))
+            RelyingPartyError::DecoyKey { path, cause }
         })?;
         Ok(Ceremonies {
             webauthn: builder.build().map_err(fail)?,
