@@ -50,15 +50,24 @@ pub enum StartError {
 /// One gateway: config, routes, store, sessions, ceremonies and signing keys.
 pub struct Gateway {
     config: Arc<Config>,
-    router: Router,
+    router: Arc<Router>,
     store: Store,
     sessions: Arc<Sessions>,
     ceremonies: Ceremonies,
-    signer: AssertionSigner,
+    signer: Arc<AssertionSigner>,
     /// Ceremony attempts per client network; `None` when unlimited.
     limiter: Option<CeremonyLimiter>,
     /// The one clock: the store, the sessions, the ceremonies and the upkeep ask it the time.
     clock: Arc<Clock>,
+}
+
+/// The narrow handles the proxy's phases use (see [`Gateway::proxy_handles`]).
+pub(crate) struct ProxyHandles {
+    pub config: Arc<Config>,
+    pub router: Arc<Router>,
+    pub sessions: Arc<Sessions>,
+    pub signer: Arc<AssertionSigner>,
+    pub clock: Arc<Clock>,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -88,12 +97,12 @@ impl Gateway {
             server.rate_limit_max_clients,
         );
         Ok(Arc::new(Gateway {
-            router: Router::new(config.routes.clone()),
+            router: Arc::new(Router::new(config.routes.clone())),
             config: Arc::new(config),
             store,
             sessions,
             ceremonies,
-            signer,
+            signer: Arc::new(signer),
             limiter,
             clock,
         }))
@@ -132,6 +141,17 @@ impl Gateway {
     /// Ceremony attempts per client network; `None` when unlimited.
     pub fn limiter(&self) -> Option<&CeremonyLimiter> {
         self.limiter.as_ref()
+    }
+
+    /// What the proxy's phases use, shared with the gateway, so the proxy holds no more.
+    pub(crate) fn proxy_handles(&self) -> ProxyHandles {
+        ProxyHandles {
+            config: self.config.clone(),
+            router: self.router.clone(),
+            sessions: self.sessions.clone(),
+            signer: self.signer.clone(),
+            clock: self.clock.clone(),
+        }
     }
 
     /// Now, in unix seconds, by the gateway's clock.
