@@ -74,6 +74,13 @@ pub enum UserCommand {
     Enable { name: String },
     /// Remove a user, their passkeys and sessions.
     Remove { name: String },
+    /// Replace a user's groups (none given: no groups); their sessions see the change at once.
+    Groups {
+        name: String,
+        /// A group the user belongs to (repeatable).
+        #[arg(long = "group")]
+        groups: Vec<String>,
+    },
 }
 
 #[derive(Debug, Clone, Subcommand, Serialize, Deserialize)]

@@ -72,7 +72,7 @@ fn serve(path: &std::path::Path) -> anyhow::Result<()> {
     let config = Config::load(path)?;
     let _log = crate::logging::init(config.server.log_format);
     let gw: Arc<Gateway> = Gateway::new(config).context("cannot start the gateway")?;
-    tracing::info!(listen = ?gw.config.server.listen, "passkey-gateway starting");
+    tracing::info!(listen = ?gw.config().server.listen, "passkey-gateway starting");
     crate::server::run(gw, RunArgs::default())?;
     Ok(())
 }

@@ -2,14 +2,15 @@
 //! so every test builds a fresh one.
 
 use std::path::PathBuf;
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::Arc;
 use std::time::SystemTime;
 
+pub use crate::clock::unix_now;
+use crate::clock::Clock;
 use crate::config::Config;
 use crate::identity::{AssertionSigner, IdentityError, KeyRing};
 use crate::limits::CeremonyLimiter;
 use crate::passkey::{Ceremonies, RelyingPartyError};
-use crate::routes::Pages;
 use crate::routing::Router;
 use crate::session::Sessions;
 use crate::store::{Store, StoreError};
@@ -20,43 +21,53 @@ pub const UPKEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(
 /// The store's file name inside `server.data_dir`.
 pub const STORE_FILE: &str = "gateway.redb";
 
-/// Why a gateway could not be built.
+/// Why a gateway could not be built. Causes are sources (`main` prints the chain), so no
+/// message repeats its cause's text.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("{0}")]
+    #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
     #[error("cannot listen on {addr}: {cause}")]
     Listen {
         addr: std::net::SocketAddr,
         cause: std::io::Error,
     },
-    #[error("TLS: {0}")]
-    Tls(String),
+    #[error("TLS")]
+    Tls(#[source] Box<pingora::Error>),
     #[error("cannot create the data directory {path}: {cause}")]
     DataDir {
         path: PathBuf,
         cause: std::io::Error,
     },
-    #[error("store: {0}")]
+    #[error("store")]
     Store(#[from] StoreError),
-    #[error("{0}")]
+    #[error(transparent)]
     Identity(#[from] IdentityError),
-    #[error("{0}")]
+    #[error(transparent)]
     RelyingParty(#[from] RelyingPartyError),
 }
 
 /// One gateway: config, routes, store, sessions, ceremonies and signing keys.
 pub struct Gateway {
-    pub config: Arc<Config>,
-    pub router: Router,
-    pub store: Store,
-    pub sessions: Arc<Sessions>,
-    pub ceremonies: Ceremonies,
-    pub signer: AssertionSigner,
-    keys: RwLock<KeyRing>,
-    pub pages: Pages,
+    config: Arc<Config>,
+    router: Arc<Router>,
+    store: Store,
+    sessions: Arc<Sessions>,
+    ceremonies: Ceremonies,
+    signer: Arc<AssertionSigner>,
     /// Ceremony attempts per client network; `None` when unlimited.
-    pub limiter: Option<CeremonyLimiter>,
+    limiter: Option<CeremonyLimiter>,
+    /// The one clock: the store, the sessions, the ceremonies and the upkeep ask it the time.
+    clock: Arc<Clock>,
+}
+
+/// The narrow handles the proxy's phases use (see [`Gateway::proxy_handles`]).
+pub(crate) struct ProxyHandles {
+    pub config: Arc<Config>,
+    pub router: Arc<Router>,
+    pub sessions: Arc<Sessions>,
+    pub signer: Arc<AssertionSigner>,
+    pub clock: Arc<Clock>,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -72,7 +83,8 @@ impl Gateway {
     pub fn new(config: Config) -> Result<Arc<Gateway>, StartError> {
         let dir = config.server.data_dir.clone();
         create_private_dir(&dir)?;
-        let store = Store::open(dir.join(STORE_FILE))?;
+        let clock = Arc::new(Clock::default());
+        let store = Store::open_with_clock(dir.join(STORE_FILE), clock.clone())?;
         let keys = KeyRing::load_or_create(&dir, config.identity.algorithm)?;
         let signer =
             AssertionSigner::new(&keys, config.public_origin(), config.identity.token_ttl)?;
@@ -85,38 +97,84 @@ impl Gateway {
             server.rate_limit_max_clients,
         );
         Ok(Arc::new(Gateway {
-            router: Router::new(config.routes.clone()),
-            pages: Pages::new(&config.webauthn.rp_name),
+            router: Arc::new(Router::new(config.routes.clone())),
             config: Arc::new(config),
             store,
             sessions,
             ceremonies,
-            signer,
-            keys: RwLock::new(keys),
+            signer: Arc::new(signer),
             limiter,
+            clock,
         }))
     }
 
-    /// The JWKS document: current and still-published previous keys.
+    /// The configuration it was built from.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The routes, matched by host then longest path prefix.
+    pub fn router(&self) -> &Router {
+        &self.router
+    }
+
+    /// Users, passkeys, ceremonies and events. Sessions change only through [`Gateway::sessions`].
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The one owner of sessions: issuing, checking and ending them, store and cache together.
+    pub fn sessions(&self) -> &Arc<Sessions> {
+        &self.sessions
+    }
+
+    /// The WebAuthn ceremonies.
+    pub fn ceremonies(&self) -> &Ceremonies {
+        &self.ceremonies
+    }
+
+    /// Signs the identity assertions; owns the key ring.
+    pub fn signer(&self) -> &AssertionSigner {
+        &self.signer
+    }
+
+    /// Ceremony attempts per client network; `None` when unlimited.
+    pub fn limiter(&self) -> Option<&CeremonyLimiter> {
+        self.limiter.as_ref()
+    }
+
+    /// What the proxy's phases use, shared with the gateway, so the proxy holds no more.
+    pub(crate) fn proxy_handles(&self) -> ProxyHandles {
+        ProxyHandles {
+            config: self.config.clone(),
+            router: self.router.clone(),
+            sessions: self.sessions.clone(),
+            signer: self.signer.clone(),
+            clock: self.clock.clone(),
+        }
+    }
+
+    /// Now, in unix seconds, by the gateway's clock.
+    pub fn now(&self) -> i64 {
+        self.clock.now()
+    }
+
+    /// The gateway's clock (tests move it forward instead of waiting).
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    /// The JWKS document: current and still-published previous keys (the signer's ring, so it
+    /// always matches the key that signs).
     pub fn jwks(&self) -> serde_json::Value {
-        self.keys
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .jwks()
+        self.signer.jwks()
     }
 
     /// Switches to a new signing key; the old one stays published for `identity.key_overlap`.
     pub fn rotate_keys(&self) -> Result<String, IdentityError> {
-        let ring = KeyRing::rotate(
-            &self.config.server.data_dir,
-            self.config.identity.algorithm,
-            self.config.identity.key_overlap,
-            SystemTime::now(),
-        )?;
+        let ring = rotate_key_file(&self.config)?;
         self.signer.install(&ring);
-        let kid = ring.current().kid().to_string();
-        *self.keys.write().unwrap_or_else(PoisonError::into_inner) = ring;
-        Ok(kid)
+        Ok(ring.current().kid().to_string())
     }
 
     /// Periodic upkeep every [`UPKEEP_INTERVAL`]; some tasks run every few rounds. Runs until
@@ -125,7 +183,7 @@ impl Gateway {
         let mut tick = tokio::time::interval(UPKEEP_INTERVAL);
         for round in 0u64.. {
             tick.tick().await;
-            self.upkeep_round(round, unix_now()).await;
+            self.upkeep_round(round, self.now()).await;
         }
     }
 
@@ -168,11 +226,16 @@ impl Gateway {
     }
 }
 
-/// Seconds since the Unix epoch.
-pub fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
+/// Rotates the signing key file in `config`'s data directory and returns the new ring: the one
+/// rotation, which the live gateway then installs and the offline `keys rotate` leaves for the
+/// next start.
+pub fn rotate_key_file(config: &Config) -> Result<KeyRing, IdentityError> {
+    KeyRing::rotate(
+        &config.server.data_dir,
+        config.identity.algorithm,
+        config.identity.key_overlap,
+        SystemTime::now(),
+    )
 }
 
 /// The data directory holds keys and the admin socket: owner-only.

@@ -17,11 +17,6 @@ impl Router {
         Router { routes }
     }
 
-    /// The route for a canonical `host` (see `policy::canonical_host`) and a normalized `path`.
-    pub fn route(&self, host: Option<&str>, path: &str) -> Option<&Route> {
-        self.route_index(host, path).map(|i| &self.routes[i])
-    }
-
     /// The index of that route in [`Router::routes`] (what the proxy keeps per request).
     pub fn route_index(&self, host: Option<&str>, path: &str) -> Option<usize> {
         // Both sides are canonical (lowercase, no port, no trailing dot): compared as they are.
@@ -80,7 +75,8 @@ mod tests {
         let r = router();
         let name = |host: Option<&str>, path: &str| {
             let host = host.map(|h| crate::policy::canonical_host(h).expect("valid host"));
-            r.route(host.as_deref(), path).map(|r| r.name.as_str())
+            let index = r.route_index(host.as_deref(), path);
+            index.map(|i| r.routes()[i].name.as_str())
         };
         let cases = [
             (Some("localhost:8080"), "/", Some("root")),

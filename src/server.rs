@@ -32,7 +32,7 @@ pub fn run(gw: Arc<Gateway>, args: RunArgs) -> Result<(), StartError> {
 /// Builds the pingora server: every listener is bound once up front so a port in use is a clear
 /// error here, not a panic inside pingora's listener thread.
 pub fn build_server(gw: Arc<Gateway>) -> Result<Server, StartError> {
-    let config = gw.config.clone();
+    let config = gw.config().clone();
     for addr in &config.server.listen {
         std::net::TcpListener::bind(addr)
             .map_err(|cause| StartError::Listen { addr: *addr, cause })?;
@@ -53,7 +53,7 @@ pub fn build_server(gw: Arc<Gateway>) -> Result<Server, StartError> {
                     &tls.cert.to_string_lossy(),
                     &tls.key.to_string_lossy(),
                 )
-                .map_err(|e| StartError::Tls(e.to_string()))?;
+                .map_err(StartError::Tls)?;
                 service.add_tls_with_settings(&addr, None, settings);
             }
             None => service.add_tcp(&addr),
@@ -81,9 +81,9 @@ impl BackgroundService for Upkeep {
             _ = shutdown.changed() => {}
         }
         admin.abort();
-        let _ = std::fs::remove_file(crate::admin::admin_socket_path(&self.0.config));
+        let _ = std::fs::remove_file(crate::admin::admin_socket_path(self.0.config()));
         // Last activity is written once more so a clean stop loses none of it.
-        let _ = self.0.sessions.flush_last_seen(i64::MAX).await;
+        let _ = self.0.sessions().flush_last_seen(i64::MAX).await;
     }
 }
 
@@ -110,7 +110,7 @@ pub fn proxy_app(gw: Arc<Gateway>) -> Arc<ProxyApp> {
 
 /// One place builds the app, so both paths run the same connection limits.
 fn guarded(proxy: HttpProxy<GatewayProxy>, gw: &Gateway) -> ProxyApp {
-    GuardedApp::new(proxy, ConnectionLimits::new(&gw.config.server))
+    GuardedApp::new(proxy, ConnectionLimits::new(&gw.config().server))
 }
 
 /// Serves HTTP/1.1 connections from a listener the caller bound (e.g. on port 0), until

@@ -32,7 +32,7 @@ async fn a_sign_count_behind_one_stored_before_the_ceremony_flags_a_clone() {
     let earlier = unix_now() - 10;
     let ceremony_id = uuid::Uuid::new_v4();
     gw.gw
-        .store
+        .store()
         .put_ceremony(
             Ceremony {
                 id: ceremony_id,
@@ -47,9 +47,9 @@ async fn a_sign_count_behind_one_stored_before_the_ceremony_flags_a_clone() {
         )
         .await
         .expect("ceremony");
-    let (_, session) = gw.gw.sessions.mint(gina.id, passkey_id, earlier);
+    let (_, session) = gw.gw.sessions().mint(gina.id, passkey_id, earlier);
     gw.gw
-        .store
+        .store()
         .complete_login(LoginCompletion {
             ceremony_id,
             passkey_id,
@@ -72,13 +72,13 @@ async fn a_sign_count_behind_one_stored_before_the_ceremony_flags_a_clone() {
 
     let passkey = gw
         .gw
-        .store
+        .store()
         .passkey(passkey_id)
         .await
         .expect("read")
         .expect("passkey");
     assert!(passkey.clone_suspected, "the passkey is flagged");
-    let events = gw.gw.store.events(20).await.expect("events");
+    let events = gw.gw.store().events(20).await.expect("events");
     assert!(events
         .iter()
         .any(|e| e.kind.as_str() == "clone_suspected" && e.passkey_id == Some(passkey_id)));
@@ -90,7 +90,7 @@ async fn a_sign_count_behind_one_stored_before_the_ceremony_flags_a_clone() {
     ));
     let user = gw
         .gw
-        .store
+        .store()
         .user_by_name("gina")
         .await
         .expect("read")
@@ -113,7 +113,7 @@ async fn a_disabled_user_is_out_at_once() {
 
     // The product's own path: the real CLI, which reaches this running gateway through its
     // admin socket; nothing in the test touches the session cache.
-    let socket = gw.gw.config.server.data_dir.join("admin.sock");
+    let socket = gw.gw.config().server.data_dir.join("admin.sock");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while !socket.exists() {
         assert!(std::time::Instant::now() < deadline, "no admin socket");
@@ -133,7 +133,7 @@ async fn a_disabled_user_is_out_at_once() {
     );
     assert!(
         gw.gw
-            .store
+            .store()
             .user(harry.id)
             .await
             .expect("read")

@@ -121,7 +121,7 @@ async fn offline_user_management() {
 async fn online_commands_reach_the_running_gateway() {
     let up = EchoUpstream::start().await;
     let gw = TestGateway::app(up.addr, "").await;
-    let socket = gw.gw.config.server.data_dir.join("admin.sock");
+    let socket = gw.gw.config().server.data_dir.join("admin.sock");
     let deadline = Instant::now() + Duration::from_secs(10);
     while !socket.exists() {
         assert!(Instant::now() < deadline, "the admin socket never appeared");
@@ -201,10 +201,10 @@ async fn online_commands_reach_the_running_gateway() {
         "the passkey's session died with it"
     );
 
-    let old_kid = gw.gw.signer.kid();
+    let old_kid = gw.gw.signer().kid();
     let (ok, out, _) = run(&["keys", "rotate"]).await.expect("cli");
     assert!(ok, "{out}");
-    assert_ne!(gw.gw.signer.kid(), old_kid, "the live signer switched");
+    assert_ne!(gw.gw.signer().kid(), old_kid, "the live signer switched");
     let jwks = gw.gw.jwks().to_string();
     assert!(jwks.contains(&old_kid), "the old key stays published");
 }

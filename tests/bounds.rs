@@ -8,8 +8,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures_util::stream::{self, StreamExt};
 use http::{HeaderMap, HeaderValue, Method};
+use passkey_gateway::endpoints::{Endpoints, Request};
 use passkey_gateway::gateway::unix_now;
-use passkey_gateway::routes::{handle, Request};
 use passkey_gateway::Gateway;
 use serde_json::{json, Value};
 
@@ -76,16 +76,19 @@ fn rss_kib() -> u64 {
 }
 
 async fn begin_many(gw: &Arc<Gateway>) -> (Vec<String>, u32) {
+    let endpoints = Arc::new(Endpoints::new(gw.clone()));
     let answers: Vec<_> = stream::iter(0..BEGINS)
         .map(|i| {
-            let gw = gw.clone();
+            let endpoints = endpoints.clone();
             async move {
                 let body = if i % 3 == 0 {
                     json!({"username": format!("nobody{i}")})
                 } else {
                     json!({})
                 };
-                handle(&gw, post("/passkeys/login/begin", body, client_addr(i))).await
+                endpoints
+                    .handle(post("/passkeys/login/begin", body, client_addr(i)))
+                    .await
             }
         })
         .buffer_unordered(32)
@@ -110,14 +113,15 @@ async fn begin_many(gw: &Arc<Gateway>) -> (Vec<String>, u32) {
 }
 
 async fn fail_many(gw: &Arc<Gateway>, ids: &[String]) {
+    let endpoints = Arc::new(Endpoints::new(gw.clone()));
     let statuses: Vec<u16> = stream::iter(0..FAILED_COMPLETES)
         .map(|i| {
-            let gw = gw.clone();
+            let endpoints = endpoints.clone();
             let id = ids[i as usize % ids.len()].clone();
             async move {
                 let body = json!({"session_id": id, "credential": unknown_credential(i)});
                 let req = post("/passkeys/login/complete", body, client_addr(i * 7 + 1));
-                handle(&gw, req).await.status.as_u16()
+                endpoints.handle(req).await.status.as_u16()
             }
         })
         .buffer_unordered(32)
@@ -144,11 +148,13 @@ async fn anonymous_floods_stay_bounded_and_upkeep_clears_them() {
     assert_eq!(u64::from(busy), u64::from(BEGINS) - MAX_LIVE);
     fail_many(&gw.gw, &ids).await;
 
-    let store_bytes = std::fs::metadata(gw.gw.store.path()).expect("store").len();
+    let store_bytes = std::fs::metadata(gw.gw.store().path().expect("a file store"))
+        .expect("store")
+        .len();
     let rss_after = rss_kib();
-    let events = gw.gw.store.events(100_000).await.expect("events");
+    let events = gw.gw.store().events(100_000).await.expect("events");
     let failures: u64 = events.iter().map(|e| e.count).sum();
-    let limiter_keys = gw.gw.limiter.as_ref().map_or(0, |l| l.clients());
+    let limiter_keys = gw.gw.limiter().map_or(0, |l| l.clients());
     eprintln!(
         "bounds: store {} KiB, RSS {rss_before} -> {rss_after} KiB, {} event rows for {failures} \
          failures, {limiter_keys} rate-limit keys",
@@ -169,15 +175,13 @@ async fn anonymous_floods_stay_bounded_and_upkeep_clears_them() {
     // Expiry and upkeep: ceremonies gone, events past retention gone.
     let later = unix_now() + 301;
     gw.gw.upkeep_once(later).await;
-    assert_eq!(gw.gw.store.ceremony_count().await.expect("count"), 0);
-    let retention = gw.gw.config.audit.retention.as_secs() as i64;
+    assert_eq!(gw.gw.store().ceremony_count().await.expect("count"), 0);
+    let retention = gw.gw.config().audit.retention.as_secs() as i64;
     gw.gw.upkeep_once(later + retention + 3600).await;
-    assert!(gw.gw.store.events(10).await.expect("events").is_empty());
-    let again = handle(
-        &gw.gw,
-        post("/passkeys/login/begin", json!({}), client_addr(1)),
-    )
-    .await;
+    assert!(gw.gw.store().events(10).await.expect("events").is_empty());
+    let again = Endpoints::new(gw.gw.clone())
+        .handle(post("/passkeys/login/begin", json!({}), client_addr(1)))
+        .await;
     assert_eq!(again.status, 200, "room again after upkeep");
 }
 
@@ -245,6 +249,6 @@ async fn one_ipv6_network_shares_one_rate_limit_key() {
     assert!(same_net.headers().contains_key("retry-after"));
     let next_net = begin_from("2001:db8:5:6::1").await.expect("begin");
     assert_eq!(next_net.status(), 200, "another /64 is another client");
-    let limiter = gw.gw.limiter.as_ref().expect("limited");
+    let limiter = gw.gw.limiter().expect("limited");
     assert_eq!(limiter.clients(), 2);
 }

@@ -257,7 +257,7 @@ async fn passkeys_in_a_real_browser() {
     bob_tab.wait_text("#status", spent_message).await;
     let expired = passkey_gateway::session::new_session_value();
     gw.gw
-        .store
+        .store()
         .create_enrollment(bob.id, hash_secret(&expired), unix_now() - 1)
         .await
         .expect("an expired enrollment");

@@ -124,7 +124,7 @@ async fn two_tabs_signing_in_at_once_with_one_authenticator_do_not_lock_it() {
             assert_eq!((a, b), (StatusCode::BAD_REQUEST, StatusCode::OK));
         }
     }
-    let passkeys = gw.gw.store.passkeys_of(tess.id).await.expect("read");
+    let passkeys = gw.gw.store().passkeys_of(tess.id).await.expect("read");
     assert!(!passkeys[0].clone_suspected, "the passkey is not flagged");
     browser.cookie = None;
     assert_eq!(
@@ -189,7 +189,7 @@ async fn begin_for_a_name_that_cannot_sign_in_looks_like_a_real_users() {
         }
         real_counts.push(count);
     }
-    gw.gw.ceremonies.refresh_decoys().await.expect("sample");
+    gw.gw.ceremonies().refresh_decoys().await.expect("sample");
 
     let mut anyone = Browser::new(&gw.base());
     let mut real_shapes = BTreeSet::new();
@@ -249,7 +249,11 @@ async fn begin_for_a_name_that_cannot_sign_in_looks_like_a_real_users() {
         let unknown = format!("ghost{i}");
         for (name, times) in [(known, &mut real), (unknown, &mut decoy)] {
             let started = std::time::Instant::now();
-            let begun = gw.gw.ceremonies.begin_login(Some(&name), unix_now()).await;
+            let begun = gw
+                .gw
+                .ceremonies()
+                .begin_login(Some(&name), unix_now())
+                .await;
             times.push(started.elapsed());
             assert!(begun.is_ok());
         }

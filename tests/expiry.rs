@@ -34,10 +34,10 @@ async fn an_idle_session_is_refused_and_the_upkeep_deletes_it() {
     let gw = TestGateway::app(up.addr, session).await;
     let mut idle = signed_in(&gw, "ida").await;
     let mut busy = signed_in(&gw, "bo").await;
-    assert_eq!(gw.gw.sessions.cached(), 2, "both sessions are cached");
+    assert_eq!(gw.gw.sessions().cached(), 2, "both sessions are cached");
     let ida = gw
         .gw
-        .store
+        .store()
         .user_by_name("ida")
         .await
         .expect("read")
@@ -48,7 +48,7 @@ async fn an_idle_session_is_refused_and_the_upkeep_deletes_it() {
     let deadline = Instant::now() + Duration::from_secs(15);
     while !gw
         .gw
-        .sessions
+        .sessions()
         .list(Some(ida.id), unix_now())
         .await
         .expect("list")
@@ -70,7 +70,7 @@ async fn an_idle_session_is_refused_and_the_upkeep_deletes_it() {
     assert_eq!(busy.get("/app/x").await.status, 200);
     assert!(
         gw.gw
-            .store
+            .store()
             .session(cookie_hash(&idle))
             .await
             .expect("read")
@@ -79,7 +79,7 @@ async fn an_idle_session_is_refused_and_the_upkeep_deletes_it() {
     );
 
     gw.gw.upkeep_once(unix_now()).await;
-    let store = &gw.gw.store;
+    let store = &gw.gw.store();
     assert!(store
         .session(cookie_hash(&idle))
         .await
@@ -102,7 +102,7 @@ async fn a_session_in_use_is_refused_at_its_absolute_timeout() {
     let hash = cookie_hash(&browser);
     let record = gw
         .gw
-        .store
+        .store()
         .session(hash)
         .await
         .expect("read")
@@ -141,6 +141,6 @@ async fn a_session_in_use_is_refused_at_its_absolute_timeout() {
 
 /// Whether the store file still holds the session, expired or not.
 async fn stored(gw: &TestGateway, hash: passkey_gateway::store::SecretHash) -> bool {
-    let expiring = gw.gw.store.expiring_sessions(i64::MAX, i64::MAX).await;
+    let expiring = gw.gw.store().expiring_sessions(i64::MAX, i64::MAX).await;
     expiring.expect("scan").iter().any(|s| s.id_hash == hash)
 }

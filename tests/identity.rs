@@ -159,7 +159,7 @@ async fn assertions_are_reused_per_audience_and_survive_rotation() {
     let public = assertion(&browser, "/elsewhere").await;
     assert_ne!(public, first, "another route, another audience");
 
-    let old_kid = gw.gw.signer.kid();
+    let old_kid = gw.gw.signer().kid();
     let new_kid = gw.gw.rotate_keys().expect("rotate");
     assert_ne!(old_kid, new_kid);
     let keys = jwks(&gw).await;

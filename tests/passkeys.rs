@@ -185,13 +185,13 @@ async fn the_whole_passkey_life_cycle() {
     // Revoked by the store (as `session revoke` does): dead on the very next request.
     let live = gw
         .gw
-        .store
+        .store()
         .sessions_of(Some(alice.id))
         .await
         .expect("sessions");
     let hashes: Vec<_> = live.iter().map(|s| s.id_hash).collect();
     for hash in &hashes {
-        gw.gw.sessions.end(*hash).await.expect("revoke");
+        gw.gw.sessions().end(*hash).await.expect("revoke");
     }
     assert_eq!(browser.get("/passkeys/me").await.status, 401);
 }

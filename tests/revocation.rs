@@ -96,7 +96,7 @@ where
     let value = cookie.split_once('=').expect("pair").1;
     let hash = hash_secret(value);
     assert!(
-        gw.gw.store.session(hash).await.expect("read").is_none(),
+        gw.gw.store().session(hash).await.expect("read").is_none(),
         "the store still holds the session"
     );
     let listed = admin(
@@ -114,7 +114,7 @@ where
 
 /// Runs an admin command through the live gateway's socket; its output (it must succeed).
 async fn admin(gw: &TestGateway, command: AdminCommand) -> String {
-    let socket = gw.gw.config.server.data_dir.join("admin.sock");
+    let socket = gw.gw.config().server.data_dir.join("admin.sock");
     let deadline = Instant::now() + Duration::from_secs(10);
     while !socket.exists() {
         assert!(Instant::now() < deadline, "the admin socket never appeared");
@@ -175,7 +175,7 @@ async fn deleting_a_passkey_ends_its_sessions_against_concurrent_requests() {
     let (_up, gw, _owner) = world("dana").await;
     let user = gw
         .gw
-        .store
+        .store()
         .user_by_name("dana")
         .await
         .expect("read")
@@ -184,7 +184,7 @@ async fn deleting_a_passkey_ends_its_sessions_against_concurrent_requests() {
         // A new device enrolls (a second passkey, signed in with it), then deletes that passkey.
         let token = passkey_gateway::session::new_session_value();
         gw.gw
-            .store
+            .store()
             .create_enrollment(user.id, hash_secret(&token), unix_now() + 600)
             .await
             .expect("enrollment");

@@ -33,8 +33,8 @@ pub enum AdminError {
     Refused(String),
     #[error("store: {0}")]
     Store(#[from] StoreError),
-    #[error("{0}")]
-    Other(String),
+    #[error(transparent)]
+    Identity(#[from] crate::identity::IdentityError),
 }
 
 /// What the commands act on.
@@ -52,22 +52,30 @@ pub enum Target {
 impl Target {
     fn store(&self) -> &Store {
         match self {
-            Target::Live(gw) => &gw.store,
+            Target::Live(gw) => gw.store(),
             Target::Offline { store, .. } => store,
         }
     }
 
     fn config(&self) -> &Config {
         match self {
-            Target::Live(gw) => &gw.config,
+            Target::Live(gw) => gw.config(),
             Target::Offline { config, .. } => config,
+        }
+    }
+
+    /// Now: the live gateway's clock, or the wall clock when none runs.
+    fn now(&self) -> i64 {
+        match self {
+            Target::Live(gw) => gw.now(),
+            Target::Offline { .. } => crate::clock::unix_now(),
         }
     }
 
     /// Whatever ends a session goes through here, so a live gateway's cache agrees at once.
     fn sessions(&self) -> &Arc<Sessions> {
         match self {
-            Target::Live(gw) => &gw.sessions,
+            Target::Live(gw) => gw.sessions(),
             Target::Offline { sessions, .. } => sessions,
         }
     }

@@ -1,17 +1,16 @@
 //! Each admin verb: one function, plain-text output (one line per item, stable for grep).
 
 use std::fmt::Write as _;
-use std::time::SystemTime;
 
 use uuid::Uuid;
 
 use super::{AdminError, Target};
 use crate::cli::{PasskeyCommand, SessionCommand, UserCommand};
-use crate::gateway::unix_now;
-use crate::identity::KeyRing;
-use crate::passkey::rfc3339;
-use crate::session::{new_session_value, public_id};
-use crate::store::{hash_secret, NewUser, StoreError, User};
+use crate::gateway::rotate_key_file;
+use crate::passkey::{issue_enrollment, rfc3339};
+use crate::policy::{is_valid_username, normalize_username};
+use crate::session::public_id;
+use crate::store::{NewUser, StoreError, User};
 
 pub async fn user(target: &Target, cmd: UserCommand) -> Result<String, AdminError> {
     let store = target.store();
@@ -73,6 +72,19 @@ pub async fn user(target: &Target, cmd: UserCommand) -> Result<String, AdminErro
                 user.username
             ))
         }
+        UserCommand::Groups { name, groups } => {
+            let user = existing(target, &name).await?;
+            let user = target.sessions().set_user_groups(&user, groups).await?;
+            Ok(format!(
+                "groups of {}: {}",
+                user.username,
+                if user.groups.is_empty() {
+                    "-".to_string()
+                } else {
+                    user.groups.join(",")
+                }
+            ))
+        }
     }
 }
 
@@ -128,7 +140,7 @@ pub async fn session(target: &Target, cmd: SessionCommand) -> Result<String, Adm
             };
             let users = store.list_users().await?;
             let mut out = String::new();
-            for s in target.sessions().list(user_id, unix_now()).await? {
+            for s in target.sessions().list(user_id, target.now()).await? {
                 let who = users
                     .iter()
                     .find(|u| u.id == s.user_id)
@@ -152,7 +164,7 @@ pub async fn session(target: &Target, cmd: SessionCommand) -> Result<String, Adm
             Ok(format!("revoked {revoked} sessions of {}", user.username))
         }
         SessionCommand::Revoke { id: Some(id), .. } => {
-            let sessions = target.sessions().list(None, unix_now()).await?;
+            let sessions = target.sessions().list(None, target.now()).await?;
             let found = sessions.iter().find(|s| public_id(&s.id_hash) == id);
             let ended = match found {
                 Some(session) => target.sessions().end(session.id_hash).await?,
@@ -171,17 +183,9 @@ pub async fn session(target: &Target, cmd: SessionCommand) -> Result<String, Adm
 
 pub fn rotate_keys(target: &Target) -> Result<String, AdminError> {
     let kid = match target {
-        Target::Live(gw) => gw
-            .rotate_keys()
-            .map_err(|e| AdminError::Other(e.to_string()))?,
+        Target::Live(gw) => gw.rotate_keys()?,
         Target::Offline { config, .. } => {
-            let ring = KeyRing::rotate(
-                &config.server.data_dir,
-                config.identity.algorithm,
-                config.identity.key_overlap,
-                SystemTime::now(),
-            )
-            .map_err(|e| AdminError::Other(e.to_string()))?;
+            let ring = rotate_key_file(config)?;
             ring.current().kid().to_string()
         }
     };
@@ -194,16 +198,12 @@ pub fn rotate_keys(target: &Target) -> Result<String, AdminError> {
 /// A new one-time enrollment link for `user`; only the token's hash is stored.
 async fn invite(target: &Target, user: &User) -> Result<String, AdminError> {
     let config = target.config();
-    let token = new_session_value();
-    let expires_at = unix_now() + config.enrollment.token_ttl.as_secs() as i64;
-    target
-        .store()
-        .create_enrollment(user.id, hash_secret(&token), expires_at)
-        .await?;
+    let ttl = config.enrollment.token_ttl;
+    let link = issue_enrollment(target.store(), user.id, ttl, target.now()).await?;
     Ok(format!(
-        "enrollment link: {}/passkeys/enroll#token={token}\nexpires: {}",
-        config.public_origin(),
-        rfc3339(expires_at)
+        "enrollment link: {}\nexpires: {}",
+        link.url(&config.public_origin()),
+        rfc3339(link.expires_at)
     ))
 }
 
@@ -211,7 +211,7 @@ async fn show(target: &Target, name: &str) -> Result<String, AdminError> {
     let store = target.store();
     let user = existing(target, name).await?;
     let passkeys = store.passkeys_of(user.id).await?;
-    let sessions = target.sessions().list(Some(user.id), unix_now()).await?;
+    let sessions = target.sessions().list(Some(user.id), target.now()).await?;
     let mut out = format!(
         "username: {}\nid: {}\ndisplay_name: {}\nemail: {}\ngroups: {}\nstatus: {}\ncreated: {}\nsessions: {}\npasskeys: {}",
         user.username,
@@ -243,7 +243,7 @@ async fn set_disabled(target: &Target, name: &str, disabled: bool) -> Result<Str
 }
 
 async fn existing(target: &Target, name: &str) -> Result<User, AdminError> {
-    let name = name.trim().to_ascii_lowercase();
+    let name = normalize_username(name);
     target
         .store()
         .user_by_name(&name)
@@ -251,14 +251,10 @@ async fn existing(target: &Target, name: &str) -> Result<User, AdminError> {
         .ok_or_else(|| AdminError::Refused(format!("no user named `{name}`")))
 }
 
-/// Usernames: lowercase ASCII letters, digits, `.`, `_` and `-`, 1 to 64 characters.
+/// A new user's name, normalized and checked (see `policy::is_valid_username`).
 fn valid_username(name: &str) -> Result<String, AdminError> {
-    let name = name.trim().to_ascii_lowercase();
-    let ok = (1..=64).contains(&name.len())
-        && name.bytes().all(|b| {
-            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-')
-        });
-    if ok {
+    let name = normalize_username(name);
+    if is_valid_username(&name) {
         Ok(name)
     } else {
         Err(AdminError::Refused(format!(

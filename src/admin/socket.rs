@@ -31,7 +31,7 @@ pub fn admin_socket_path(config: &Config) -> PathBuf {
 
 /// Serves admin commands for the live gateway until the task is dropped.
 pub async fn serve_admin_socket(gw: Arc<Gateway>) -> std::io::Result<()> {
-    let path = admin_socket_path(&gw.config);
+    let path = admin_socket_path(gw.config());
     // A socket file left by a killed process would make bind fail.
     let _ = std::fs::remove_file(&path);
     let listener = UnixListener::bind(&path)?;

@@ -236,12 +236,12 @@ fn check_identity(raw: &RawConfig) -> Check {
         }
     }
     for (i, name) in id.trusted_proxy_headers.iter().enumerate() {
-        if !crate::proxy::is_dropped_client_header(name) {
+        if !crate::policy::is_dropped_client_header(name) {
             return fail(
                 format!("identity.trusted_proxy_headers[{i}]"),
                 format!(
                     "`{name}` is not one of the headers the gateway drops: {}",
-                    crate::proxy::DROPPED_CLIENT_HEADERS.join(", ")
+                    crate::policy::DROPPED_CLIENT_HEADERS.join(", ")
                 ),
             );
         }

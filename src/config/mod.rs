@@ -18,7 +18,6 @@ pub use file::{
 };
 pub use resolve::{LoadedTls, Upstream};
 
-use crate::identity::HeaderPreset;
 use crate::policy::AccessRule;
 
 /// The whole validated configuration. Everything in it has been checked and resolved.
@@ -123,11 +122,6 @@ impl Config {
     /// The public origin as a string without a trailing slash: the assertion's `iss`.
     pub fn public_origin(&self) -> String {
         self.public_url.origin().ascii_serialization()
-    }
-
-    /// The convenience-header preset.
-    pub fn header_preset(&self) -> HeaderPreset {
-        self.identity.headers
     }
 
     /// A one-paragraph summary for `check`.

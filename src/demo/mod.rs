@@ -20,8 +20,9 @@ use tokio::net::TcpListener;
 
 use crate::cli::DemoArgs;
 use crate::config::{Config, LogFormat};
-use crate::gateway::{unix_now, Gateway};
-use crate::store::{hash_secret, NewUser};
+use crate::gateway::Gateway;
+use crate::passkey::issue_enrollment;
+use crate::store::NewUser;
 
 pub use verify::{Trust, Verification};
 pub use whoami::serve;
@@ -51,7 +52,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     let gw = Gateway::new(config).context("cannot start the gateway")?;
     let trust = Trust {
         gateway: SocketAddr::from(([127, 0, 0, 1], args.port)),
-        issuer: gw.config.public_origin(),
+        issuer: gw.config().public_origin(),
         audience: DEMO_AUDIENCE.to_string(),
     };
     // Binds every listener once, so a port in use is reported before anything is written.
@@ -59,11 +60,11 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot run the demo on port {} (try --port)", args.port))?;
     let invite = runtime.block_on(invite_demo_user(&gw))?;
     runtime.spawn(serve(app_listener, trust));
-    tracing::info!(app = %app_addr, gateway = %gw.config.public_origin(), "demo starting");
+    tracing::info!(app = %app_addr, gateway = %gw.config().public_origin(), "demo starting");
 
     println!(
         "{}",
-        banner(&gw.config.public_origin(), &invite, &args.data_dir)
+        banner(&gw.config().public_origin(), &invite, &args.data_dir)
     );
     server.run(RunArgs::default());
     runtime.shutdown_timeout(Duration::from_secs(1));
@@ -104,10 +105,10 @@ pub struct Invite {
 
 /// Creates the user `demo` if absent and a new one-time enrollment link for it.
 pub async fn invite_demo_user(gw: &Gateway) -> anyhow::Result<Invite> {
-    let user = match gw.store.user_by_name(DEMO_USER).await? {
+    let user = match gw.store().user_by_name(DEMO_USER).await? {
         Some(user) => user,
         None => {
-            gw.store
+            gw.store()
                 .create_user(NewUser {
                     username: DEMO_USER.to_string(),
                     display_name: "Demo User".to_string(),
@@ -120,22 +121,14 @@ pub async fn invite_demo_user(gw: &Gateway) -> anyhow::Result<Invite> {
     if user.disabled {
         bail!(
             "user \"{DEMO_USER}\" is disabled in {}; enable it or use another --data-dir",
-            gw.config.server.data_dir.display()
+            gw.config().server.data_dir.display()
         );
     }
-    let passkeys = gw.store.passkeys_of(user.id).await?.len();
-    let valid_for = gw.config.enrollment.token_ttl;
-    // 32 random bytes, base64url: the same kind of secret as a session cookie.
-    let token = crate::session::new_session_value();
-    let expires_at = unix_now().saturating_add(valid_for.as_secs() as i64);
-    gw.store
-        .create_enrollment(user.id, hash_secret(&token), expires_at)
-        .await?;
+    let passkeys = gw.store().passkeys_of(user.id).await?.len();
+    let valid_for = gw.config().enrollment.token_ttl;
+    let link = issue_enrollment(gw.store(), user.id, valid_for, gw.now()).await?;
     Ok(Invite {
-        link: format!(
-            "{}/passkeys/enroll#token={token}",
-            gw.config.public_origin()
-        ),
+        link: link.url(&gw.config().public_origin()),
         passkeys,
         valid_for,
     })

@@ -48,12 +48,6 @@ pub enum Verification {
     Failed(String),
 }
 
-impl Verification {
-    pub fn is_verified(&self) -> bool {
-        matches!(self, Verification::Verified { .. })
-    }
-}
-
 /// Verifies assertions for one app; holds the cached JWKS.
 #[derive(Debug)]
 pub struct Verifier {

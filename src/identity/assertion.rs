@@ -19,9 +19,6 @@ use serde::{Deserialize, Serialize};
 use super::keys::{KeyAlgorithm, KeyRing};
 use super::{install_jwt_crypto_provider, Identity, IdentityError};
 
-/// Default assertion lifetime (`[identity] token_ttl`).
-pub const DEFAULT_ASSERTION_TTL: Duration = Duration::from_secs(60);
-
 /// The `amr` value: RFC 8176 "hwk", proof of possession of a (hardware- or platform-) secured
 /// key, which is what a WebAuthn assertion is. A registered value, so generic OIDC libraries
 /// understand it; upstreams should read it as "signed in with a passkey".
@@ -128,11 +125,6 @@ impl AssertionSigner {
     /// [`AssertionSigner::install`] it includes the new key and the retired ones in their overlap.
     pub fn jwks(&self) -> serde_json::Value {
         self.active_key().ring.jwks()
-    }
-
-    /// The `iss` claim.
-    pub fn issuer(&self) -> &str {
-        &self.issuer
     }
 
     /// A compact JWS asserting `identity` to `audience`, for session `sid` (a non-secret id), as

@@ -108,21 +108,6 @@ impl SigningKey {
         &self.public
     }
 
-    /// When the key was generated.
-    pub fn created_at(&self) -> OffsetDateTime {
-        self.created_at
-    }
-
-    /// When a newer key replaced it; `None` for the current key.
-    pub fn retired_at(&self) -> Option<OffsetDateTime> {
-        self.retired_at
-    }
-
-    /// Until when a retired key stays in the JWKS; `None` for the current key.
-    pub fn publish_until(&self) -> Option<OffsetDateTime> {
-        self.publish_until
-    }
-
     /// True while upstreams should still accept tokens signed by this key.
     pub fn is_published_at(&self, now: OffsetDateTime) -> bool {
         self.publish_until.is_none_or(|until| now < until)

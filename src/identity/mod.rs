@@ -19,9 +19,9 @@ mod tests;
 use std::path::PathBuf;
 use std::sync::Once;
 
-pub use assertion::{AssertionSigner, IdentityClaims, AMR_PASSKEY, DEFAULT_ASSERTION_TTL};
+pub use assertion::AssertionSigner;
 pub use headers::{convenience_headers, is_identity_header, HeaderPreset, ASSERTION_HEADER};
-pub use keys::{KeyAlgorithm, KeyRing, SigningKey, KEY_FILE_NAME};
+pub use keys::{KeyAlgorithm, KeyRing};
 
 /// Who the signed-in user is, as the upstream is told: built by the caller from the stored user.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -10,7 +10,12 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde_json::{json, Value};
 
+use super::assertion::IdentityClaims;
+use super::keys::{SigningKey, KEY_FILE_NAME};
 use super::*;
+
+/// The assertion lifetime the tests sign with (the config default).
+const DEFAULT_ASSERTION_TTL: Duration = Duration::from_secs(60);
 
 const ISS: &str = "https://app.example.com";
 const AUD: &str = "wiki";

@@ -27,11 +27,6 @@ impl ClientPrefix {
             },
         }
     }
-
-    /// The network, e.g. `2001:db8:1:2::/64` or `192.0.2.7/32`.
-    pub fn net(&self) -> IpNet {
-        self.0
-    }
 }
 
 impl fmt::Display for ClientPrefix {

@@ -36,7 +36,6 @@ use crate::config::ServerConfig;
 pub struct ConnectionLimits {
     keepalive_secs: u64,
     header_timeout: Duration,
-    max_connections: usize,
     slots: Arc<Semaphore>,
 }
 
@@ -45,14 +44,8 @@ impl ConnectionLimits {
         ConnectionLimits {
             keepalive_secs: server.keepalive_timeout.as_secs().max(1),
             header_timeout: server.request_header_timeout,
-            max_connections: server.max_connections,
             slots: Arc::new(Semaphore::new(server.max_connections)),
         }
-    }
-
-    /// Client connections open now.
-    pub fn open(&self) -> usize {
-        self.max_connections - self.slots.available_permits()
     }
 
     /// The whole-header deadline of a connection's next request.
@@ -77,11 +70,6 @@ impl<H> GuardedApp<H> {
             inner: Arc::new(inner),
             limits,
         }
-    }
-
-    /// The limits, to observe open connections.
-    pub fn limits(&self) -> &ConnectionLimits {
-        &self.limits
     }
 }
 

@@ -8,27 +8,16 @@ use uuid::Uuid;
 use webauthn_rs::prelude::{Passkey as WebauthnPasskey, PublicKeyCredential, WebauthnError};
 
 use super::state::CeremonyState;
-use super::{ceremony_gone, internal, usable, user_disabled, Ceremonies};
-use crate::error::{ApiError, ApiResult};
+use super::{usable, Ceremonies, PasskeyError, PasskeyResult};
 use crate::limits::ClientPrefix;
 use crate::store::{
-    Ceremony, CeremonyKind, LoginCompletion, LoginFailure, Passkey, SessionRecord, StoreError, User,
+    Ceremony, CeremonyKind, LoginCompletion, LoginFailure, Passkey, StoreError, User,
 };
 
-/// A signed-in user, the passkey used, and the new session's cookie value and record.
+/// A signed-in user and the `Set-Cookie` value that hands the new session to the browser.
 pub struct LoginOutcome {
     pub user: User,
-    pub passkey: Passkey,
-    pub cookie_value: String,
-    pub session: SessionRecord,
-}
-
-/// The one answer for every failed login: it never says whether the user or the key was wrong.
-pub fn login_failed() -> ApiError {
-    ApiError::BadRequest(
-        "login_failed",
-        "That passkey could not sign you in. Try again or use another passkey.",
-    )
+    pub set_cookie: String,
 }
 
 impl Ceremonies {
@@ -38,13 +27,13 @@ impl Ceremonies {
         &self,
         username: Option<&str>,
         now: i64,
-    ) -> ApiResult<serde_json::Value> {
+    ) -> PasskeyResult<serde_json::Value> {
         let (options, state, user_id) = match username {
             None => {
                 let (rcr, state) = self
                     .webauthn
                     .start_discoverable_authentication()
-                    .map_err(webauthn_internal)?;
+                    .map_err(PasskeyError::WebAuthn)?;
                 (
                     rcr.public_key,
                     CeremonyState::DiscoverableLogin(state),
@@ -56,7 +45,7 @@ impl Ceremonies {
                     let (rcr, state) = self
                         .webauthn
                         .start_passkey_authentication(&passkeys)
-                        .map_err(webauthn_internal)?;
+                        .map_err(PasskeyError::WebAuthn)?;
                     (
                         rcr.public_key,
                         CeremonyState::ScopedLogin(state),
@@ -75,7 +64,7 @@ impl Ceremonies {
             kind: CeremonyKind::Login,
             user_id,
             enrollment_token_hash: None,
-            state: state.to_bytes(),
+            state: state.to_bytes()?,
             passkey_name: None,
             expires_at: self.expires_at(now),
         };
@@ -87,14 +76,14 @@ impl Ceremonies {
     async fn signable_passkeys(
         &self,
         username: &str,
-    ) -> ApiResult<Option<(User, Vec<WebauthnPasskey>)>> {
-        let Some(user) = self.store.user_by_name(username).await.map_err(internal)? else {
+    ) -> PasskeyResult<Option<(User, Vec<WebauthnPasskey>)>> {
+        let Some(user) = self.store.user_by_name(username).await? else {
             return Ok(None);
         };
         if user.disabled {
             return Ok(None);
         }
-        let passkeys = usable(&self.store.passkeys_of(user.id).await.map_err(internal)?);
+        let passkeys = usable(&self.store.passkeys_of(user.id).await?);
         Ok((!passkeys.is_empty()).then_some((user, passkeys)))
     }
 
@@ -104,20 +93,20 @@ impl Ceremonies {
     async fn decoy_options(
         &self,
         username: &str,
-    ) -> ApiResult<(
+    ) -> PasskeyResult<(
         webauthn_rs_core::proto::PublicKeyCredentialRequestOptions,
         CeremonyState,
     )> {
         let decoy = self.decoys.decoy(username);
         let stand_in = match decoy.stand_in {
-            Some(user_id) => usable(&self.store.passkeys_of(user_id).await.map_err(internal)?),
+            Some(user_id) => usable(&self.store.passkeys_of(user_id).await?),
             None => Vec::new(),
         };
         let (mut options, state) = if stand_in.is_empty() {
             let (rcr, _) = self
                 .webauthn
                 .start_discoverable_authentication()
-                .map_err(webauthn_internal)?;
+                .map_err(PasskeyError::WebAuthn)?;
             let mut options = rcr.public_key;
             // webauthn-rs adds `uvm` to usernameless options only; a real user's have none.
             options.extensions = None;
@@ -126,7 +115,7 @@ impl Ceremonies {
             let (rcr, state) = self
                 .webauthn
                 .start_passkey_authentication(&stand_in)
-                .map_err(webauthn_internal)?;
+                .map_err(PasskeyError::WebAuthn)?;
             (rcr.public_key, Some(state))
         };
         options.allow_credentials = decoy.allow_credentials;
@@ -141,11 +130,11 @@ impl Ceremonies {
         credential: &PublicKeyCredential,
         client: Option<IpAddr>,
         now: i64,
-    ) -> ApiResult<LoginOutcome> {
-        let ceremony = self.store.ceremony(ceremony_id).await.map_err(internal)?;
+    ) -> PasskeyResult<LoginOutcome> {
+        let ceremony = self.store.ceremony(ceremony_id).await?;
         let ceremony = ceremony
             .filter(|c| c.kind == CeremonyKind::Login)
-            .ok_or_else(ceremony_gone)?;
+            .ok_or(PasskeyError::CeremonyGone)?;
         match self.verify_login(&ceremony, credential, now).await {
             Ok(outcome) => Ok(outcome),
             Err((error, passkey)) => {
@@ -167,17 +156,18 @@ impl Ceremonies {
         ceremony: &Ceremony,
         credential: &PublicKeyCredential,
         now: i64,
-    ) -> Result<LoginOutcome, (ApiError, Option<Passkey>)> {
-        let state = CeremonyState::from_bytes(&ceremony.state).ok_or((ceremony_gone(), None))?;
+    ) -> Result<LoginOutcome, (PasskeyError, Option<Passkey>)> {
+        let state =
+            CeremonyState::from_bytes(&ceremony.state).ok_or((PasskeyError::CeremonyGone, None))?;
         let stored = self
             .store
             .passkey_by_credential_id(credential.get_credential_id())
             .await
-            .map_err(|e| (internal(e), None))?
-            .ok_or((login_failed(), None))?;
-        let fail = |e: ApiError| (e, Some(stored.clone()));
+            .map_err(|e| (PasskeyError::Store(e), None))?
+            .ok_or((PasskeyError::LoginFailed, None))?;
+        let fail = |e: PasskeyError| (e, Some(stored.clone()));
         let mut webauthn_passkey: WebauthnPasskey = serde_json::from_slice(&stored.credential)
-            .map_err(|e| fail(ApiError::Internal(e.to_string())))?;
+            .map_err(|e| fail(PasskeyError::Serialization(e)))?;
         let begun_at = ceremony.expires_at - self.timeout.as_secs() as i64;
         let (verified, scoped) = match state {
             CeremonyState::ScopedLogin(state) if ceremony.user_id == Some(stored.user_id) => (
@@ -190,9 +180,9 @@ impl Ceremonies {
                 let (handle, _) = self
                     .webauthn
                     .identify_discoverable_authentication(credential)
-                    .map_err(|_| fail(login_failed()))?;
+                    .map_err(|_| fail(PasskeyError::LoginFailed))?;
                 if handle != stored.user_id {
-                    return Err(fail(login_failed()));
+                    return Err(fail(PasskeyError::LoginFailed));
                 }
                 let verified = self.webauthn.finish_discoverable_authentication_v2(
                     credential,
@@ -201,7 +191,7 @@ impl Ceremonies {
                 );
                 (verified, false)
             }
-            _ => return Err(fail(login_failed())),
+            _ => return Err(fail(PasskeyError::LoginFailed)),
         };
         let result = match verified {
             Ok(result) => result,
@@ -217,7 +207,7 @@ impl Ceremonies {
             }
             Err(e) => {
                 tracing::debug!(error = %e, "login refused");
-                return Err(fail(login_failed()));
+                return Err(fail(PasskeyError::LoginFailed));
             }
         };
         // WebAuthn §7.2 step 21 against the count stored *now*, not the one captured when the
@@ -228,9 +218,15 @@ impl Ceremonies {
             return Err(fail(self.count_refused(behind, &stored, ceremony.id).await));
         }
         if stored.clone_suspected {
-            return Err(fail(login_failed()));
+            return Err(fail(PasskeyError::LoginFailed));
         }
         let changed = webauthn_passkey.update_credential(&result) == Some(true);
+        let credential = if changed {
+            let bytes = serde_json::to_vec(&webauthn_passkey);
+            Some(bytes.map_err(|e| fail(PasskeyError::Serialization(e)))?)
+        } else {
+            None
+        };
         let (cookie_value, session) = self.sessions.mint(stored.user_id, stored.id, now);
         // Before the write: a revocation of this user or passkey racing it must win (see admit).
         let admission = self.sessions.admission();
@@ -240,26 +236,24 @@ impl Ceremonies {
             new_sign_count: result.counter(),
             backup_state: result.backup_state(),
             backup_eligible: result.backup_eligible(),
-            credential: changed.then(|| serde_json::to_vec(&webauthn_passkey).unwrap_or_default()),
+            credential,
             new_session: session.clone(),
             now,
         };
-        let (user, passkey) = self
-            .store
-            .complete_login(completion)
-            .await
-            .map_err(|e| match e {
-                StoreError::UserDisabled => fail(user_disabled()),
-                StoreError::CeremonyNotFound => fail(ceremony_gone()),
-                StoreError::NotFound => fail(login_failed()),
-                other => fail(internal(other)),
-            })?;
+        let (user, _passkey) =
+            self.store
+                .complete_login(completion)
+                .await
+                .map_err(|e| match e {
+                    StoreError::UserDisabled => fail(PasskeyError::UserDisabled),
+                    StoreError::CeremonyNotFound => fail(PasskeyError::CeremonyGone),
+                    StoreError::NotFound => fail(PasskeyError::LoginFailed),
+                    other => fail(PasskeyError::Store(other)),
+                })?;
         self.sessions.admit(admission, &session, &user);
         Ok(LoginOutcome {
             user,
-            passkey,
-            cookie_value,
-            session,
+            set_cookie: self.sessions.set_cookie(&cookie_value),
         })
     }
 }
@@ -293,7 +287,7 @@ impl Ceremonies {
         behind: CountBehind,
         stored: &Passkey,
         ceremony: Uuid,
-    ) -> ApiError {
+    ) -> PasskeyError {
         match behind {
             CountBehind::Clone => {
                 // WebAuthn §7.2 step 21: the sign count went backwards; treat it as a clone.
@@ -303,10 +297,6 @@ impl Ceremonies {
                 tracing::debug!(passkey_id = %stored.id, "sign count behind a concurrent sign-in");
             }
         }
-        login_failed()
+        PasskeyError::LoginFailed
     }
-}
-
-fn webauthn_internal(e: WebauthnError) -> ApiError {
-    ApiError::Internal(e.to_string())
 }

@@ -8,13 +8,17 @@
 //! like a real one.
 
 mod decoy;
+mod enrollment;
+mod error;
 mod login;
+mod name;
 mod registration;
 mod state;
 mod view;
 
-pub use login::{login_failed, LoginOutcome};
-pub use registration::RegistrationOutcome;
+pub use enrollment::issue_enrollment;
+pub use error::{PasskeyError, PasskeyResult};
+pub use name::{BadPasskeyName, PasskeyName};
 pub use view::{rfc3339, PasskeyView, UserView};
 
 use std::sync::Arc;
@@ -24,7 +28,6 @@ use webauthn_rs::prelude::{Passkey as WebauthnPasskey, Url};
 use webauthn_rs::{Webauthn, WebauthnBuilder};
 
 use crate::config::Config;
-use crate::error::{ApiError, ApiResult};
 use crate::session::Sessions;
 use crate::store::{Ceremony, Passkey, Store, StoreError};
 use decoy::{Decoys, Shape, DECOY_KEY_FILE, SAMPLE};
@@ -46,8 +49,18 @@ pub struct Ceremonies {
 
 /// Why the relying party could not be set up from the config.
 #[derive(Debug, thiserror::Error)]
-#[error("webauthn: {0}")]
-pub struct RelyingPartyError(String);
+pub enum RelyingPartyError {
+    #[error("webauthn: no origin is configured")]
+    NoOrigin,
+    #[error("webauthn")]
+    WebAuthn(#[source] webauthn_rs::prelude::WebauthnError),
+    #[error("webauthn: the decoy key {}", path.display())]
+    DecoyKey {
+        path: std::path::PathBuf,
+        #[source]
+        cause: std::io::Error,
+    },
+}
 
 impl Ceremonies {
     pub fn new(
@@ -56,10 +69,8 @@ impl Ceremonies {
         sessions: Arc<Sessions>,
     ) -> Result<Ceremonies, RelyingPartyError> {
         let origins = config.origins();
-        let first: &Url = origins
-            .first()
-            .ok_or_else(|| RelyingPartyError("no origin".into()))?;
-        let fail = |e: webauthn_rs::prelude::WebauthnError| RelyingPartyError(e.to_string());
+        let first: &Url = origins.first().ok_or(RelyingPartyError::NoOrigin)?;
+        let fail = RelyingPartyError::WebAuthn;
         let mut builder = WebauthnBuilder::new(&config.webauthn.rp_id, first)
             .map_err(fail)?
             .rp_name(&config.webauthn.rp_name)
@@ -67,9 +78,9 @@ impl Ceremonies {
         for origin in &origins[1..] {
             builder = builder.append_allowed_origin(origin);
         }
-        let decoys = Decoys::load_or_create(&config.server.data_dir).map_err(|e| {
+        let decoys = Decoys::load_or_create(&config.server.data_dir).map_err(|cause| {
             let path = config.server.data_dir.join(DECOY_KEY_FILE);
-            RelyingPartyError(format!("{}: {e}", path.display()))
+            RelyingPartyError::DecoyKey { path, cause }
         })?;
         Ok(Ceremonies {
             webauthn: builder.build().map_err(fail)?,
@@ -98,16 +109,13 @@ impl Ceremonies {
         Ok(())
     }
 
-    /// Stores a begun ceremony; 503 with Retry-After when `max_live_ceremonies` are waiting
-    /// (anonymous `begin` would otherwise grow the store with the request rate).
-    async fn keep(&self, ceremony: Ceremony) -> ApiResult<()> {
+    /// Stores a begun ceremony; `Busy` when `max_live_ceremonies` are waiting (anonymous
+    /// `begin` would otherwise grow the store with the request rate).
+    async fn keep(&self, ceremony: Ceremony) -> PasskeyResult<()> {
         match self.store.put_ceremony(ceremony, self.max_live).await {
             Ok(()) => Ok(()),
-            Err(StoreError::TooManyCeremonies) => Err(ApiError::Unavailable {
-                // Expired ceremonies are purged by the next upkeep.
-                retry_after_secs: crate::gateway::UPKEEP_INTERVAL.as_secs(),
-            }),
-            Err(e) => Err(internal(e)),
+            Err(StoreError::TooManyCeremonies) => Err(PasskeyError::Busy),
+            Err(e) => Err(e.into()),
         }
     }
 }
@@ -120,18 +128,3 @@ fn usable(passkeys: &[Passkey]) -> Vec<WebauthnPasskey> {
         .filter_map(|p| serde_json::from_slice(&p.credential).ok())
         .collect()
 }
-
-/// The answer for an unknown, expired or spent ceremony id.
-pub fn ceremony_gone() -> ApiError {
-    ApiError::BadRequest(
-        "ceremony_expired",
-        "This sign-in attempt expired or was already used. Start again.",
-    )
-}
-
-/// Store failures that are not a rule the client broke.
-pub fn internal(e: StoreError) -> ApiError {
-    ApiError::Internal(e.to_string())
-}
-
-pub use registration::{enrollment_invalid, too_many, user_disabled};

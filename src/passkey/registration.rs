@@ -8,34 +8,62 @@ use webauthn_rs_core::internals::AuthenticatorData;
 use webauthn_rs_core::proto::{Registration, ResidentKeyRequirement};
 
 use super::state::CeremonyState;
-use super::{ceremony_gone, internal, Ceremonies};
-use crate::error::{ApiError, ApiResult};
+use super::{Ceremonies, PasskeyError, PasskeyName, PasskeyResult};
 use crate::store::{
-    Ceremony, CeremonyKind, EventKind, NewEvent, Passkey, RegistrationCompletion, SecretHash,
-    SessionRecord, StoreError, User,
+    hash_secret, Ceremony, CeremonyKind, Passkey, RegistrationCompletion, SecretHash, StoreError,
+    User,
 };
 
-/// A stored passkey, and the new session when the registration was an enrollment.
+/// A stored passkey, and the `Set-Cookie` value of the new session when the registration was
+/// an enrollment (which signs the user in).
 pub struct RegistrationOutcome {
     pub passkey: Passkey,
-    pub session: Option<(String, SessionRecord)>,
+    pub set_cookie: Option<String>,
 }
 
 impl Ceremonies {
+    /// Starts registering a passkey with an enrollment link's token (a first passkey, or a new
+    /// device); the token is spent only when the registration completes.
+    pub async fn begin_enrollment(
+        &self,
+        token: &str,
+        name: Option<PasskeyName>,
+        now: i64,
+    ) -> PasskeyResult<serde_json::Value> {
+        let hash = hash_secret(token);
+        let enrollment = self.store.enrollment(hash).await?;
+        let enrollment = enrollment.ok_or(PasskeyError::EnrollmentInvalid)?;
+        let user = self.store.user(enrollment.user_id).await?;
+        let user = user.ok_or(PasskeyError::EnrollmentInvalid)?;
+        self.begin_registration(&user, name, Some(hash), now).await
+    }
+
+    /// Starts registering another passkey for the signed-in user `user_id`.
+    pub async fn begin_registration_for(
+        &self,
+        user_id: Uuid,
+        name: Option<PasskeyName>,
+        now: i64,
+    ) -> PasskeyResult<serde_json::Value> {
+        let user = self.store.user(user_id).await?;
+        let user = user.ok_or(PasskeyError::NotSignedIn)?;
+        self.begin_registration(&user, name, None, now).await
+    }
+
     /// Starts registering a passkey for `user` (authorized by a session or an enrollment token).
-    pub async fn begin_registration(
+    async fn begin_registration(
         &self,
         user: &User,
-        name: Option<String>,
+        name: Option<PasskeyName>,
         enrollment: Option<SecretHash>,
         now: i64,
-    ) -> ApiResult<serde_json::Value> {
+    ) -> PasskeyResult<serde_json::Value> {
         if user.disabled {
-            return Err(user_disabled());
+            return Err(PasskeyError::UserDisabled);
         }
-        let existing = self.store.passkeys_of(user.id).await.map_err(internal)?;
+        let existing = self.store.passkeys_of(user.id).await?;
         if existing.len() >= self.max_passkeys {
-            return Err(too_many());
+            return Err(PasskeyError::TooManyPasskeys);
         }
         let exclude: Vec<CredentialID> = existing
             .iter()
@@ -44,7 +72,7 @@ impl Ceremonies {
         let (mut options, state) = self
             .webauthn
             .start_passkey_registration(user.id, &user.username, &user.display_name, Some(exclude))
-            .map_err(|e| ApiError::Internal(e.to_string()))?;
+            .map_err(PasskeyError::WebAuthn)?;
         // webauthn-rs asks for `residentKey: discouraged`; we want discoverable when possible.
         if let Some(selection) = options.public_key.authenticator_selection.as_mut() {
             selection.resident_key = Some(ResidentKeyRequirement::Preferred);
@@ -56,8 +84,8 @@ impl Ceremonies {
             kind: CeremonyKind::Registration,
             user_id: Some(user.id),
             enrollment_token_hash: enrollment,
-            state: CeremonyState::Registration(state).to_bytes(),
-            passkey_name: name,
+            state: CeremonyState::Registration(state).to_bytes()?,
+            passkey_name: name.map(PasskeyName::into_string),
             expires_at: self.expires_at(now),
         };
         self.keep(ceremony).await?;
@@ -70,21 +98,21 @@ impl Ceremonies {
         &self,
         ceremony_id: Uuid,
         credential: &RegisterPublicKeyCredential,
-        name: Option<String>,
+        name: Option<PasskeyName>,
         session_user: Option<Uuid>,
         now: i64,
-    ) -> ApiResult<RegistrationOutcome> {
-        let ceremony = self.store.ceremony(ceremony_id).await.map_err(internal)?;
+    ) -> PasskeyResult<RegistrationOutcome> {
+        let ceremony = self.store.ceremony(ceremony_id).await?;
         let ceremony = ceremony
             .filter(|c| c.kind == CeremonyKind::Registration)
-            .ok_or_else(ceremony_gone)?;
-        let user_id = ceremony.user_id.ok_or_else(ceremony_gone)?;
+            .ok_or(PasskeyError::CeremonyGone)?;
+        let user_id = ceremony.user_id.ok_or(PasskeyError::CeremonyGone)?;
         if ceremony.enrollment_token_hash.is_none() && session_user != Some(user_id) {
-            return Err(ApiError::Unauthorized);
+            return Err(PasskeyError::NotSignedIn);
         }
         let Some(CeremonyState::Registration(state)) = CeremonyState::from_bytes(&ceremony.state)
         else {
-            return Err(ceremony_gone());
+            return Err(PasskeyError::CeremonyGone);
         };
         let verified = match self
             .webauthn
@@ -95,25 +123,23 @@ impl Ceremonies {
             // registered it already. A conflict (SPEC: 409), and the ceremony stays spent.
             Err(WebauthnError::CredentialAlteredAlgFromRequest) => {
                 let _ = self.store.discard_ceremony(ceremony_id).await;
-                return Err(registration_error(StoreError::DuplicateCredential));
+                return Err(PasskeyError::CredentialExists);
             }
             Err(e) => {
                 tracing::debug!(error = %e, "registration refused");
                 // One attempt per challenge: a failed one spends it too.
                 let _ = self.store.discard_ceremony(ceremony_id).await;
-                return Err(ApiError::BadRequest(
-                    "registration_failed",
-                    "The passkey could not be registered. Try again.",
-                ));
+                return Err(PasskeyError::RegistrationFailed(e));
             }
         };
         let passkey = stored_passkey(
             user_id,
             &verified,
             credential,
-            name.or(ceremony.passkey_name.clone()),
+            name.map(PasskeyName::into_string)
+                .or(ceremony.passkey_name.clone()),
             now,
-        );
+        )?;
         let session = ceremony
             .enrollment_token_hash
             .map(|_| self.sessions.mint(user_id, passkey.id, now));
@@ -138,21 +164,8 @@ impl Ceremonies {
         }
         Ok(RegistrationOutcome {
             passkey: stored,
-            session,
+            set_cookie: session.map(|(value, _)| self.sessions.set_cookie(&value)),
         })
-    }
-
-    /// Records a registration-related event (never with secrets).
-    pub async fn event(&self, kind: EventKind, user_id: Option<Uuid>, detail: &str) {
-        let event = NewEvent {
-            kind,
-            user_id,
-            passkey_id: None,
-            detail: detail.to_string(),
-        };
-        if let Err(e) = self.store.record_event(event).await {
-            tracing::warn!(error = %e, "could not record an audit event");
-        }
     }
 }
 
@@ -162,16 +175,15 @@ fn stored_passkey(
     credential: &RegisterPublicKeyCredential,
     name: Option<String>,
     now: i64,
-) -> Passkey {
+) -> PasskeyResult<Passkey> {
     let raw: webauthn_rs_core::proto::Credential = verified.clone().into();
-    let name = name.map(|n| n.trim().to_string()).filter(|n| !n.is_empty());
-    Passkey {
+    Ok(Passkey {
         // Time-ordered, so "newest first" holds even for two passkeys made in the same second.
         id: Uuid::now_v7(),
         user_id,
         name: name.unwrap_or_else(|| "Passkey".to_string()),
         credential_id: verified.cred_id().to_vec(),
-        credential: serde_json::to_vec(verified).unwrap_or_default(),
+        credential: serde_json::to_vec(verified).map_err(PasskeyError::Serialization)?,
         aaguid: aaguid(credential),
         transports: credential
             .response
@@ -198,7 +210,7 @@ fn stored_passkey(
         clone_suspected: false,
         created_at: now,
         last_used_at: None,
-    }
+    })
 }
 
 /// The authenticator model id from the attested credential data, when present and not all zeros.
@@ -215,40 +227,16 @@ fn aaguid(credential: &RegisterPublicKeyCredential) -> Option<String> {
     (aaguid.iter().any(|b| *b != 0)).then(|| Uuid::from_bytes(aaguid).to_string())
 }
 
-fn registration_error(e: StoreError) -> ApiError {
+/// The store's refusals of a registration, in ceremony terms.
+fn registration_error(e: StoreError) -> PasskeyError {
     match e {
-        StoreError::CeremonyNotFound => ceremony_gone(),
-        StoreError::DuplicateCredential => ApiError::Conflict(
-            "credential_exists",
-            "This passkey is already registered. Use it to sign in, or create a new one.",
-        ),
-        StoreError::TooManyPasskeys { .. } => too_many(),
-        StoreError::EnrollmentInvalid => enrollment_invalid(),
-        StoreError::UserDisabled => user_disabled(),
-        StoreError::NotFound => ceremony_gone(),
-        other => internal(other),
+        StoreError::CeremonyNotFound | StoreError::NotFound => PasskeyError::CeremonyGone,
+        StoreError::DuplicateCredential => PasskeyError::CredentialExists,
+        StoreError::TooManyPasskeys { .. } => PasskeyError::TooManyPasskeys,
+        StoreError::EnrollmentInvalid => PasskeyError::EnrollmentInvalid,
+        StoreError::UserDisabled => PasskeyError::UserDisabled,
+        other => PasskeyError::Store(other),
     }
-}
-
-pub fn too_many() -> ApiError {
-    ApiError::Conflict(
-        "too_many_passkeys",
-        "You have the most passkeys allowed. Delete one before adding another.",
-    )
-}
-
-pub fn user_disabled() -> ApiError {
-    ApiError::Forbidden(
-        "user_disabled",
-        "This account is disabled. Contact your administrator.",
-    )
-}
-
-pub fn enrollment_invalid() -> ApiError {
-    ApiError::BadRequest(
-        "enrollment_invalid",
-        "This enrollment link has expired or was already used. Ask your administrator for a new one.",
-    )
 }
 
 /// CBOR byte strings into `Vec<u8>` (serde's default would expect a sequence).

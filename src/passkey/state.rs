@@ -1,6 +1,8 @@
 //! What a begun ceremony keeps server-side, serialized into the store's opaque `state` bytes.
 
 use serde::{Deserialize, Serialize};
+
+use super::PasskeyError;
 use webauthn_rs::prelude::{
     DiscoverableAuthentication, PasskeyAuthentication, PasskeyRegistration,
 };
@@ -20,8 +22,8 @@ pub enum CeremonyState {
 }
 
 impl CeremonyState {
-    pub fn to_bytes(&self) -> Vec<u8> {
-        serde_json::to_vec(self).unwrap_or_default()
+    pub fn to_bytes(&self) -> Result<Vec<u8>, PasskeyError> {
+        serde_json::to_vec(self).map_err(PasskeyError::Serialization)
     }
 
     pub fn from_bytes(bytes: &[u8]) -> Option<CeremonyState> {

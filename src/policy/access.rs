@@ -34,7 +34,7 @@ pub struct AccessRule {
 
 /// The signed-in user, as far as policy needs to know.
 #[derive(Debug, Clone, Copy)]
-pub struct UserView<'a> {
+pub struct Requester<'a> {
     /// Login name.
     pub username: &'a str,
     /// Group names.
@@ -57,7 +57,7 @@ pub enum Decision {
 /// Public paths and public routes allow everyone. An authenticated route needs a session; then,
 /// if either allow list is non-empty, the user must be named in `allow_users` or belong to one
 /// of `allow_groups` (either list suffices).
-pub fn decide(rule: &AccessRule, normalized_path: &str, user: Option<&UserView<'_>>) -> Decision {
+pub fn decide(rule: &AccessRule, normalized_path: &str, user: Option<&Requester<'_>>) -> Decision {
     if rule.access == Access::Public
         || rule
             .public_paths
@@ -94,15 +94,15 @@ mod tests {
         let admins = strings(&["admins"]);
         let dev = strings(&["dev"]);
         let none: Vec<String> = Vec::new();
-        let alice = UserView {
+        let alice = Requester {
             username: "alice",
             groups: &admins,
         };
-        let bob = UserView {
+        let bob = Requester {
             username: "bob",
             groups: &dev,
         };
-        let carol = UserView {
+        let carol = Requester {
             username: "carol",
             groups: &none,
         };
@@ -130,7 +130,7 @@ mod tests {
         };
 
         use Decision::*;
-        let cases: &[(&str, &AccessRule, &str, Option<&UserView<'_>>, Decision)] = &[
+        let cases: &[(&str, &AccessRule, &str, Option<&Requester<'_>>, Decision)] = &[
             ("public route, anonymous", &open, "/x", None, Allow),
             ("public route, signed in", &open, "/x", Some(&bob), Allow),
             (

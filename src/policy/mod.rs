@@ -7,15 +7,19 @@
 //! nothing here sees a pingora type, so every rule is tested without sockets.
 
 mod access;
+pub(crate) mod client_headers;
 mod host;
 mod path;
 mod request_kind;
 mod return_to;
 mod target;
+mod username;
 
-pub use access::{decide, Access, AccessRule, Decision, UserView};
+pub use access::{decide, Access, AccessRule, Decision, Requester};
+pub use client_headers::{is_dropped_client_header, DROPPED_CLIENT_HEADERS};
 pub use host::{canonical_host, request_host, HostError, RequestHost};
 pub use path::{is_under, normalize_path, PathError};
 pub use request_kind::wants_html;
 pub use return_to::safe_return_to;
 pub use target::{parse_target, RequestTarget, TargetError};
+pub use username::{is_valid_username, normalize_username, MAX_USERNAME};

@@ -7,7 +7,7 @@
 //! read `X_Real_IP` as `X-Real-IP`):
 //! - every identity header (`identity::is_identity_header`);
 //! - the headers the gateway sets itself: `X-Forwarded-For/-Proto/-Host/-Port`, `X-Real-IP`;
-//! - headers upstreams commonly trust for routing or identity ([`DROPPED_CLIENT_HEADERS`]),
+//! - headers upstreams commonly trust for routing or identity (`policy::DROPPED_CLIENT_HEADERS`),
 //!   unless the peer is a trusted proxy and `identity.trusted_proxy_headers` names them;
 //! - the operator's own `identity.strip_headers`.
 
@@ -15,6 +15,7 @@ use http::HeaderMap;
 use pingora::http::RequestHeader;
 
 use crate::identity::is_identity_header;
+use crate::policy::client_headers::{dropped_entry, fold};
 
 /// Set by the gateway on every forwarded request; a client's value never passes.
 const GATEWAY_SET: [&str; 5] = [
@@ -25,55 +26,15 @@ const GATEWAY_SET: [&str; 5] = [
     "x-real-ip",
 ];
 
-/// Dropped from clients; a trailing `*` is a prefix. Upstreams use them to pick a path
-/// (`X-Original-URL`, `X-Rewrite-URL`, `X-Forwarded-Prefix`), a client (`Forwarded`) or a user
-/// (`X-Auth-Request-*`, oauth2-proxy's).
-pub const DROPPED_CLIENT_HEADERS: [&str; 5] = [
-    "Forwarded",
-    "X-Forwarded-Prefix",
-    "X-Original-URL",
-    "X-Rewrite-URL",
-    "X-Auth-Request-*",
-];
-
 /// pingora refuses a request whose `Connection` header nominates this many headers or more.
 const MAX_CONNECTION_TOKENS: usize = 10;
-
-/// True when `name` is one of [`DROPPED_CLIENT_HEADERS`] (or, for the prefix, the prefix itself).
-pub fn is_dropped_client_header(name: &str) -> bool {
-    let folded = fold(name);
-    let folded = folded.strip_suffix('*').unwrap_or(&folded);
-    dropped_entry(folded).is_some()
-}
-
-/// The entry of [`DROPPED_CLIENT_HEADERS`] a folded name falls under.
-fn dropped_entry(folded: &str) -> Option<&'static str> {
-    DROPPED_CLIENT_HEADERS.into_iter().find(|entry| {
-        let entry_folded = fold(entry);
-        match entry_folded.strip_suffix('*') {
-            Some(prefix) => folded.starts_with(prefix),
-            None => folded == entry_folded,
-        }
-    })
-}
-
-/// Lowercase, `_` as `-`, trimmed.
-fn fold(name: &str) -> String {
-    name.trim()
-        .chars()
-        .map(|c| match c {
-            '_' => '-',
-            c => c.to_ascii_lowercase(),
-        })
-        .collect()
-}
 
 /// The configured hygiene, built once at start.
 #[derive(Debug, Clone, Default)]
 pub struct HeaderHygiene {
     /// `identity.strip_headers`, folded.
     extra: Vec<String>,
-    /// Entries of [`DROPPED_CLIENT_HEADERS`] a trusted proxy may pass.
+    /// Entries of `policy::DROPPED_CLIENT_HEADERS` a trusted proxy may pass.
     trusted_pass: Vec<&'static str>,
 }
 
@@ -152,6 +113,7 @@ fn is_token(text: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::is_dropped_client_header;
 
     fn hygiene() -> HeaderHygiene {
         HeaderHygiene::new(&["X-Internal-Token".into()], &["forwarded".into()])

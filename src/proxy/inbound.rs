@@ -9,7 +9,7 @@ use super::hygiene::HeaderHygiene;
 use super::upstream::CheckedTarget;
 use crate::error::ApiError;
 use crate::policy::{normalize_path, parse_target, request_host, RequestTarget, TargetError};
-use crate::routes::Reply;
+use crate::reply::Reply;
 
 /// A request line the gateway accepted.
 #[derive(Debug, Default)]

@@ -7,7 +7,7 @@ use pingora::prelude::*;
 use pingora::proxy::Session;
 
 use crate::error::ApiError;
-use crate::routes::{Reply, Request};
+use crate::reply::{Reply, Request};
 
 /// Reads the request body up to `limit` bytes; larger bodies are refused without reading them all.
 pub async fn read_body(session: &mut Session, limit: usize) -> Result<Result<Bytes, ApiError>> {

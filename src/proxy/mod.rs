@@ -19,7 +19,7 @@ mod response;
 mod upstream;
 
 pub use forwarded::{client_ip, forwarded, Forwarded, Incoming, Peer};
-pub use hygiene::{is_dropped_client_header, HeaderHygiene, DROPPED_CLIENT_HEADERS};
+pub use hygiene::HeaderHygiene;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -30,23 +30,50 @@ use pingora::http::ResponseHeader;
 use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::endpoints::{self, forbidden_page, Endpoints};
 use crate::error::ApiError;
-use crate::gateway::{unix_now, Gateway};
-use crate::policy::{decide, wants_html, Decision, UserView};
-use crate::routes::{self, forbidden_page, Reply};
-use crate::session::LiveSession;
+use crate::gateway::{Gateway, ProxyHandles};
+use crate::identity::AssertionSigner;
+use crate::policy::{decide, wants_html, Decision, Requester};
+use crate::reply::Reply;
+use crate::routing::Router;
+use crate::session::{LiveSession, Sessions};
 
-/// The pingora application: one per listener set, sharing one [`Gateway`].
+/// The pingora application, one per listener set: the handles its phases use (config, routes,
+/// sessions, signer, clock), shared with one [`Gateway`], and the gateway's own endpoints.
 pub struct GatewayProxy {
-    gw: Arc<Gateway>,
+    config: Arc<Config>,
+    router: Arc<Router>,
+    sessions: Arc<Sessions>,
+    signer: Arc<AssertionSigner>,
+    clock: Arc<Clock>,
+    /// The gateway's own endpoints (they act on the whole gateway).
+    endpoints: Endpoints,
     hygiene: HeaderHygiene,
 }
 
 impl GatewayProxy {
     pub fn new(gw: Arc<Gateway>) -> GatewayProxy {
-        let id = &gw.config.identity;
+        let id = &gw.config().identity;
         let hygiene = HeaderHygiene::new(&id.strip_headers, &id.trusted_proxy_headers);
-        GatewayProxy { gw, hygiene }
+        let ProxyHandles {
+            config,
+            router,
+            sessions,
+            signer,
+            clock,
+        } = gw.proxy_handles();
+        GatewayProxy {
+            config,
+            router,
+            sessions,
+            signer,
+            clock,
+            endpoints: Endpoints::new(gw),
+            hygiene,
+        }
     }
 }
 
@@ -116,7 +143,7 @@ impl ProxyHttp for GatewayProxy {
     ) -> Result<Box<HttpPeer>> {
         let route = ctx
             .route
-            .and_then(|i| self.gw.router.routes().get(i))
+            .and_then(|i| self.router.routes().get(i))
             .ok_or_else(|| Error::explain(InternalError, "no route chosen"))?;
         let up = &route.upstream;
         Ok(Box::new(HttpPeer::new(up.addr, up.tls, up.sni.clone())))
@@ -128,18 +155,18 @@ impl ProxyHttp for GatewayProxy {
         upstream: &mut RequestHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        let gw = &self.gw;
         let decided = ctx
             .forwarded
             .as_ref()
             .ok_or_else(|| Error::explain(InternalError, "request not checked"))?;
         upstream::set_target(upstream, &ctx.inbound.upstream)?;
         self.hygiene.strip(upstream, decided.trusted_peer);
-        upstream::strip_session_cookie(&gw.sessions.cookie, upstream)?;
+        upstream::strip_session_cookie(self.sessions.cookie(), upstream)?;
         upstream::set_forwarded(upstream, decided)?;
-        let route = ctx.route.and_then(|i| gw.router.routes().get(i));
+        let route = ctx.route.and_then(|i| self.router.routes().get(i));
         if let (Some(live), Some(route)) = (&ctx.session, route) {
-            upstream::add_identity(gw, upstream, live, &route.audience)?;
+            let preset = self.config.identity.headers;
+            upstream::add_identity(&self.signer, preset, upstream, live, &route.audience)?;
         }
         Ok(())
     }
@@ -150,9 +177,9 @@ impl ProxyHttp for GatewayProxy {
         response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        let dropped = response::drop_gateway_cookies(&self.gw.sessions.cookie, response)?;
+        let dropped = response::drop_gateway_cookies(self.sessions.cookie(), response)?;
         if dropped > 0 {
-            let route = ctx.route.and_then(|i| self.gw.router.routes().get(i));
+            let route = ctx.route.and_then(|i| self.router.routes().get(i));
             tracing::warn!(
                 upstream = route.map_or("-", |r| r.name.as_str()),
                 dropped,
@@ -177,7 +204,8 @@ impl ProxyHttp for GatewayProxy {
             _ => 500,
         };
         if code == 502 || code == 504 {
-            let reply = bad_gateway(code);
+            let status = StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_GATEWAY);
+            let reply = ApiError::BadGateway(status).into_reply();
             ctx.local_status = Some(code);
             if let Err(write_error) = io::write_reply(session, reply, false).await {
                 tracing::debug!(error = %write_error, "client went away before the 502");
@@ -200,7 +228,7 @@ impl ProxyHttp for GatewayProxy {
             .local_status
             .or_else(|| session.response_written().map(|r| r.status.as_u16()))
             .unwrap_or(0);
-        let route = ctx.route.and_then(|i| self.gw.router.routes().get(i));
+        let route = ctx.route.and_then(|i| self.router.routes().get(i));
         tracing::info!(
             target: "access",
             method = %header.method,
@@ -229,23 +257,23 @@ impl GatewayProxy {
         let decided = self.forwarded(session, ctx);
         let client = decided.client;
         ctx.forwarded = Some(decided);
-        if routes::is_own_path(&ctx.inbound.path) {
-            let body = match io::read_body(session, self.gw.config.server.max_body_bytes).await? {
+        if endpoints::is_own_path(&ctx.inbound.path) {
+            let body = match io::read_body(session, self.config.server.max_body_bytes).await? {
                 Ok(body) => body,
                 Err(e) => return Ok(Some(e.into_reply())),
             };
             let req = io::request(session, ctx.inbound.path.clone(), body, client);
-            return Ok(Some(routes::handle(&self.gw, req).await));
+            return Ok(Some(self.endpoints.handle(req).await));
         }
-        if let Some(reply) = routes::well_known(&self.gw, &ctx.inbound.path) {
+        if let Some(reply) = self.endpoints.well_known(&ctx.inbound.path) {
             return Ok(Some(reply));
         }
         let host = ctx.inbound.host.as_deref();
-        let Some(index) = self.gw.router.route_index(host, &ctx.inbound.path) else {
+        let Some(index) = self.router.route_index(host, &ctx.inbound.path) else {
             return Ok(Some(ApiError::NotFound.into_reply()));
         };
         ctx.route = Some(index);
-        let route = &self.gw.router.routes()[index];
+        let route = &self.router.routes()[index];
         if is_websocket(session) && !route.websockets {
             return Ok(Some(
                 ApiError::Forbidden(
@@ -256,7 +284,7 @@ impl GatewayProxy {
             ));
         }
         ctx.session = self.session_of(session).await;
-        let user = ctx.session.as_ref().map(|s| UserView {
+        let user = ctx.session.as_ref().map(|s| Requester {
             username: &s.identity.username,
             groups: &s.identity.groups,
         });
@@ -267,7 +295,7 @@ impl GatewayProxy {
                 Decision::Allow => None,
                 Decision::NeedLogin => Some(login_needed(&ctx.inbound.target, navigation)),
                 Decision::Forbidden if navigation => {
-                    Some(forbidden_page(&self.gw.config.webauthn.rp_name))
+                    Some(forbidden_page(&self.config.webauthn.rp_name))
                 }
                 Decision::Forbidden => Some(
                     ApiError::Forbidden(
@@ -284,7 +312,7 @@ impl GatewayProxy {
     /// cache miss). A store failure counts as no session: fail closed.
     async fn session_of(&self, session: &Session) -> Option<Arc<LiveSession>> {
         let headers = &session.req_header().headers;
-        match self.gw.sessions.from_headers(headers, unix_now()).await {
+        match self.sessions.from_headers(headers, self.clock.now()).await {
             Ok(live) => live,
             Err(e) => {
                 tracing::warn!(error = %e, "session check failed");
@@ -310,7 +338,7 @@ impl GatewayProxy {
             host: text("x-forwarded-host"),
             port: text("x-forwarded-port"),
         };
-        let trusted = &self.gw.config.server.trusted_proxies;
+        let trusted = &self.config.server.trusted_proxies;
         forwarded(
             ctx.peer,
             &incoming,
@@ -324,18 +352,11 @@ impl GatewayProxy {
 /// `target` is the checked origin-form target.
 fn login_needed(target: &str, navigation: bool) -> Reply {
     let encoded: String = url::form_urlencoded::byte_serialize(target.as_bytes()).collect();
-    let login = format!("/passkeys/login?return_to={encoded}");
+    let login_url = format!("/passkeys/login?return_to={encoded}");
     if navigation {
-        return Reply::redirect(&login);
+        return Reply::redirect(&login_url);
     }
-    Reply::json(
-        StatusCode::UNAUTHORIZED,
-        &serde_json::json!({
-            "error": "unauthenticated",
-            "message": "Sign in with your passkey to continue.",
-            "login_url": login,
-        }),
-    )
+    ApiError::LoginRequired { login_url }.into_reply()
 }
 
 fn peer_of(session: &Session) -> Peer {
@@ -362,15 +383,4 @@ fn is_websocket(session: &Session) -> bool {
         .get("upgrade")
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
-}
-
-fn bad_gateway(code: u16) -> Reply {
-    let status = StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_GATEWAY);
-    Reply::json(
-        status,
-        &serde_json::json!({
-            "error": "bad_gateway",
-            "message": "The application behind this address is not answering. Try again shortly.",
-        }),
-    )
 }

@@ -9,8 +9,8 @@ use pingora::http::RequestHeader;
 use pingora::prelude::*;
 
 use super::forwarded::Forwarded;
-use crate::gateway::Gateway;
-use crate::identity::{convenience_headers, ASSERTION_HEADER};
+
+use crate::identity::{convenience_headers, AssertionSigner, HeaderPreset, ASSERTION_HEADER};
 use crate::session::{CookieSpec, LiveSession};
 
 /// What `request_filter` checked, for the upstream request to carry unchanged in meaning.
@@ -75,17 +75,17 @@ pub fn set_forwarded(upstream: &mut RequestHeader, decided: &Forwarded) -> Resul
 /// The signed assertion (reused per session and audience while fresh) and the preset's
 /// convenience headers.
 pub fn add_identity(
-    gw: &Gateway,
+    signer: &AssertionSigner,
+    preset: HeaderPreset,
     upstream: &mut RequestHeader,
     live: &LiveSession,
     audience: &str,
 ) -> Result<()> {
-    let token = gw
-        .signer
+    let token = signer
         .assertion_header(&live.identity, &live.sid(), audience, SystemTime::now())
         .map_err(|e| Error::because(InternalError, "signing the identity assertion", e))?;
     upstream.insert_header(ASSERTION_HEADER, token)?;
-    for (name, value) in convenience_headers(gw.config.identity.headers, &live.identity) {
+    for (name, value) in convenience_headers(preset, &live.identity) {
         upstream.insert_header(name, value)?;
     }
     Ok(())

@@ -122,7 +122,7 @@ pub struct Sessions {
     evicted_seen: Mutex<HashMap<SecretHash, i64>>,
     idle_secs: i64,
     absolute_secs: i64,
-    pub cookie: CookieSpec,
+    cookie: CookieSpec,
 }
 
 impl Sessions {
@@ -154,6 +154,22 @@ impl Sessions {
         let cookie = CookieSpec::new(&config.session.cookie_name, config.is_https(), absolute);
         let idle = config.session.idle_timeout.as_secs() as i64;
         Sessions::new(store, cookie, idle, absolute, config.session.cache_size)
+    }
+
+    /// The session cookie's name and attributes (the proxy strips it from requests upstream
+    /// and from upstream responses).
+    pub fn cookie(&self) -> &CookieSpec {
+        &self.cookie
+    }
+
+    /// The `Set-Cookie` value that hands a newly issued session to the browser.
+    pub fn set_cookie(&self, cookie_value: &str) -> String {
+        self.cookie.set(cookie_value)
+    }
+
+    /// The `Set-Cookie` value that removes the session cookie from the browser.
+    pub fn clear_cookie(&self) -> String {
+        self.cookie.clear()
     }
 
     /// A new session record for `user` signed in with `passkey_id`, and the cookie value that

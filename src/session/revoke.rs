@@ -141,6 +141,19 @@ impl Sessions {
         })?
     }
 
+    /// Replaces `user`'s groups. Not an ending: the user's sessions stay, but their cached
+    /// identities are dropped as a revocation of the user would drop them (and no cache fill
+    /// that read the old groups can land), so the next request of each sees the new groups.
+    pub async fn set_user_groups(
+        self: &Arc<Self>,
+        user: &User,
+        groups: Vec<String>,
+    ) -> Result<User, StoreError> {
+        let (store, name) = (self.store.clone(), user.username.clone());
+        let write = async move { Ok((store.set_user_groups(&name, groups).await?, Vec::new())) };
+        self.revoke(Scope::User(user.id), write).await
+    }
+
     /// Ends one session (logout, a login replacing it, `session revoke ID`); whether it existed.
     pub async fn end(self: &Arc<Self>, hash: SecretHash) -> Result<bool, StoreError> {
         let store = self.store.clone();

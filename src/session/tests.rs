@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 use super::*;
-use crate::gateway::unix_now;
+use crate::clock::unix_now;
 use crate::store::tests::World;
 
 /// Shorter than the store world's sessions' absolute lifetime (1 h), so idle expiry is what the
@@ -242,4 +242,24 @@ async fn a_cached_session_in_use_is_refused_at_its_absolute_deadline() {
         .await
         .unwrap()
         .is_none());
+}
+
+#[tokio::test]
+async fn new_groups_reach_a_cached_session_at_once() {
+    let world = World::new();
+    let live = Arc::new(sessions(&world, 8));
+    let cookie = signed_in(&world, "gwen").await;
+    let now = unix_now();
+    let before = live.check(&cookie, now).await.unwrap().unwrap();
+    assert_eq!(before.identity.groups, ["staff"]);
+
+    let user = world.store.user_by_name("gwen").await.unwrap().unwrap();
+    let changed = live.set_user_groups(&user, vec!["admins".into()]).await;
+    assert_eq!(changed.unwrap().groups, ["admins"]);
+    let after = live.check(&cookie, now + 1).await.unwrap().unwrap();
+    assert_eq!(
+        after.identity.groups,
+        ["admins"],
+        "the cached identity was replaced"
+    );
 }

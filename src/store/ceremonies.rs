@@ -8,6 +8,7 @@
 //! Not here: verifying the browser's response (webauthn-rs, in the caller) and deciding what a
 //! sign count that went backwards means; the caller reports that with `flag_clone_suspected`.
 
+use super::backend::CeremonyStore;
 use super::events::append;
 use super::model::{
     Ceremony, CeremonyKind, Enrollment, EventKind, LoginCompletion, NewEvent, Passkey,
@@ -15,14 +16,14 @@ use super::model::{
 };
 use super::tables::{encode, get_by_hash, get_by_id, CEREMONIES};
 use super::writer::Batch;
-use super::{passkeys, sessions, unix_now, Store, StoreError};
+use super::{passkeys, sessions, RedbStore, StoreError};
+use async_trait::async_trait;
 use redb::{ReadableMultimapTable, ReadableTable, ReadableTableMetadata};
 use uuid::Uuid;
 
-impl Store {
-    /// Stores a begun ceremony until it is completed, discarded or expires; refused with
-    /// `TooManyCeremonies` when `max_live` are stored already (expired ones count until purged).
-    pub async fn put_ceremony(&self, ceremony: Ceremony, max_live: u64) -> Result<(), StoreError> {
+#[async_trait]
+impl CeremonyStore for RedbStore {
+    async fn put_ceremony(&self, ceremony: Ceremony, max_live: u64) -> Result<(), StoreError> {
         // Volatile: a crash may lose a challenge in flight (the browser begins again), never
         // a completed ceremony, whose commit is durable and removes it.
         self.write_volatile(move |batch| {
@@ -40,9 +41,8 @@ impl Store {
         .await
     }
 
-    /// The ceremony with this id, unless missing or expired.
-    pub async fn ceremony(&self, id: Uuid) -> Result<Option<Ceremony>, StoreError> {
-        let now = unix_now();
+    async fn ceremony(&self, id: Uuid) -> Result<Option<Ceremony>, StoreError> {
+        let now = self.now();
         self.read(move |txn| {
             let ceremony: Option<Ceremony> = get_by_id(&txn.open_table(CEREMONIES)?, id)?;
             Ok(ceremony.filter(|ceremony| ceremony.expires_at > now))
@@ -50,14 +50,12 @@ impl Store {
         .await
     }
 
-    /// Ceremonies stored now, expired ones not yet purged included.
-    pub async fn ceremony_count(&self) -> Result<u64, StoreError> {
+    async fn ceremony_count(&self) -> Result<u64, StoreError> {
         self.read(|txn| Ok(txn.open_table(CEREMONIES)?.len()?))
             .await
     }
 
-    /// Deletes a ceremony whose response failed verification, so its challenge cannot be retried.
-    pub async fn discard_ceremony(&self, id: Uuid) -> Result<(), StoreError> {
+    async fn discard_ceremony(&self, id: Uuid) -> Result<(), StoreError> {
         self.write(move |batch| {
             batch.ceremonies.remove(id.as_u128())?;
             Ok(())
@@ -65,30 +63,26 @@ impl Store {
         .await
     }
 
-    /// Stores a verified registration: spends the ceremony (and enrollment token), adds the
-    /// passkey and the optional session, all or nothing.
-    pub async fn complete_registration(
+    async fn complete_registration(
         &self,
         completion: RegistrationCompletion,
     ) -> Result<Passkey, StoreError> {
         self.write(move |batch| register(batch, completion)).await
     }
 
-    /// Stores a verified login: spends the ceremony, updates the passkey, adds the session.
-    pub async fn complete_login(
+    async fn complete_login(
         &self,
         completion: LoginCompletion,
     ) -> Result<(User, Passkey), StoreError> {
         self.write(move |batch| login(batch, completion)).await
     }
 
-    /// Marks a passkey whose sign count went backwards and spends the ceremony that showed it.
-    pub async fn flag_clone_suspected(
+    async fn flag_clone_suspected(
         &self,
         passkey_id: Uuid,
         ceremony_id: Uuid,
     ) -> Result<Passkey, StoreError> {
-        let now = unix_now();
+        let now = self.now();
         self.write(move |batch| {
             let mut passkey: Passkey =
                 get_by_id(&batch.passkeys, passkey_id)?.ok_or(StoreError::NotFound)?;

@@ -4,10 +4,12 @@
 //! Reads already hide expired records, so the purge only reclaims space; it runs in one write
 //! and touches nothing that is still live. Tokens are spent by `complete_registration`.
 
+use super::backend::EnrollmentStore;
 use super::events::append;
 use super::model::{Ceremony, Enrollment, EventKind, NewEvent, SecretHash, SessionRecord};
 use super::tables::{decode, encode, get_by_hash, get_by_id, ENROLLMENTS};
-use super::{sessions, unix_now, Store, StoreError};
+use super::{sessions, RedbStore, StoreError};
+use async_trait::async_trait;
 use redb::ReadableTable;
 use uuid::Uuid;
 
@@ -19,15 +21,15 @@ pub struct Purged {
     pub sessions: usize,
 }
 
-impl Store {
-    /// Stores a new enrollment link for an existing user, by the hash of its token.
-    pub async fn create_enrollment(
+#[async_trait]
+impl EnrollmentStore for RedbStore {
+    async fn create_enrollment(
         &self,
         user_id: Uuid,
         token_hash: SecretHash,
         expires_at: i64,
     ) -> Result<Enrollment, StoreError> {
-        let now = unix_now();
+        let now = self.now();
         self.write(move |batch| {
             let user: Option<super::User> = get_by_id(&batch.users, user_id)?;
             if user.is_none() {
@@ -57,12 +59,8 @@ impl Store {
         .await
     }
 
-    /// The enrollment link with this token hash, unless missing, spent or expired.
-    pub async fn enrollment(
-        &self,
-        token_hash: SecretHash,
-    ) -> Result<Option<Enrollment>, StoreError> {
-        let now = unix_now();
+    async fn enrollment(&self, token_hash: SecretHash) -> Result<Option<Enrollment>, StoreError> {
+        let now = self.now();
         self.read(move |txn| {
             let found: Option<Enrollment> =
                 get_by_hash(&txn.open_table(ENROLLMENTS)?, &token_hash.0)?;
@@ -71,8 +69,7 @@ impl Store {
         .await
     }
 
-    /// Deletes every ceremony, enrollment token and session that expired at or before `now`.
-    pub async fn purge_expired(&self, now: i64) -> Result<Purged, StoreError> {
+    async fn purge_expired(&self, now: i64) -> Result<Purged, StoreError> {
         self.write(move |batch| {
             let mut ceremonies = Vec::new();
             for entry in batch.ceremonies.iter()? {

@@ -11,10 +11,12 @@
 //! past that, its failures go to one overflow row (client `*`). So the log grows by at most
 //! `MAX_TALLIES + 1` rows per period whatever the request rate, and retention bounds the rest.
 
+use super::backend::EventStore;
 use super::model::{Event, EventKind, LoginFailure, NewEvent};
 use super::tables::{decode, encode, EVENTS};
 use super::writer::Batch;
-use super::{unix_now, Store, StoreError};
+use super::{RedbStore, StoreError};
+use async_trait::async_trait;
 use redb::ReadableTable;
 
 /// Length of one tally period, in seconds.
@@ -26,15 +28,9 @@ pub const MAX_TALLIES: usize = 100;
 /// Events deleted by one purge at most, so one upkeep's transaction stays short.
 const PURGE_BATCH: usize = 10_000;
 
-impl Store {
-    /// Appends an event that no other operation records.
-    pub async fn record_event(&self, event: NewEvent) -> Result<Event, StoreError> {
-        let now = unix_now();
-        self.write(move |batch| append(batch, event, now)).await
-    }
-
-    /// Counts a failed sign-in in its period's row for that client network and user.
-    pub async fn record_login_failure(
+#[async_trait]
+impl EventStore for RedbStore {
+    async fn record_login_failure(
         &self,
         failure: LoginFailure,
         now: i64,
@@ -42,8 +38,7 @@ impl Store {
         self.write(move |batch| tally(batch, failure, now)).await
     }
 
-    /// The newest `limit` events, newest first.
-    pub async fn events(&self, limit: usize) -> Result<Vec<Event>, StoreError> {
+    async fn events(&self, limit: usize) -> Result<Vec<Event>, StoreError> {
         self.scan(move |txn| {
             let table = txn.open_table(EVENTS)?;
             let mut events = Vec::with_capacity(limit.min(1024));
@@ -56,9 +51,7 @@ impl Store {
         .await
     }
 
-    /// Deletes events from before `cutoff` (oldest first, a bounded number per call) and the
-    /// tally index of periods before `now`'s; returns how many events went.
-    pub async fn purge_events(&self, cutoff: i64, now: i64) -> Result<usize, StoreError> {
+    async fn purge_events(&self, cutoff: i64, now: i64) -> Result<usize, StoreError> {
         self.write(move |batch| {
             let mut old = Vec::new();
             for entry in batch.events.iter()?.take(PURGE_BATCH) {

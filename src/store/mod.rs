@@ -1,22 +1,24 @@
 //! The gateway's storage: users, passkeys, WebAuthn ceremonies, enrollment tokens, sessions and
 //! audit events in one redb file, behind a narrow set of typed domain operations.
 //!
-//! No redb type leaves this module, so a PostgreSQL backend can later offer the same
-//! operations. Reads run on tokio's blocking pool in their own read transaction; writes go to
-//! one writer thread that commits whatever is queued in a single transaction (group commit,
-//! see `writer.rs`) and acknowledges each only once it is durable. Operations that must be
-//! atomic (completing a ceremony, deleting a passkey with its sessions) are one closure each,
-//! which checks every rule before it writes anything.
+//! Callers hold a [`Store`], a handle on any backend that implements the traits of
+//! `backend.rs` (the seam); [`RedbStore`] (`redb_store.rs` and one file per noun) is the
+//! embedded one. No redb type leaves this module, so a PostgreSQL backend can offer the same
+//! operations without touching a caller. Operations that must be atomic (completing a ceremony,
+//! deleting a passkey with its sessions) are one call each, which checks every rule before it
+//! writes anything.
 //!
 //! Not here: WebAuthn verification, cookie minting, policy such as idle timeouts or what a
 //! clone-suspected passkey may still do; the callers decide those.
 
+mod backend;
 mod ceremonies;
 mod enrollments;
 mod error;
 mod events;
 mod model;
 mod passkeys;
+mod redb_store;
 mod sessions;
 mod tables;
 mod users;
@@ -34,17 +36,62 @@ pub use model::{
     User,
 };
 
-use redb::{Database, DatabaseError, ReadTransaction, ReadableDatabase, ReadableTable};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
-use std::sync::Arc;
-use tables::{SCHEMA_KEY, SCHEMA_VERSION};
-use writer::{Batch, Writer};
+pub use backend::{
+    CeremonyStore, EnrollmentStore, EventStore, PasskeyStore, SessionStore, Storage, UserStore,
+};
+pub use redb_store::RedbStore;
 
-/// A handle on the open store; cheap to clone, all clones share one file and one writer.
+use crate::clock::Clock;
+// The store tests (`tests/`) read the wall clock through `super::*`.
+#[cfg(test)]
+use crate::clock::unix_now;
+use std::path::Path;
+use std::sync::Arc;
+
+/// A handle on the open store, whatever its backend; cheap to clone, all clones share it.
+///
+/// Every operation is a method of [`Storage`] (and its per-noun traits), reached through
+/// `Deref`, so callers write `store.user(id)` whichever backend answers.
 #[derive(Clone)]
 pub struct Store {
-    inner: Arc<Inner>,
+    backend: Arc<dyn Storage>,
+}
+
+impl Store {
+    /// Opens (or creates) the embedded store file; see [`RedbStore::open`].
+    ///
+    /// Blocks while it opens the file; call it at startup or from `spawn_blocking`.
+    pub fn open(path: impl AsRef<Path>) -> Result<Store, StoreError> {
+        Store::open_with_clock(path, Arc::new(Clock::default()))
+    }
+
+    /// As [`Store::open`], telling time by `clock` (the gateway's).
+    pub fn open_with_clock(path: impl AsRef<Path>, clock: Arc<Clock>) -> Result<Store, StoreError> {
+        Ok(Store::with_backend(RedbStore::open(path, clock)?))
+    }
+
+    /// A handle on any backend.
+    pub fn with_backend(backend: impl Storage + 'static) -> Store {
+        Store {
+            backend: Arc::new(backend),
+        }
+    }
+}
+
+impl std::ops::Deref for Store {
+    type Target = dyn Storage;
+
+    fn deref(&self) -> &Self::Target {
+        &*self.backend
+    }
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("path", &self.backend.path())
+            .finish_non_exhaustive()
+    }
 }
 
 /// Totals since the store was opened; `writes / commits` is the group-commit batch size.
@@ -54,183 +101,4 @@ pub struct WriteStats {
     pub writes: u64,
     /// Write transactions committed.
     pub commits: u64,
-}
-
-// Field order matters: the writer is dropped (and joined) before the database closes.
-struct Inner {
-    writer: Writer,
-    db: Arc<Database>,
-    path: PathBuf,
-    /// Bounds scans in flight. Each runs on a tokio blocking thread, and every such thread keeps
-    /// its own allocator heap: reads on blocking threads at concurrency 32 grew that pool to 64
-    /// threads (+11 MiB of RSS), for no gain on 2 cores.
-    scans: tokio::sync::Semaphore,
-}
-
-/// Scans running at once (the rest wait their turn).
-const CONCURRENT_SCANS: usize = 2;
-
-/// redb's page cache: enough for the indexes and the pages in use.
-const STORE_CACHE_BYTES: usize = 8 << 20;
-
-impl Store {
-    /// Opens (or creates) the store file, checking and recording its schema version.
-    ///
-    /// Blocks while it opens the file; call it at startup or from `spawn_blocking`.
-    pub fn open(path: impl AsRef<Path>) -> Result<Store, StoreError> {
-        let path = path.as_ref().to_path_buf();
-        create_private(&path)?;
-        // redb caches up to 1 GiB of pages by default. The gateway keeps what is hot (sessions)
-        // in its own cache, so a large page cache would only hold a second copy of it: keep it
-        // small (measured: -75 MiB of RSS with 100,000 live sessions, see BENCHMARKS.md).
-        let db = match redb::Builder::new()
-            .set_cache_size(STORE_CACHE_BYTES)
-            .create(&path)
-        {
-            Ok(db) => db,
-            Err(DatabaseError::DatabaseAlreadyOpen) => return Err(StoreError::Locked { path }),
-            Err(error) => return Err(StoreError::Storage(Arc::new(redb::Error::from(error)))),
-        };
-        check_schema(&db, &path)?;
-        let db = Arc::new(db);
-        let writer = Writer::start(db.clone())?;
-        Ok(Store {
-            inner: Arc::new(Inner {
-                writer,
-                db,
-                path,
-                scans: tokio::sync::Semaphore::new(CONCURRENT_SCANS),
-            }),
-        })
-    }
-
-    /// The file this store was opened from.
-    pub fn path(&self) -> &Path {
-        &self.inner.path
-    }
-
-    /// How many writes were queued and how many transactions (fsyncs) carried them.
-    pub fn write_stats(&self) -> WriteStats {
-        let counters = self.inner.writer.counters();
-        WriteStats {
-            writes: counters.queued.load(Ordering::Relaxed),
-            commits: counters.commits.load(Ordering::Relaxed),
-        }
-    }
-
-    /// Succeeds when the store answers a (cheap) read.
-    pub async fn health(&self) -> Result<(), StoreError> {
-        self.read(|txn| {
-            let meta = txn.open_table(tables::META)?;
-            meta.get(SCHEMA_KEY)?;
-            Ok(())
-        })
-        .await
-    }
-
-    /// A point lookup (one record, or one user's few), run inline. redb serves it from its page
-    /// cache or the OS's in microseconds; handing it to a blocking thread cost more than the read
-    /// (two context switches): inline, logins went from ~1,770 to ~1,920/s (BENCHMARKS.md).
-    async fn read<T, F>(&self, op: F) -> Result<T, StoreError>
-    where
-        F: FnOnce(&ReadTransaction) -> Result<T, StoreError>,
-    {
-        let txn = self.inner.db.begin_read()?;
-        op(&txn)
-    }
-
-    /// A read that walks a whole table (admin listings), on a blocking thread.
-    async fn scan<T, F>(&self, op: F) -> Result<T, StoreError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&ReadTransaction) -> Result<T, StoreError> + Send + 'static,
-    {
-        // Never closed, so acquiring only waits.
-        let _permit = self.inner.scans.acquire().await;
-        // The clone keeps the database open for as long as the read runs.
-        let store = self.clone();
-        tokio::task::spawn_blocking(move || {
-            let txn = store.inner.db.begin_read()?;
-            op(&txn)
-        })
-        .await
-        .map_err(|_| {
-            StoreError::Storage(Arc::new(std::io::Error::other("a store read panicked")))
-        })?
-    }
-
-    /// Runs `op` in the next group-commit batch; returns once that batch is durable.
-    async fn write<T, F>(&self, op: F) -> Result<T, StoreError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&mut Batch<'_>) -> Result<T, StoreError> + Send + 'static,
-    {
-        self.inner.writer.write(true, op).await
-    }
-
-    /// As [`Store::write`], for what may be lost in a crash (begun ceremonies): a batch of only
-    /// such operations commits without an fsync; it becomes durable with the next durable one.
-    async fn write_volatile<T, F>(&self, op: F) -> Result<T, StoreError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&mut Batch<'_>) -> Result<T, StoreError> + Send + 'static,
-    {
-        self.inner.writer.write(false, op).await
-    }
-}
-
-impl std::fmt::Debug for Store {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store")
-            .field("path", &self.inner.path)
-            .finish_non_exhaustive()
-    }
-}
-
-/// Creates a missing store file readable by its owner only (it holds emails and session
-/// hashes); an existing file keeps the permissions its operator gave it.
-fn create_private(path: &Path) -> Result<(), StoreError> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    match options.open(path) {
-        Ok(_) => Ok(()),
-        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-        Err(error) => Err(StoreError::Storage(Arc::new(error))),
-    }
-}
-
-/// Refuses files from a newer binary and stamps new files; creates missing tables.
-fn check_schema(db: &Database, path: &Path) -> Result<(), StoreError> {
-    let txn = db.begin_write()?;
-    {
-        let mut meta = txn.open_table(tables::META)?;
-        let found = meta.get(SCHEMA_KEY)?.map(|guard| guard.value());
-        match found {
-            Some(found) if found > SCHEMA_VERSION => {
-                return Err(StoreError::SchemaTooNew {
-                    path: path.to_path_buf(),
-                    found,
-                    supported: SCHEMA_VERSION,
-                });
-            }
-            // Older versions would be migrated here; version 1 is the first.
-            Some(_) => {}
-            None => {
-                meta.insert(SCHEMA_KEY, SCHEMA_VERSION)?;
-            }
-        }
-    }
-    tables::create_all(&txn)?;
-    txn.commit()?;
-    Ok(())
-}
-
-/// The wall clock in unix seconds, for operations whose caller passes no `now`.
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|elapsed| i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
 }

@@ -5,17 +5,19 @@
 //! missing one, so ids cannot be probed. Deleting a passkey revokes, in the same transaction,
 //! the sessions that passkey created, and returns their hashes.
 
+use super::backend::PasskeyStore;
 use super::events::append;
 use super::model::{EventKind, NewEvent, Passkey, SecretHash, SessionRecord};
 use super::tables::{encode, get_by_id, CREDENTIAL_IDS, PASSKEYS, USER_PASSKEYS};
 use super::writer::Batch;
-use super::{sessions, unix_now, Store, StoreError};
+use super::{sessions, RedbStore, StoreError};
+use async_trait::async_trait;
 use redb::{ReadableMultimapTable, ReadableTable};
 use uuid::Uuid;
 
-impl Store {
-    /// A user's passkeys, newest first.
-    pub async fn passkeys_of(&self, user_id: Uuid) -> Result<Vec<Passkey>, StoreError> {
+#[async_trait]
+impl PasskeyStore for RedbStore {
+    async fn passkeys_of(&self, user_id: Uuid) -> Result<Vec<Passkey>, StoreError> {
         self.read(move |txn| {
             let index = txn.open_multimap_table(USER_PASSKEYS)?;
             of_user(&index, &txn.open_table(PASSKEYS)?, user_id)
@@ -23,14 +25,12 @@ impl Store {
         .await
     }
 
-    /// The passkey with this id, whoever owns it.
-    pub async fn passkey(&self, id: Uuid) -> Result<Option<Passkey>, StoreError> {
+    async fn passkey(&self, id: Uuid) -> Result<Option<Passkey>, StoreError> {
         self.read(move |txn| get_by_id(&txn.open_table(PASSKEYS)?, id))
             .await
     }
 
-    /// The passkey registered with this WebAuthn credential id, if any.
-    pub async fn passkey_by_credential_id(
+    async fn passkey_by_credential_id(
         &self,
         credential_id: &[u8],
     ) -> Result<Option<Passkey>, StoreError> {
@@ -48,14 +48,13 @@ impl Store {
         .await
     }
 
-    /// Renames one of the user's own passkeys.
-    pub async fn rename_passkey(
+    async fn rename_passkey(
         &self,
         user_id: Uuid,
         id: Uuid,
         name: String,
     ) -> Result<Passkey, StoreError> {
-        let now = unix_now();
+        let now = self.now();
         self.write(move |batch| {
             let mut passkey = owned(batch, user_id, id)?;
             passkey.name = name;
@@ -71,13 +70,8 @@ impl Store {
         .await
     }
 
-    /// Deletes one of the user's own passkeys, never the last; returns the revoked sessions.
-    pub(crate) async fn delete_passkey(
-        &self,
-        user_id: Uuid,
-        id: Uuid,
-    ) -> Result<Vec<SecretHash>, StoreError> {
-        let now = unix_now();
+    async fn delete_passkey(&self, user_id: Uuid, id: Uuid) -> Result<Vec<SecretHash>, StoreError> {
+        let now = self.now();
         self.write(move |batch| {
             let passkey = owned(batch, user_id, id)?;
             if batch.user_passkeys.get(user_id.as_u128())?.len() <= 1 {
@@ -88,9 +82,8 @@ impl Store {
         .await
     }
 
-    /// Revokes any passkey (admin), even a user's last; returns the revoked sessions.
-    pub(crate) async fn revoke_passkey(&self, id: Uuid) -> Result<Vec<SecretHash>, StoreError> {
-        let now = unix_now();
+    async fn revoke_passkey(&self, id: Uuid) -> Result<Vec<SecretHash>, StoreError> {
+        let now = self.now();
         self.write(move |batch| {
             let passkey: Passkey = get_by_id(&batch.passkeys, id)?.ok_or(StoreError::NotFound)?;
             delete(batch, &passkey, "revoked by an administrator", now)

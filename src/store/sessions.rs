@@ -5,18 +5,20 @@
 //! revoke in the same transaction. Idle timeouts are the session module's policy; the store
 //! hides only sessions past their absolute `expires_at`.
 
+use super::backend::SessionStore;
 use super::events::append;
 use super::model::{EventKind, NewEvent, SecretHash, SessionRecord};
 use super::tables::{decode, encode, get_by_hash, SESSIONS, USER_SESSIONS};
 use super::writer::Batch;
-use super::{unix_now, Store, StoreError};
+use super::{RedbStore, StoreError};
+use async_trait::async_trait;
 use redb::{ReadableMultimapTable, ReadableTable};
 use uuid::Uuid;
 
-impl Store {
-    /// The session with this cookie hash, unless missing or past its absolute expiry.
-    pub async fn session(&self, hash: SecretHash) -> Result<Option<SessionRecord>, StoreError> {
-        let now = unix_now();
+#[async_trait]
+impl SessionStore for RedbStore {
+    async fn session(&self, hash: SecretHash) -> Result<Option<SessionRecord>, StoreError> {
+        let now = self.now();
         self.read(move |txn| {
             let session: Option<SessionRecord> = get_by_hash(&txn.open_table(SESSIONS)?, &hash.0)?;
             Ok(session.filter(|session| session.expires_at > now))
@@ -24,12 +26,8 @@ impl Store {
         .await
     }
 
-    /// One user's live sessions, or everyone's with `None`; newest first.
-    pub async fn sessions_of(
-        &self,
-        user_id: Option<Uuid>,
-    ) -> Result<Vec<SessionRecord>, StoreError> {
-        let now = unix_now();
+    async fn sessions_of(&self, user_id: Option<Uuid>) -> Result<Vec<SessionRecord>, StoreError> {
+        let now = self.now();
         self.read(move |txn| {
             let sessions = txn.open_table(SESSIONS)?;
             let mut found = match user_id {
@@ -51,13 +49,8 @@ impl Store {
         .await
     }
 
-    /// Revokes one session (logout, admin); `NotFound` if it does not exist. Only the session
-    /// module calls the operations that delete sessions: it keeps its cache in step.
-    pub(crate) async fn delete_session(
-        &self,
-        hash: SecretHash,
-    ) -> Result<SessionRecord, StoreError> {
-        let now = unix_now();
+    async fn delete_session(&self, hash: SecretHash) -> Result<SessionRecord, StoreError> {
+        let now = self.now();
         self.write(move |batch| {
             let session: SessionRecord =
                 get_by_hash(&batch.sessions, &hash.0)?.ok_or(StoreError::NotFound)?;
@@ -68,12 +61,8 @@ impl Store {
         .await
     }
 
-    /// Revokes every session of a user; returns their hashes.
-    pub(crate) async fn delete_sessions_of(
-        &self,
-        user_id: Uuid,
-    ) -> Result<Vec<SecretHash>, StoreError> {
-        let now = unix_now();
+    async fn delete_sessions_of(&self, user_id: Uuid) -> Result<Vec<SecretHash>, StoreError> {
+        let now = self.now();
         self.write(move |batch| {
             let revoked = of_user(&batch.user_sessions, &batch.sessions, user_id)?;
             for session in &revoked {
@@ -87,9 +76,7 @@ impl Store {
         .await
     }
 
-    /// Sessions past their absolute expiry at `now`, or last seen at or before `idle_cutoff` as
-    /// far as the store knows (the session module weighs its own, newer `last_seen`).
-    pub async fn expiring_sessions(
+    async fn expiring_sessions(
         &self,
         idle_cutoff: i64,
         now: i64,
@@ -107,8 +94,7 @@ impl Store {
         .await
     }
 
-    /// Deletes these sessions (expired ones, from the upkeep); returns those that were there.
-    pub(crate) async fn delete_sessions(
+    async fn delete_sessions(
         &self,
         hashes: Vec<SecretHash>,
     ) -> Result<Vec<SecretHash>, StoreError> {
@@ -128,10 +114,7 @@ impl Store {
         .await
     }
 
-    /// Records when sessions were last seen, in one write; sessions gone meanwhile are skipped.
-    ///
-    /// `last_seen` never moves backwards, so a late, stale batch cannot shorten an idle timeout.
-    pub async fn touch_sessions(&self, seen: Vec<(SecretHash, i64)>) -> Result<(), StoreError> {
+    async fn touch_sessions(&self, seen: Vec<(SecretHash, i64)>) -> Result<(), StoreError> {
         // An empty flush would still cost a commit.
         if seen.is_empty() {
             return Ok(());

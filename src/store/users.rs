@@ -4,18 +4,20 @@
 //! normalize). Disabling and removing revoke the user's sessions in the same transaction, and
 //! return the revoked session hashes so a caller's session cache can drop them at once.
 
+use super::backend::UserStore;
 use super::events::append;
 use super::model::{EventKind, NewEvent, NewUser, SecretHash, User};
 use super::tables::{all_by_id, encode, get_by_id, USERNAMES, USERS};
 use super::writer::Batch;
-use super::{passkeys, sessions, unix_now, Store, StoreError};
+use super::{passkeys, sessions, RedbStore, StoreError};
+use async_trait::async_trait;
 use redb::{ReadableMultimapTable, ReadableTable};
 use uuid::Uuid;
 
-impl Store {
-    /// Creates a user; a taken username is `Conflict("username")`.
-    pub async fn create_user(&self, new: NewUser) -> Result<User, StoreError> {
-        let now = unix_now();
+#[async_trait]
+impl UserStore for RedbStore {
+    async fn create_user(&self, new: NewUser) -> Result<User, StoreError> {
+        let now = self.now();
         self.write(move |batch| {
             if batch.usernames.get(new.username.as_str())?.is_some() {
                 return Err(StoreError::Conflict("username"));
@@ -40,14 +42,12 @@ impl Store {
         .await
     }
 
-    /// The user with this id, if any.
-    pub async fn user(&self, id: Uuid) -> Result<Option<User>, StoreError> {
+    async fn user(&self, id: Uuid) -> Result<Option<User>, StoreError> {
         self.read(move |txn| get_by_id(&txn.open_table(USERS)?, id))
             .await
     }
 
-    /// The user with this exact username, if any.
-    pub async fn user_by_name(&self, username: &str) -> Result<Option<User>, StoreError> {
+    async fn user_by_name(&self, username: &str) -> Result<Option<User>, StoreError> {
         let username = username.to_owned();
         self.read(move |txn| {
             let names = txn.open_table(USERNAMES)?;
@@ -59,8 +59,7 @@ impl Store {
         .await
     }
 
-    /// Every user, by username.
-    pub async fn list_users(&self) -> Result<Vec<User>, StoreError> {
+    async fn list_users(&self) -> Result<Vec<User>, StoreError> {
         self.scan(|txn| {
             let mut users: Vec<User> = all_by_id(&txn.open_table(USERS)?)?;
             users.sort_by(|a, b| a.username.cmp(&b.username));
@@ -69,14 +68,13 @@ impl Store {
         .await
     }
 
-    /// Disables or enables a user by name; disabling revokes all its sessions, returned here.
-    pub(crate) async fn set_user_disabled(
+    async fn set_user_disabled(
         &self,
         username: &str,
         disabled: bool,
     ) -> Result<Vec<SecretHash>, StoreError> {
         let username = username.to_owned();
-        let now = unix_now();
+        let now = self.now();
         self.write(move |batch| {
             let mut user = by_name(batch, &username)?.ok_or(StoreError::NotFound)?;
             let revoked = if disabled {
@@ -101,14 +99,13 @@ impl Store {
         .await
     }
 
-    /// Replaces a user's groups.
-    pub async fn set_user_groups(
+    async fn set_user_groups(
         &self,
         username: &str,
         groups: Vec<String>,
     ) -> Result<User, StoreError> {
         let username = username.to_owned();
-        let now = unix_now();
+        let now = self.now();
         self.write(move |batch| {
             let mut user = by_name(batch, &username)?.ok_or(StoreError::NotFound)?;
             user.groups = groups;
@@ -124,10 +121,9 @@ impl Store {
         .await
     }
 
-    /// Removes a user with its passkeys, sessions and enrollment links; returns the revoked sessions.
-    pub(crate) async fn remove_user(&self, username: &str) -> Result<Vec<SecretHash>, StoreError> {
+    async fn remove_user(&self, username: &str) -> Result<Vec<SecretHash>, StoreError> {
         let username = username.to_owned();
-        let now = unix_now();
+        let now = self.now();
         self.write(move |batch| {
             let user = by_name(batch, &username)?.ok_or(StoreError::NotFound)?;
             let id = user.id.as_u128();

@@ -17,7 +17,7 @@ use webauthn_rs::prelude::{
 /// Creates a user and a one-time enrollment token for them, as `user add` does.
 pub async fn enroll(gw: &Gateway, username: &str, groups: &[&str]) -> (User, String) {
     let user = gw
-        .store
+        .store()
         .create_user(NewUser {
             username: username.to_string(),
             display_name: format!("{username} (display)"),
@@ -27,7 +27,7 @@ pub async fn enroll(gw: &Gateway, username: &str, groups: &[&str]) -> (User, Str
         .await
         .expect("create user");
     let token = passkey_gateway::session::new_session_value();
-    gw.store
+    gw.store()
         .create_enrollment(user.id, hash_secret(&token), unix_now() + 3600)
         .await
         .expect("create enrollment");

@@ -162,7 +162,9 @@ async fn concurrent_registrations_are_all_acknowledged_and_survive_kill_9() {
 /// Holds the writer inside one operation until `release` is sent, so that the operations
 /// queued meanwhile all land in the next batch together. Returns once the writer is inside it:
 /// an operation queued before then could still join the blocker's own batch.
-async fn block_writer(store: &Store) -> (std::sync::mpsc::Sender<()>, tokio::task::JoinHandle<()>) {
+async fn block_writer(
+    store: &RedbStore,
+) -> (std::sync::mpsc::Sender<()>, tokio::task::JoinHandle<()>) {
     let (release, gate) = std::sync::mpsc::channel::<()>();
     let (entered, inside) = tokio::sync::oneshot::channel::<()>();
     let blocker = store.clone();
@@ -191,7 +193,7 @@ async fn wait_until_queued(store: &Store, count: u64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_refused_operation_does_not_spoil_its_batch() {
-    let world = World::new();
+    let (world, redb) = World::with_redb();
     let alice = world.user("alice").await;
     let bob = world.user("bob").await;
     let good_1 = world.registration(&alice, b"cred-1").await;
@@ -202,7 +204,7 @@ async fn one_refused_operation_does_not_spoil_its_batch() {
         commits,
     } = world.store.write_stats();
 
-    let (release, held) = block_writer(&world.store).await;
+    let (release, held) = block_writer(&redb).await;
     wait_until_queued(&world.store, queued + 1).await;
     let spawn = |completion: RegistrationCompletion| {
         let store = world.store.clone();
@@ -230,9 +232,9 @@ async fn one_refused_operation_does_not_spoil_its_batch() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_panicking_operation_aborts_its_batch_and_the_writer_goes_on() {
-    let world = World::new();
+    let (world, redb) = World::with_redb();
     let queued = world.store.write_stats().writes;
-    let (release, held) = block_writer(&world.store).await;
+    let (release, held) = block_writer(&redb).await;
     wait_until_queued(&world.store, queued + 1).await;
     let store = world.store.clone();
     let innocent = tokio::spawn(async move {
@@ -246,7 +248,7 @@ async fn a_panicking_operation_aborts_its_batch_and_the_writer_goes_on() {
             .await
     });
     wait_until_queued(&world.store, queued + 2).await;
-    let store = world.store.clone();
+    let store = redb.clone();
     let panicking = tokio::spawn(async move {
         store
             .write(|_batch| -> Result<(), StoreError> { panic!("a bug in an operation") })

@@ -38,6 +38,15 @@ impl World {
         World { dir, store }
     }
 
+    /// A fresh world and its store as the redb backend, for tests of the writer itself.
+    pub(super) fn with_redb() -> (World, RedbStore) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let redb = RedbStore::open(dir.path().join("gateway.redb"), Default::default())
+            .expect("open store");
+        let store = Store::with_backend(redb.clone());
+        (World { dir, store }, redb)
+    }
+
     pub(super) fn path(&self) -> PathBuf {
         self.dir.path().join("gateway.redb")
     }

@@ -7,7 +7,7 @@ use serde::de::DeserializeOwned;
 
 use super::Request;
 use crate::error::{ApiError, ApiResult};
-use crate::gateway::{unix_now, Gateway};
+use crate::gateway::Gateway;
 use crate::session::LiveSession;
 
 /// Parses a JSON body; the content type must say JSON.
@@ -30,10 +30,7 @@ pub fn json_body<T: DeserializeOwned>(req: &Request) -> ApiResult<T> {
 
 /// The signed-in session, if the request carries a valid cookie.
 pub async fn session(gw: &Gateway, req: &Request) -> ApiResult<Option<Arc<LiveSession>>> {
-    gw.sessions
-        .from_headers(&req.headers, unix_now())
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))
+    Ok(gw.sessions().from_headers(&req.headers, gw.now()).await?)
 }
 
 /// The signed-in session, or 401.
@@ -46,7 +43,7 @@ pub async fn require_session(gw: &Gateway, req: &Request) -> ApiResult<Arc<LiveS
 pub fn same_origin(gw: &Gateway, req: &Request) -> ApiResult<()> {
     let origin = req.header("origin").unwrap_or_default();
     let ours = gw
-        .config
+        .config()
         .origins()
         .iter()
         .any(|o| o.origin().ascii_serialization() == origin);
@@ -62,7 +59,7 @@ pub fn same_origin(gw: &Gateway, req: &Request) -> ApiResult<()> {
 
 /// Counts one ceremony attempt for the client's network; 429 with Retry-After when over the limit.
 pub fn rate_limit(gw: &Gateway, req: &Request) -> ApiResult<()> {
-    let (Some(limiter), Some(ip)) = (&gw.limiter, req.client_ip) else {
+    let (Some(limiter), Some(ip)) = (&gw.limiter(), req.client_ip) else {
         return Ok(());
     };
     limiter.check(ip).map_err(|wait| ApiError::RateLimited {

@@ -1,5 +1,6 @@
-//! [`Request`] and [`Reply`]: what the gateway's own endpoints take and give, free of pingora
-//! types so handlers can be tested without sockets.
+//! [`Request`] and [`Reply`]: what the gateway's own answers take and give, free of pingora
+//! types so handlers can be tested without sockets. The HTTP edge (`endpoints`, `proxy`, `error`)
+//! shares them; nothing in the domain modules sees them.
 
 use std::net::IpAddr;
 
@@ -25,14 +26,6 @@ impl Request {
     /// A header as text, when present and visible ASCII.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-
-    /// One query parameter, percent-decoded.
-    pub fn query_param(&self, name: &str) -> Option<String> {
-        let query = self.query.as_deref()?;
-        url::form_urlencoded::parse(query.as_bytes())
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.into_owned())
     }
 }
 

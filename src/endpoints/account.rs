@@ -5,12 +5,12 @@ use http::{Method, StatusCode};
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::ceremony::clean_name;
+use super::ceremony::parse_name;
 use super::input::{json_body, require_session, same_origin};
 use super::{Reply, Request};
 use crate::error::{ApiError, ApiResult};
 use crate::gateway::Gateway;
-use crate::passkey::{internal, rfc3339, PasskeyView, UserView};
+use crate::passkey::{rfc3339, PasskeyView, UserView};
 use crate::store::StoreError;
 
 #[derive(Deserialize)]
@@ -23,13 +23,11 @@ struct Rename {
 pub async fn me(gw: &Gateway, req: &Request) -> ApiResult<Reply> {
     let live = require_session(gw, req).await?;
     let user = gw
-        .store
+        .store()
         .user(live.user_id)
-        .await
-        .map_err(internal)?
+        .await?
         .ok_or(ApiError::Unauthorized)?;
-    let mut body = serde_json::to_value(UserView::from(&user))
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let mut body = serde_json::to_value(UserView::from(&user)).map_err(ApiError::internal)?;
     body["session"] = serde_json::json!({
         "id": live.sid(),
         "created_at": rfc3339(live.created_at),
@@ -44,14 +42,14 @@ pub async fn me(gw: &Gateway, req: &Request) -> ApiResult<Reply> {
 pub async fn logout(gw: &Gateway, req: &Request) -> ApiResult<Reply> {
     same_origin(gw, req)?;
     let live = require_session(gw, req).await?;
-    gw.sessions.end(live.hash).await.map_err(internal)?;
-    Ok(Reply::empty(StatusCode::NO_CONTENT).header("set-cookie", gw.sessions.cookie.clear()))
+    gw.sessions().end(live.hash).await?;
+    Ok(Reply::empty(StatusCode::NO_CONTENT).header("set-cookie", gw.sessions().clear_cookie()))
 }
 
 /// `GET /passkeys/credentials`: own passkeys, newest first.
 pub async fn list(gw: &Gateway, req: &Request) -> ApiResult<Reply> {
     let live = require_session(gw, req).await?;
-    let passkeys = gw.store.passkeys_of(live.user_id).await.map_err(internal)?;
+    let passkeys = gw.store().passkeys_of(live.user_id).await?;
     let views: Vec<PasskeyView> = passkeys.iter().map(PasskeyView::from).collect();
     Ok(Reply::json(StatusCode::OK, &views))
 }
@@ -64,10 +62,9 @@ pub async fn one(gw: &Gateway, req: &Request, id: &str) -> ApiResult<Reply> {
     match req.method {
         Method::GET | Method::HEAD => {
             let passkey = gw
-                .store
+                .store()
                 .passkey(id)
-                .await
-                .map_err(internal)?
+                .await?
                 .filter(owned)
                 .ok_or(ApiError::NotFound)?;
             Ok(Reply::json(StatusCode::OK, &PasskeyView::from(&passkey)))
@@ -75,11 +72,11 @@ pub async fn one(gw: &Gateway, req: &Request, id: &str) -> ApiResult<Reply> {
         Method::PATCH => {
             same_origin(gw, req)?;
             let body: Rename = json_body(req)?;
-            let name = clean_name(Some(body.name))?
+            let name = parse_name(Some(&body.name))?
                 .ok_or(ApiError::BadRequest("bad_name", "Give the passkey a name."))?;
             let passkey = gw
-                .store
-                .rename_passkey(live.user_id, id, name)
+                .store()
+                .rename_passkey(live.user_id, id, name.into_string())
                 .await
                 .map_err(owner_error)?;
             Ok(Reply::json(StatusCode::OK, &PasskeyView::from(&passkey)))
@@ -87,13 +84,13 @@ pub async fn one(gw: &Gateway, req: &Request, id: &str) -> ApiResult<Reply> {
         Method::DELETE => {
             same_origin(gw, req)?;
             let revoked = gw
-                .sessions
+                .sessions()
                 .delete_passkey(live.user_id, id)
                 .await
                 .map_err(owner_error)?;
             let mut reply = Reply::empty(StatusCode::NO_CONTENT);
             if revoked.contains(&live.hash) {
-                reply = reply.header("set-cookie", gw.sessions.cookie.clear());
+                reply = reply.header("set-cookie", gw.sessions().clear_cookie());
             }
             Ok(reply)
         }
@@ -108,6 +105,6 @@ fn owner_error(e: StoreError) -> ApiError {
             "last_passkey",
             "This is your only passkey. Add another one before deleting it.",
         ),
-        other => internal(other),
+        other => other.into(),
     }
 }

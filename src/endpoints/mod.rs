@@ -6,10 +6,11 @@ mod ceremony;
 mod input;
 mod meta;
 mod pages;
-mod reply;
 
+pub use crate::reply::{Reply, Request};
 pub use pages::{escape_html, forbidden_page, Page, Pages};
-pub use reply::{Reply, Request};
+
+use std::sync::Arc;
 
 use http::Method;
 
@@ -21,32 +22,48 @@ pub fn is_own_path(path: &str) -> bool {
     path == "/passkeys" || path.starts_with("/passkeys/")
 }
 
-/// Answers one request to the gateway's own endpoints.
-pub async fn handle(gw: &Gateway, req: Request) -> Reply {
-    match dispatch(gw, &req).await {
-        Ok(reply) => reply,
-        Err(e) => e.into_reply(),
+/// The gateway's own endpoints: the gateway they act on and the pages rendered for it once.
+pub struct Endpoints {
+    gw: Arc<Gateway>,
+    pages: Pages,
+}
+
+impl Endpoints {
+    pub fn new(gw: Arc<Gateway>) -> Endpoints {
+        let pages = Pages::new(&gw.config().webauthn.rp_name);
+        Endpoints { gw, pages }
+    }
+
+    /// Answers one request to the gateway's own endpoints.
+    pub async fn handle(&self, req: Request) -> Reply {
+        match dispatch(&self.gw, &self.pages, &req).await {
+            Ok(reply) => reply,
+            Err(e) => e.into_reply(),
+        }
+    }
+
+    /// `/.well-known/webauthn` when related origins are configured; `None` lets it route upstream.
+    pub fn well_known(&self, path: &str) -> Option<Reply> {
+        let gw = &self.gw;
+        (path == "/.well-known/webauthn" && !gw.config().webauthn.related_origins.is_empty())
+            .then(|| meta::related_origins(gw))
     }
 }
 
-async fn dispatch(gw: &Gateway, req: &Request) -> Result<Reply, ApiError> {
+async fn dispatch(gw: &Gateway, pages: &Pages, req: &Request) -> Result<Reply, ApiError> {
     let get = req.method == Method::GET || req.method == Method::HEAD;
     let post = req.method == Method::POST;
     let path = req.path.as_str();
     if let Some(name) = path.strip_prefix("/passkeys/static/") {
-        return gw
-            .pages
-            .asset(name)
-            .filter(|_| get)
-            .ok_or(ApiError::NotFound);
+        return pages.asset(name).filter(|_| get).ok_or(ApiError::NotFound);
     }
     if let Some(id) = path.strip_prefix("/passkeys/credentials/") {
         return account::one(gw, req, id).await;
     }
     match (path, get, post) {
-        ("/passkeys/login", true, _) => Ok(gw.pages.page(Page::Login)),
-        ("/passkeys/enroll", true, _) => Ok(gw.pages.page(Page::Enroll)),
-        ("/passkeys/account", true, _) => account_page(gw, req).await,
+        ("/passkeys/login", true, _) => Ok(pages.page(Page::Login)),
+        ("/passkeys/enroll", true, _) => Ok(pages.page(Page::Enroll)),
+        ("/passkeys/account", true, _) => account_page(gw, pages, req).await,
         ("/passkeys/register/begin", _, true) => ceremony::register_begin(gw, req).await,
         ("/passkeys/register/complete", _, true) => ceremony::register_complete(gw, req).await,
         ("/passkeys/login/begin", _, true) => ceremony::login_begin(gw, req).await,
@@ -77,17 +94,11 @@ async fn dispatch(gw: &Gateway, req: &Request) -> Result<Reply, ApiError> {
 }
 
 /// The account page needs a session; without one, sign in first and come back.
-async fn account_page(gw: &Gateway, req: &Request) -> Result<Reply, ApiError> {
+async fn account_page(gw: &Gateway, pages: &Pages, req: &Request) -> Result<Reply, ApiError> {
     match input::session(gw, req).await? {
-        Some(_) => Ok(gw.pages.page(Page::Account)),
+        Some(_) => Ok(pages.page(Page::Account)),
         None => Ok(Reply::redirect(
             "/passkeys/login?return_to=%2Fpasskeys%2Faccount",
         )),
     }
-}
-
-/// `/.well-known/webauthn` when related origins are configured; `None` lets it route upstream.
-pub fn well_known(gw: &Gateway, path: &str) -> Option<Reply> {
-    (path == "/.well-known/webauthn" && !gw.config.webauthn.related_origins.is_empty())
-        .then(|| meta::related_origins(gw))
 }

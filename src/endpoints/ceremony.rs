@@ -7,14 +7,10 @@ use webauthn_rs::prelude::{PublicKeyCredential, RegisterPublicKeyCredential};
 
 use super::input::{json_body, rate_limit, require_session, same_origin, session};
 use super::{Reply, Request};
-use crate::error::{ApiError, ApiResult};
-use crate::gateway::{unix_now, Gateway};
-use crate::passkey::{enrollment_invalid, internal, PasskeyView, UserView};
-use crate::policy::safe_return_to;
-use crate::store::hash_secret;
-
-/// Longest passkey name kept.
-const MAX_NAME: usize = 64;
+use crate::error::ApiResult;
+use crate::gateway::Gateway;
+use crate::passkey::{PasskeyName, PasskeyView, UserView};
+use crate::policy::{normalize_username, safe_return_to};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -47,69 +43,47 @@ struct LoginComplete {
 pub async fn register_begin(gw: &Gateway, req: &Request) -> ApiResult<Reply> {
     rate_limit(gw, req)?;
     let body: RegisterBegin = json_body(req)?;
-    let name = clean_name(body.name)?;
-    let now = unix_now();
-    let (user, enrollment) = match body.token {
-        Some(token) => {
-            let hash = hash_secret(&token);
-            let enrollment = gw
-                .store
-                .enrollment(hash)
-                .await
-                .map_err(internal)?
-                .ok_or_else(enrollment_invalid)?;
-            let user = gw
-                .store
-                .user(enrollment.user_id)
-                .await
-                .map_err(internal)?
-                .ok_or_else(enrollment_invalid)?;
-            (user, Some(hash))
-        }
+    let name = parse_name(body.name.as_deref())?;
+    let now = gw.now();
+    let options = match body.token {
+        Some(token) => gw.ceremonies().begin_enrollment(&token, name, now).await?,
         None => {
             same_origin(gw, req)?;
             let live = require_session(gw, req).await?;
-            let user = gw
-                .store
-                .user(live.user_id)
-                .await
-                .map_err(internal)?
-                .ok_or(ApiError::Unauthorized)?;
-            (user, None)
+            let begun = gw
+                .ceremonies()
+                .begin_registration_for(live.user_id, name, now);
+            begun.await?
         }
     };
-    let options = gw
-        .ceremonies
-        .begin_registration(&user, name, enrollment, now)
-        .await?;
     Ok(Reply::json(StatusCode::OK, &options))
 }
 
 /// `POST /passkeys/register/complete`: 201 with the passkey; an enrollment also signs in.
 pub async fn register_complete(gw: &Gateway, req: &Request) -> ApiResult<Reply> {
     let body: RegisterComplete = json_body(req)?;
-    let name = clean_name(body.name)?;
+    let name = parse_name(body.name.as_deref())?;
     let current = session(gw, req).await?;
     if current.is_some() {
         same_origin(gw, req)?;
     }
     let outcome = gw
-        .ceremonies
+        .ceremonies()
         .complete_registration(
             body.session_id,
             &body.credential,
             name,
             current.as_ref().map(|s| s.user_id),
-            unix_now(),
+            gw.now(),
         )
         .await?;
     let mut reply = Reply::json(StatusCode::CREATED, &PasskeyView::from(&outcome.passkey));
-    if let Some((cookie_value, _)) = outcome.session {
+    if let Some(set_cookie) = outcome.set_cookie {
         // An enrollment replaces whatever session the browser had (no fixation).
         if let Some(old) = current {
-            let _ = gw.sessions.end(old.hash).await;
+            let _ = gw.sessions().end(old.hash).await;
         }
-        reply = reply.header("set-cookie", gw.sessions.cookie.set(&cookie_value));
+        reply = reply.header("set-cookie", set_cookie);
     }
     Ok(reply)
 }
@@ -121,12 +95,11 @@ pub async fn login_begin(gw: &Gateway, req: &Request) -> ApiResult<Reply> {
     let username = body
         .username
         .as_deref()
-        .map(str::trim)
-        .filter(|u| !u.is_empty())
-        .map(str::to_ascii_lowercase);
+        .map(normalize_username)
+        .filter(|u| !u.is_empty());
     let options = gw
-        .ceremonies
-        .begin_login(username.as_deref(), unix_now())
+        .ceremonies()
+        .begin_login(username.as_deref(), gw.now())
         .await?;
     Ok(Reply::json(StatusCode::OK, &options))
 }
@@ -136,34 +109,25 @@ pub async fn login_complete(gw: &Gateway, req: &Request) -> ApiResult<Reply> {
     let body: LoginComplete = json_body(req)?;
     let previous = session(gw, req).await?;
     let outcome = gw
-        .ceremonies
-        .complete_login(body.session_id, &body.credential, req.client_ip, unix_now())
+        .ceremonies()
+        .complete_login(body.session_id, &body.credential, req.client_ip, gw.now())
         .await?;
     // A fresh id at every login; the one the browser had before is ended (no session fixation).
     if let Some(old) = previous {
-        let _ = gw.sessions.end(old.hash).await;
+        let _ = gw.sessions().end(old.hash).await;
     }
     let redirect_to = safe_return_to(
         body.return_to.as_deref().unwrap_or("/"),
-        &gw.config.session.allowed_return_hosts,
+        &gw.config().session.allowed_return_hosts,
     );
     let reply = Reply::json(
         StatusCode::OK,
         &serde_json::json!({ "user": UserView::from(&outcome.user), "redirect_to": redirect_to }),
     );
-    Ok(reply.header("set-cookie", gw.sessions.cookie.set(&outcome.cookie_value)))
+    Ok(reply.header("set-cookie", outcome.set_cookie))
 }
 
-/// Passkey names: trimmed, at most 64 characters, no control characters.
-pub fn clean_name(name: Option<String>) -> ApiResult<Option<String>> {
-    let Some(name) = name.map(|n| n.trim().to_string()).filter(|n| !n.is_empty()) else {
-        return Ok(None);
-    };
-    if name.chars().count() > MAX_NAME || name.chars().any(char::is_control) {
-        return Err(ApiError::BadRequest(
-            "bad_name",
-            "A passkey name is at most 64 characters, without control characters.",
-        ));
-    }
-    Ok(Some(name))
+/// A typed passkey name, if any; a bad one is a 400.
+pub fn parse_name(typed: Option<&str>) -> ApiResult<Option<PasskeyName>> {
+    Ok(typed.map(PasskeyName::parse).transpose()?.flatten())
 }
