@@ -18,6 +18,16 @@ fn sessions(world: &World, capacity: usize) -> Sessions {
 }
 
 /// Stores a user, their passkey and a session (through real completes); returns the cookie value.
+/// The store's record of the session a cookie names.
+async fn stored(world: &World, cookie: &str) -> crate::store::SessionRecord {
+    world
+        .store
+        .session(hash_secret(cookie))
+        .await
+        .unwrap()
+        .expect("the session is stored")
+}
+
 async fn signed_in(world: &World, name: &str) -> String {
     let user = world.user(name).await;
     let passkey = world.register(&user, name.as_bytes()).await;
@@ -168,12 +178,7 @@ async fn a_cached_session_is_refused_once_idle() {
     let world = World::new();
     let live = sessions(&world, 16);
     let cookie = signed_in(&world, "idler").await;
-    let record = world
-        .store
-        .session(hash_secret(&cookie))
-        .await
-        .unwrap()
-        .unwrap();
+    let record = stored(&world, &cookie).await;
     let start = record.last_seen;
     assert!(live.check(&cookie, start).await.unwrap().is_some());
     assert_eq!(live.cached(), 1, "in the cache from here on");
@@ -209,12 +214,7 @@ async fn a_cached_session_in_use_is_refused_at_its_absolute_deadline() {
     let world = World::new();
     let live = sessions(&world, 16);
     let cookie = signed_in(&world, "busy").await;
-    let record = world
-        .store
-        .session(hash_secret(&cookie))
-        .await
-        .unwrap()
-        .unwrap();
+    let record = stored(&world, &cookie).await;
     // Used every half idle timeout, so idleness never ends it.
     let mut now = record.last_seen;
     while now < record.expires_at {
