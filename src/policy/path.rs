@@ -10,8 +10,9 @@
 //!
 //! - Query and fragment are cut first: `/admin?x=/public` is `/admin`.
 //! - `;params` are dropped from each segment before decoding, as Tomcat/Spring do:
-//!   `/admin;/public` is `/admin/public`, `/public/..;/admin` is `/admin`. (A decoded `%3B` is a
-//!   literal `;`.)
+//!   `/admin;/public` is `/admin/public`. (A decoded `%3B` is a literal `;`.) A dot segment with
+//!   params (`..;`, `.;x`) is refused: `/admin/..;/x` climbs for Tomcat but is a segment under
+//!   `/admin` for nginx or Flask (found by fuzzing).
 //! - Each segment is percent-decoded exactly once. Invalid escapes, invalid UTF-8, control
 //!   characters (NUL, CR, LF, …) and any `%` left after decoding are refused: double encoding
 //!   (`%252e`) must not be a second chance, and a literal `%` (`%25`) is collateral damage.
@@ -54,8 +55,9 @@ pub enum PathError {
     /// A `.`/`..` segment hidden behind percent-encoding (`%2e%2e`, `..%2f`).
     #[error("the request path hides a `.` or `..` segment behind percent-encoding")]
     EncodedDotSegment,
-    /// A `..` segment in a path with an encoded slash (servers split those differently).
-    #[error("the request path mixes `..` with an encoded slash")]
+    /// A `..` segment in a path with an encoded slash, or a dot segment with `;params`
+    /// (servers split and climb those differently).
+    #[error("the request path has a `..` whose meaning differs between servers")]
     AmbiguousDotSegment,
     /// A raw `\` (servers disagree on whether it separates segments).
     #[error("the request path has a backslash")]
@@ -111,6 +113,11 @@ pub fn normalize_path(raw_path: &str) -> Result<String, PathError> {
         match decoded.as_str() {
             "" => trailing_slash = is_last,
             "." | ".." if decoded != encoded => return Err(PathError::EncodedDotSegment),
+            // `..;x` climbs for servers that drop `;params` and is a plain segment for the rest:
+            // `/admin/..;/x` is `/x` to one and under `/admin` to the other.
+            "." | ".." if encoded.len() != raw_segment.len() => {
+                return Err(PathError::AmbiguousDotSegment)
+            }
             "." => trailing_slash = is_last,
             ".." => {
                 segments.pop();
@@ -204,7 +211,9 @@ mod tests {
             ("/x%5Cy/../admin", Err(PathError::AmbiguousDotSegment)),
             ("/x/../a%2fb", Err(PathError::AmbiguousDotSegment)),
             ("/x\\admin", Err(PathError::Backslash)),
-            ("/public/..;/admin", Ok("/admin")),
+            ("/public/..;/admin", Err(PathError::AmbiguousDotSegment)),
+            ("/admin/..;/x", Err(PathError::AmbiguousDotSegment)),
+            ("/admin/.;x/y", Err(PathError::AmbiguousDotSegment)),
             ("/public;x=1/../admin", Ok("/admin")),
             ("/public/../../../admin", Ok("/admin")),
             ("/public/./../admin", Ok("/admin")),
