@@ -254,3 +254,25 @@ pub fn credential(data: &[u8]) {
     let _ = AttestationObject::<Registration>::try_from(data);
     let _ = AuthenticatorData::<Authentication>::try_from(data);
 }
+
+/// The operator's `gateway.toml`: any text is either accepted or refused with an error that names
+/// the file and gives a reason, and a reported position lies inside the text. (Parsing and
+/// cross-field checks only: no host name lookups or TLS files, see `Config::check_toml`.)
+pub fn config(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let path = std::path::Path::new("fuzz.toml");
+    let Err(e) = passkey_gateway::Config::check_toml(path, text) else {
+        return;
+    };
+    assert!(
+        !e.reason.trim().is_empty(),
+        "{text:?}: an error without a reason"
+    );
+    assert!(e.to_string().starts_with("fuzz.toml"), "{e}");
+    if let Some((line, column)) = e.position {
+        assert!(line >= 1 && column >= 1, "{e}");
+        assert!(line <= text.lines().count().max(1) + 1, "{e}: past the end");
+    }
+}

@@ -51,3 +51,8 @@ fn return_to_corpus() {
 fn credential_corpus() {
     replay("credential", checks::credential);
 }
+
+#[test]
+fn config_corpus() {
+    replay("config", checks::config);
+}

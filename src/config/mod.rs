@@ -94,15 +94,14 @@ impl Config {
     /// Parses `text` as if it were read from `path` (relative paths in it stay relative to the
     /// working directory, like every other tool's config).
     pub fn from_toml(path: &Path, text: &str) -> Result<Config, ConfigError> {
-        let raw = file::parse(path, text)?;
-        let fail = |key: String, reason: String| ConfigError {
-            file: path.to_path_buf(),
-            position: None,
-            key,
-            reason,
-        };
-        check::check(&raw).map_err(|(key, reason)| fail(key, reason))?;
-        resolve::resolve(path, raw).map_err(|(key, reason)| fail(key, reason))
+        let raw = parse_checked(path, text)?;
+        resolve::resolve(path, raw).map_err(|(key, reason)| key_error(path, key, reason))
+    }
+
+    /// The parsing and the cross-field checks of [`Config::from_toml`], without what touches the
+    /// outside world (host name lookups, TLS files): what fuzzing exercises (`fuzz/checks.rs`).
+    pub fn check_toml(path: &Path, text: &str) -> Result<(), ConfigError> {
+        parse_checked(path, text).map(drop)
     }
 
     /// The origins WebAuthn accepts: `webauthn.origins`, or `public_url` when that is empty.
@@ -152,3 +151,18 @@ impl Config {
 
 #[cfg(test)]
 mod tests;
+
+fn parse_checked(path: &Path, text: &str) -> Result<file::RawConfig, ConfigError> {
+    let raw = file::parse(path, text)?;
+    check::check(&raw).map_err(|(key, reason)| key_error(path, key, reason))?;
+    Ok(raw)
+}
+
+fn key_error(path: &Path, key: String, reason: String) -> ConfigError {
+    ConfigError {
+        file: path.to_path_buf(),
+        position: None,
+        key,
+        reason,
+    }
+}
