@@ -12,7 +12,8 @@
 //! - `;params` are dropped from each segment before decoding, as Tomcat/Spring do:
 //!   `/admin;/public` is `/admin/public`. (A decoded `%3B` is a literal `;`.) A dot segment with
 //!   params (`..;`, `.;x`) is refused: `/admin/..;/x` climbs for Tomcat but is a segment under
-//!   `/admin` for nginx or Flask (found by fuzzing).
+//!   `/admin` for nginx or Flask; so is `..` in a path with a segment of params only
+//!   (`/app/private/;/..`). Both found by fuzzing.
 //! - Each segment is percent-decoded exactly once. Invalid escapes, invalid UTF-8, control
 //!   characters (NUL, CR, LF, …) and any `%` left after decoding are refused: double encoding
 //!   (`%252e`) must not be a second chance, and a literal `%` (`%25`) is collateral damage.
@@ -55,8 +56,8 @@ pub enum PathError {
     /// A `.`/`..` segment hidden behind percent-encoding (`%2e%2e`, `..%2f`).
     #[error("the request path hides a `.` or `..` segment behind percent-encoding")]
     EncodedDotSegment,
-    /// A `..` segment in a path with an encoded slash, or a dot segment with `;params`
-    /// (servers split and climb those differently).
+    /// A `..` segment in a path with an encoded slash or a segment of `;params` only, or a dot
+    /// segment with `;params` (servers split and climb those differently).
     #[error("the request path has a `..` whose meaning differs between servers")]
     AmbiguousDotSegment,
     /// A raw `\` (servers disagree on whether it separates segments).
@@ -92,6 +93,9 @@ pub fn normalize_path(raw_path: &str) -> Result<String, PathError> {
     for (i, raw_segment) in raw_segments.into_iter().enumerate() {
         // Matrix parameters belong to the segment and never change which resource it names.
         let encoded = raw_segment.split(';').next().unwrap_or_default();
+        // `/a/;x/..`: a segment of params only is empty here but counts for servers that keep
+        // params, so a `..` would climb out of a different place.
+        ambiguous_separator |= encoded.is_empty() && !raw_segment.is_empty();
         let decoded = decode_once(encoded)?;
         let is_last = i == last;
         if decoded.contains(['/', '\\']) {
@@ -214,6 +218,8 @@ mod tests {
             ("/public/..;/admin", Err(PathError::AmbiguousDotSegment)),
             ("/admin/..;/x", Err(PathError::AmbiguousDotSegment)),
             ("/admin/.;x/y", Err(PathError::AmbiguousDotSegment)),
+            ("/app/private/;/..", Err(PathError::AmbiguousDotSegment)),
+            ("/public/;x/../admin", Err(PathError::AmbiguousDotSegment)),
             ("/public;x=1/../admin", Ok("/admin")),
             ("/public/../../../admin", Ok("/admin")),
             ("/public/./../admin", Ok("/admin")),
