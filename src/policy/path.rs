@@ -13,7 +13,8 @@
 //!   `/admin;/public` is `/admin/public`. (A decoded `%3B` is a literal `;`.) A dot segment with
 //!   params (`..;`, `.;x`) is refused: `/admin/..;/x` climbs for Tomcat but is a segment under
 //!   `/admin` for nginx or Flask; so is `..` in a path with a segment of params only
-//!   (`/app/private/;/..`). Both found by fuzzing.
+//!   (`/app/private/;/..`). Params are checked like the rest of their segment (escapes, encoded
+//!   slashes and dot segments), since servers that keep them decode them. All found by fuzzing.
 //! - Each segment is percent-decoded exactly once. Invalid escapes, invalid UTF-8, control
 //!   characters (NUL, CR, LF, …) and any `%` left after decoding are refused: double encoding
 //!   (`%252e`) must not be a second chance, and a literal `%` (`%25`) is collateral damage.
@@ -96,6 +97,15 @@ pub fn normalize_path(raw_path: &str) -> Result<String, PathError> {
         // `/a/;x/..`: a segment of params only is empty here but counts for servers that keep
         // params, so a `..` would climb out of a different place.
         ambiguous_separator |= encoded.is_empty() && !raw_segment.is_empty();
+        if encoded.len() != raw_segment.len() {
+            // Servers that keep params decode them with the rest: the whole segment must pass
+            // the same checks, and an encoded separator or dot segment inside params counts.
+            let whole = decode_once(raw_segment)?;
+            if whole.split(['/', '\\']).any(|p| p == "." || p == "..") {
+                return Err(PathError::EncodedDotSegment);
+            }
+            ambiguous_separator |= whole.contains(['/', '\\']);
+        }
         let decoded = decode_once(encoded)?;
         let is_last = i == last;
         if decoded.contains(['/', '\\']) {
@@ -220,6 +230,16 @@ mod tests {
             ("/admin/.;x/y", Err(PathError::AmbiguousDotSegment)),
             ("/app/private/;/..", Err(PathError::AmbiguousDotSegment)),
             ("/public/;x/../admin", Err(PathError::AmbiguousDotSegment)),
+            (
+                "/pi;o%%2f..%2f../app/private%2fi",
+                Err(PathError::BadEscape),
+            ),
+            (
+                "/pi;o%2f..%2f../app/private/i",
+                Err(PathError::EncodedDotSegment),
+            ),
+            ("/a;b%2fc/../x", Err(PathError::AmbiguousDotSegment)),
+            ("/a;x=%41/b", Ok("/a/b")),
             ("/public;x=1/../admin", Ok("/admin")),
             ("/public/../../../admin", Ok("/admin")),
             ("/public/./../admin", Ok("/admin")),
