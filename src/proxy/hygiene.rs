@@ -15,7 +15,7 @@ use http::HeaderMap;
 use pingora::http::RequestHeader;
 
 use crate::identity::is_identity_header;
-use crate::policy::client_headers::{dropped_entry, fold};
+use crate::policy::client_headers::{dropped_entry, same_name};
 
 /// Set by the gateway on every forwarded request; a client's value never passes.
 const GATEWAY_SET: [&str; 5] = [
@@ -32,7 +32,7 @@ const MAX_CONNECTION_TOKENS: usize = 10;
 /// The configured hygiene, built once at start.
 #[derive(Debug, Clone, Default)]
 pub struct HeaderHygiene {
-    /// `identity.strip_headers`, folded.
+    /// `identity.strip_headers`, compared with [`same_name`].
     extra: Vec<String>,
     /// Entries of `policy::DROPPED_CLIENT_HEADERS` a trusted proxy may pass.
     trusted_pass: Vec<&'static str>,
@@ -41,10 +41,10 @@ pub struct HeaderHygiene {
 impl HeaderHygiene {
     pub fn new(strip_headers: &[String], trusted_proxy_headers: &[String]) -> HeaderHygiene {
         HeaderHygiene {
-            extra: strip_headers.iter().map(|n| fold(n)).collect(),
+            extra: strip_headers.iter().map(|n| n.trim().to_owned()).collect(),
             trusted_pass: trusted_proxy_headers
                 .iter()
-                .filter_map(|n| dropped_entry(fold(n).trim_end_matches('*')))
+                .filter_map(|n| dropped_entry(n.trim().trim_end_matches('*')))
                 .collect(),
         }
     }
@@ -66,11 +66,11 @@ impl HeaderHygiene {
         if is_identity_header(name) {
             return true;
         }
-        let folded = fold(name);
-        if GATEWAY_SET.contains(&folded.as_str()) || self.extra.contains(&folded) {
+        let named = |list: &[&str]| list.iter().any(|known| same_name(name, known));
+        if named(&GATEWAY_SET) || self.extra.iter().any(|extra| same_name(name, extra)) {
             return true;
         }
-        match dropped_entry(&folded) {
+        match dropped_entry(name) {
             Some(entry) => !(from_trusted_proxy && self.trusted_pass.contains(&entry)),
             None => false,
         }
@@ -93,8 +93,10 @@ impl HeaderHygiene {
             let Some(name) = std::str::from_utf8(token).ok().filter(|t| is_token(t)) else {
                 return Some("The Connection header has a malformed option.");
             };
-            let folded = fold(name);
-            if folded == "host" || folded == "forwarded" || self.is_doomed(name, false) {
+            if same_name(name, "host")
+                || same_name(name, "forwarded")
+                || self.is_doomed(name, false)
+            {
                 return Some("The Connection header names a header the gateway controls.");
             }
         }
