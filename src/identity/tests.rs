@@ -1,18 +1,21 @@
-//! Identity tests that span keys, JWKS and assertions. The verifier here is independent of our
-//! signing code: it reads only the JWKS JSON, rebuilds public keys with `p256` / `ed25519-dalek`
-//! and checks the compact JWS by hand, as an upstream app would.
+//! Identity tests that span keys, JWKS and assertions. The verifier is the integration tests'
+//! (`tests/support/verifier.rs`), independent of our signing code: it reads only the JWKS JSON,
+//! rebuilds public keys with `p256` / `ed25519-dalek` and checks the compact JWS by hand, as an
+//! upstream app would.
 
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
 use serde_json::{json, Value};
 
 use super::assertion::IdentityClaims;
 use super::keys::{SigningKey, KEY_FILE_NAME};
 use super::*;
+
+#[path = "../../tests/support/verifier.rs"]
+mod verifier;
+use verifier::{b64, with_claim, with_header};
 
 /// The assertion lifetime the tests sign with (the config default).
 const DEFAULT_ASSERTION_TTL: Duration = Duration::from_secs(60);
@@ -39,111 +42,10 @@ fn whole_second_now() -> SystemTime {
     UNIX_EPOCH + Duration::from_secs(unix(SystemTime::now()))
 }
 
-fn b64(part: &str) -> Result<Vec<u8>, String> {
-    URL_SAFE_NO_PAD
-        .decode(part)
-        .map_err(|e| format!("base64: {e}"))
-}
-
-fn b64_json(value: &Value) -> String {
-    URL_SAFE_NO_PAD.encode(value.to_string())
-}
-
-/// Verifies `token` the way an upstream would: key by `kid` from the JWKS, `alg` pinned to the
-/// key's, signature by hand, then `iss`, `aud`, `nbf`, `exp`. Returns the claims.
+/// Verifies `token` the way an upstream would, with the tests' one independent verifier.
 fn verify(token: &str, jwks: &Value, iss: &str, aud: &str, now: u64) -> Result<Value, String> {
-    let parts: Vec<&str> = token.split('.').collect();
-    let [header_b64, payload_b64, signature_b64] = parts[..] else {
-        return Err("not a compact JWS".into());
-    };
-    let header: Value = serde_json::from_slice(&b64(header_b64)?).map_err(|e| e.to_string())?;
-    let alg = header["alg"].as_str().ok_or("no alg")?;
-    let kid = header["kid"].as_str().ok_or("no kid")?;
-    if header["typ"] != "JWT" {
-        return Err("wrong typ".into());
-    }
-    let jwk = jwks["keys"]
-        .as_array()
-        .ok_or("jwks has no keys")?
-        .iter()
-        .find(|k| k["kid"] == kid)
-        .ok_or("unknown kid")?;
-    if jwk["alg"] != alg || jwk["use"] != "sig" {
-        return Err("alg does not match the key".into());
-    }
-    let signing_input = format!("{header_b64}.{payload_b64}");
-    let signature = b64(signature_b64)?;
-    let coordinate = |name: &str| b64(jwk[name].as_str().unwrap_or_default());
-    match alg {
-        "ES256" => {
-            use p256::ecdsa::signature::Verifier;
-            if jwk["kty"] != "EC" || jwk["crv"] != "P-256" {
-                return Err("not a P-256 key".into());
-            }
-            let (x, y) = (coordinate("x")?, coordinate("y")?);
-            if x.len() != 32 || y.len() != 32 {
-                return Err("bad coordinates".into());
-            }
-            let point = p256::EncodedPoint::from_affine_coordinates(
-                p256::FieldBytes::from_slice(&x),
-                p256::FieldBytes::from_slice(&y),
-                false,
-            );
-            let key =
-                p256::ecdsa::VerifyingKey::from_encoded_point(&point).map_err(|e| e.to_string())?;
-            let signature =
-                p256::ecdsa::Signature::from_slice(&signature).map_err(|e| e.to_string())?;
-            key.verify(signing_input.as_bytes(), &signature)
-                .map_err(|_| "bad signature".to_string())?;
-        }
-        "EdDSA" => {
-            if jwk["kty"] != "OKP" || jwk["crv"] != "Ed25519" {
-                return Err("not an Ed25519 key".into());
-            }
-            let x: [u8; 32] = coordinate("x")?.try_into().map_err(|_| "bad x")?;
-            let key = ed25519_dalek::VerifyingKey::from_bytes(&x).map_err(|e| e.to_string())?;
-            let signature =
-                ed25519_dalek::Signature::from_slice(&signature).map_err(|e| e.to_string())?;
-            key.verify_strict(signing_input.as_bytes(), &signature)
-                .map_err(|_| "bad signature".to_string())?;
-        }
-        other => return Err(format!("alg {other} refused")),
-    }
-    let claims: Value = serde_json::from_slice(&b64(payload_b64)?).map_err(|e| e.to_string())?;
-    if claims["iss"] != iss {
-        return Err("wrong iss".into());
-    }
-    if claims["aud"] != aud {
-        return Err("wrong aud".into());
-    }
-    let (nbf, exp) = (claims["nbf"].as_u64(), claims["exp"].as_u64());
-    if nbf.is_none_or(|nbf| now < nbf) {
-        return Err("not yet valid".into());
-    }
-    if exp.is_none_or(|exp| now >= exp) {
-        return Err("expired".into());
-    }
-    Ok(claims)
-}
-
-/// Replaces one header member and re-encodes the header, keeping payload and signature.
-fn with_header(token: &str, member: &str, value: Value) -> String {
-    let mut parts = token.splitn(2, '.');
-    let header = parts.next().expect("header");
-    let rest = parts.next().expect("payload and signature");
-    let mut header: Value =
-        serde_json::from_slice(&b64(header).expect("base64")).expect("header is JSON");
-    header[member] = value;
-    format!("{}.{rest}", b64_json(&header))
-}
-
-/// Replaces one claim and re-encodes the payload, keeping header and signature.
-fn with_claim(token: &str, claim: &str, value: Value) -> String {
-    let parts: Vec<&str> = token.split('.').collect();
-    let mut claims: Value =
-        serde_json::from_slice(&b64(parts[1]).expect("base64")).expect("claims are JSON");
-    claims[claim] = value;
-    format!("{}.{}.{}", parts[0], b64_json(&claims), parts[2])
+    let now = i64::try_from(now).map_err(|e| e.to_string())?;
+    verifier::verify(token, jwks, &verifier::Expect { iss, aud, now })
 }
 
 /// One verification case: what the upstream is given and what it must conclude.
