@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 use serde::{Deserialize, Serialize};
 
+use crate::policy::Username;
+
 /// A reverse-proxy authentication gateway: passkeys in front of unmodified web apps.
 #[derive(Debug, Parser)]
 #[command(name = "passkey-gateway", version)]
@@ -53,6 +55,7 @@ pub struct DemoArgs {
 pub enum UserCommand {
     /// Create a user and print a one-time enrollment link.
     Add {
+        /// As typed: the username is its normalized form, the default display name this form.
         name: String,
         #[arg(long)]
         display_name: Option<String>,
@@ -63,20 +66,20 @@ pub enum UserCommand {
         groups: Vec<String>,
     },
     /// Print a new one-time enrollment link for an existing user.
-    Invite { name: String },
+    Invite { name: Username },
     /// List users.
     List,
     /// Show one user.
-    Show { name: String },
+    Show { name: Username },
     /// Disable a user and revoke their sessions.
-    Disable { name: String },
+    Disable { name: Username },
     /// Enable a user again.
-    Enable { name: String },
+    Enable { name: Username },
     /// Remove a user, their passkeys and sessions.
-    Remove { name: String },
+    Remove { name: Username },
     /// Replace a user's groups (none given: no groups); their sessions see the change at once.
     Groups {
-        name: String,
+        name: Username,
         /// A group the user belongs to (repeatable).
         #[arg(long = "group")]
         groups: Vec<String>,
@@ -86,7 +89,7 @@ pub enum UserCommand {
 #[derive(Debug, Clone, Subcommand, Serialize, Deserialize)]
 pub enum PasskeyCommand {
     /// List a user's passkeys.
-    List { name: String },
+    List { name: Username },
     /// Revoke a passkey by id (and the sessions it created).
     Revoke { id: String },
 }
@@ -94,12 +97,12 @@ pub enum PasskeyCommand {
 #[derive(Debug, Clone, Subcommand, Serialize, Deserialize)]
 pub enum SessionCommand {
     /// List sessions, optionally of one user.
-    List { name: Option<String> },
+    List { name: Option<Username> },
     /// Revoke one session by id, or every session of a user.
     Revoke {
         id: Option<String>,
         #[arg(long, conflicts_with = "id")]
-        user: Option<String>,
+        user: Option<Username>,
     },
 }
 

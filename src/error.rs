@@ -12,6 +12,7 @@ use std::error::Error as StdError;
 use http::StatusCode;
 
 use crate::passkey::{BadPasskeyName, PasskeyError};
+use crate::policy::BadUsername;
 use crate::reply::Reply;
 use crate::store::StoreError;
 
@@ -202,6 +203,15 @@ impl From<BadPasskeyName> for ApiError {
         ApiError::BadRequest(
             "bad_name",
             "A passkey name is at most 64 characters, without control characters.",
+        )
+    }
+}
+
+impl From<BadUsername> for ApiError {
+    fn from(_: BadUsername) -> ApiError {
+        ApiError::BadRequest(
+            "bad_username",
+            "A username is 1 to 64 letters, digits, `.`, `_` or `-`.",
         )
     }
 }

@@ -75,6 +75,11 @@ async fn offline_user_management() {
     assert_eq!(err, "error: a user named `alice` already exists");
     let (ok, _, err) = cli(&config, &["user", "add", "no spaces"]);
     assert!(!ok && err.contains("is not a valid username"), "{err}");
+    let (ok, _, err) = cli(&config, &["user", "show", "no/slashes"]);
+    assert!(
+        !ok && err.contains("invalid value 'no/slashes'") && err.contains("not a valid username"),
+        "{err}"
+    );
     let (ok, _, err) = cli(&config, &["user", "show", "nobody"]);
     assert!(!ok);
     assert_eq!(err, "error: no user named `nobody`");

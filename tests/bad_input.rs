@@ -377,3 +377,35 @@ async fn unknown_usernames_look_like_known_ones() {
         "the decoy is stable, so repeating the question reveals nothing"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_names_are_parsed_once_at_the_edge() {
+    let up = EchoUpstream::start().await;
+    let gw = TestGateway::app(up.addr, "").await;
+    let (_, token) = enroll(&gw.gw, "grace", &[]).await;
+    let mut browser = Browser::new(&gw.base());
+    assert_eq!(browser.register(Some(&token), "K").await.status, 201);
+    let typed = browser
+        .post("/passkeys/login/begin", json!({"username": "  GRACE "}))
+        .await;
+    let exact = browser
+        .post("/passkeys/login/begin", json!({"username": "grace"}))
+        .await;
+    assert_eq!(typed.status, 200);
+    assert_eq!(
+        typed.body["publicKey"]["allowCredentials"], exact.body["publicKey"]["allowCredentials"],
+        "a name is trimmed and lowercased before the lookup"
+    );
+    // A name no user can have is refused as such: that tells nothing about who exists.
+    for malformed in ["a b", "zoë", "a/b", &"x".repeat(65)] {
+        let answer = browser
+            .post("/passkeys/login/begin", json!({ "username": malformed }))
+            .await;
+        assert_eq!(answer.status, 400, "{malformed:?}: {:?}", answer.body);
+        assert_eq!(answer.body["error"], "bad_username", "{:?}", answer.body);
+    }
+    let blank = browser
+        .post("/passkeys/login/begin", json!({"username": "  "}))
+        .await;
+    assert_eq!(blank.status, 200, "a blank name is a usernameless login");
+}

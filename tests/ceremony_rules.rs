@@ -252,7 +252,7 @@ async fn begin_for_a_name_that_cannot_sign_in_looks_like_a_real_users() {
             let begun = gw
                 .gw
                 .ceremonies()
-                .begin_login(Some(&name), unix_now())
+                .begin_login(Some(&name.parse().expect("a valid username")), unix_now())
                 .await;
             times.push(started.elapsed());
             assert!(begun.is_ok());

@@ -102,7 +102,7 @@ where
     let listed = admin(
         gw,
         AdminCommand::Session(SessionCommand::List {
-            name: Some(username.to_string()),
+            name: Some(username.parse().expect("a valid username")),
         }),
     )
     .await;
@@ -205,7 +205,9 @@ async fn deleting_a_passkey_ends_its_sessions_against_concurrent_requests() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn user_disable_through_the_admin_socket_holds_against_concurrent_requests() {
     let (_up, gw, mut browser) = world("uma").await;
-    let user = |name: &str| UserCommand::Disable { name: name.into() };
+    let user = |name: &str| UserCommand::Disable {
+        name: name.parse().expect("a valid username"),
+    };
     for _ in 0..ROUNDS {
         let cookie = cookie_of(&browser);
         race(&gw, &cookie, "uma", async {
@@ -214,7 +216,9 @@ async fn user_disable_through_the_admin_socket_holds_against_concurrent_requests
         .await;
         admin(
             &gw,
-            AdminCommand::User(UserCommand::Enable { name: "uma".into() }),
+            AdminCommand::User(UserCommand::Enable {
+                name: "uma".parse().expect("a valid username"),
+            }),
         )
         .await;
         browser.cookie = None;
@@ -249,7 +253,7 @@ async fn session_revoke_by_user_holds_against_concurrent_requests() {
         race(&gw, &cookie, "ursula", async {
             let revoke = SessionCommand::Revoke {
                 id: None,
-                user: Some("ursula".into()),
+                user: Some("ursula".parse().expect("a valid username")),
             };
             let out = admin(&gw, AdminCommand::Session(revoke)).await;
             assert_eq!(out, "revoked 1 sessions of ursula");
@@ -269,7 +273,7 @@ async fn a_disable_racing_a_login_never_leaves_a_working_session() {
         let (id, options) = browser.begin_login(Some("dina")).await;
         let credential = browser.assert(options);
         let disable = AdminCommand::User(UserCommand::Disable {
-            name: "dina".into(),
+            name: "dina".parse().expect("a valid username"),
         });
         // Both at once: they often share one group commit.
         let (login, _) = tokio::join!(
@@ -292,7 +296,7 @@ async fn a_disable_racing_a_login_never_leaves_a_working_session() {
         let listed = admin(
             &gw,
             AdminCommand::Session(SessionCommand::List {
-                name: Some("dina".into()),
+                name: Some("dina".parse().expect("a valid username")),
             }),
         )
         .await;
@@ -300,7 +304,7 @@ async fn a_disable_racing_a_login_never_leaves_a_working_session() {
         admin(
             &gw,
             AdminCommand::User(UserCommand::Enable {
-                name: "dina".into(),
+                name: "dina".parse().expect("a valid username"),
             }),
         )
         .await;

@@ -8,7 +8,7 @@ use super::{AdminError, Target};
 use crate::cli::{PasskeyCommand, SessionCommand, UserCommand};
 use crate::gateway::rotate_key_file;
 use crate::passkey::{issue_enrollment, rfc3339};
-use crate::policy::{is_valid_username, normalize_username};
+use crate::policy::Username;
 use crate::session::public_id;
 use crate::store::{NewUser, StoreError, User};
 
@@ -21,18 +21,19 @@ pub async fn user(target: &Target, cmd: UserCommand) -> Result<String, AdminErro
             email,
             groups,
         } => {
-            let username = valid_username(&name)?;
+            let username = Username::parse(&name)
+                .map_err(|e| AdminError::Refused(format!("`{}` is {e}", name.trim())))?;
             let user = store
                 .create_user(NewUser {
                     display_name: display_name.unwrap_or_else(|| name.trim().to_string()),
-                    username,
+                    username: username.to_string(),
                     email,
                     groups,
                 })
                 .await
                 .map_err(|e| match e {
                     StoreError::Conflict(_) => {
-                        AdminError::Refused(format!("a user named `{name}` already exists"))
+                        AdminError::Refused(format!("a user named `{username}` already exists"))
                     }
                     other => other.into(),
                 })?;
@@ -207,7 +208,7 @@ async fn invite(target: &Target, user: &User) -> Result<String, AdminError> {
     ))
 }
 
-async fn show(target: &Target, name: &str) -> Result<String, AdminError> {
+async fn show(target: &Target, name: &Username) -> Result<String, AdminError> {
     let store = target.store();
     let user = existing(target, name).await?;
     let passkeys = store.passkeys_of(user.id).await?;
@@ -230,7 +231,11 @@ async fn show(target: &Target, name: &str) -> Result<String, AdminError> {
     Ok(out)
 }
 
-async fn set_disabled(target: &Target, name: &str, disabled: bool) -> Result<String, AdminError> {
+async fn set_disabled(
+    target: &Target,
+    name: &Username,
+    disabled: bool,
+) -> Result<String, AdminError> {
     let user = existing(target, name).await?;
     let sessions = target.sessions();
     Ok(if disabled {
@@ -242,23 +247,10 @@ async fn set_disabled(target: &Target, name: &str, disabled: bool) -> Result<Str
     })
 }
 
-async fn existing(target: &Target, name: &str) -> Result<User, AdminError> {
-    let name = normalize_username(name);
+async fn existing(target: &Target, name: &Username) -> Result<User, AdminError> {
     target
         .store()
-        .user_by_name(&name)
+        .user_by_name(name.as_str())
         .await?
         .ok_or_else(|| AdminError::Refused(format!("no user named `{name}`")))
-}
-
-/// A new user's name, normalized and checked (see `policy::is_valid_username`).
-fn valid_username(name: &str) -> Result<String, AdminError> {
-    let name = normalize_username(name);
-    if is_valid_username(&name) {
-        Ok(name)
-    } else {
-        Err(AdminError::Refused(format!(
-            "`{name}` is not a valid username: use 1 to 64 lowercase letters, digits, `.`, `_` or `-`"
-        )))
-    }
 }

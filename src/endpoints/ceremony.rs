@@ -10,7 +10,7 @@ use super::{Reply, Request};
 use crate::error::ApiResult;
 use crate::gateway::Gateway;
 use crate::passkey::{PasskeyName, PasskeyView, UserView};
-use crate::policy::{normalize_username, safe_return_to};
+use crate::policy::{safe_return_to, Username};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -92,14 +92,15 @@ pub async fn register_complete(gw: &Gateway, req: &Request) -> ApiResult<Reply> 
 pub async fn login_begin(gw: &Gateway, req: &Request) -> ApiResult<Reply> {
     rate_limit(gw, req)?;
     let body: LoginBegin = json_body(req)?;
-    let username = body
-        .username
-        .as_deref()
-        .map(normalize_username)
-        .filter(|u| !u.is_empty());
+    // A blank name is a usernameless login; a malformed one is refused (no user can have it, so
+    // saying so tells nothing about who exists).
+    let username = match body.username.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(typed) => Some(Username::parse(typed)?),
+    };
     let options = gw
         .ceremonies()
-        .begin_login(username.as_deref(), gw.now())
+        .begin_login(username.as_ref(), gw.now())
         .await?;
     Ok(Reply::json(StatusCode::OK, &options))
 }

@@ -10,6 +10,7 @@ use webauthn_rs::prelude::{Passkey as WebauthnPasskey, PublicKeyCredential, Weba
 use super::state::CeremonyState;
 use super::{usable, Ceremonies, PasskeyError, PasskeyResult};
 use crate::limits::ClientPrefix;
+use crate::policy::Username;
 use crate::store::{
     Ceremony, CeremonyKind, LoginCompletion, LoginFailure, Passkey, StoreError, User,
 };
@@ -25,7 +26,7 @@ impl Ceremonies {
     /// that cannot sign in gets a same-shaped list of stable fake ids instead.
     pub async fn begin_login(
         &self,
-        username: Option<&str>,
+        username: Option<&Username>,
         now: i64,
     ) -> PasskeyResult<serde_json::Value> {
         let (options, state, user_id) = match username {
@@ -40,7 +41,7 @@ impl Ceremonies {
                     None,
                 )
             }
-            Some(name) => match self.signable_passkeys(name).await? {
+            Some(name) => match self.signable_passkeys(name.as_str()).await? {
                 Some((user, passkeys)) => {
                     let (rcr, state) = self
                         .webauthn
@@ -53,7 +54,7 @@ impl Ceremonies {
                     )
                 }
                 None => {
-                    let (options, state) = self.decoy_options(name).await?;
+                    let (options, state) = self.decoy_options(name.as_str()).await?;
                     (options, state, None)
                 }
             },

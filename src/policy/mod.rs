@@ -22,4 +22,4 @@ pub use path::{is_under, normalize_path, PathError};
 pub use request_kind::wants_html;
 pub use return_to::safe_return_to;
 pub use target::{parse_target, RequestTarget, TargetError};
-pub use username::{is_valid_username, normalize_username, MAX_USERNAME};
+pub use username::{BadUsername, Username};
