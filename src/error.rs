@@ -51,6 +51,9 @@ pub enum ApiError {
     /// The upstream did not answer (502) or not in time (504).
     #[error("the upstream did not answer ({0})")]
     BadGateway(StatusCode),
+    /// A request the proxy cannot forward as it stands (pingora refused it downstream).
+    #[error("the request cannot be forwarded ({0})")]
+    NotForwardable(StatusCode),
     #[error("internal error")]
     Internal(#[source] Cause),
 }
@@ -59,6 +62,17 @@ impl ApiError {
     /// A server-side failure; `cause` is logged, never shown.
     pub fn internal(cause: impl Into<Cause>) -> ApiError {
         ApiError::Internal(cause.into())
+    }
+
+    /// The reply for a request the proxy could not forward, by the status it decided on: an
+    /// upstream failure (502/504), a request it refused (other 4xx), or its own failure (5xx).
+    pub fn proxy_failure(status: StatusCode, cause: impl Into<Cause>) -> ApiError {
+        match status {
+            StatusCode::BAD_GATEWAY | StatusCode::GATEWAY_TIMEOUT => ApiError::BadGateway(status),
+            StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge,
+            s if s.is_client_error() => ApiError::NotForwardable(s),
+            _ => ApiError::internal(cause),
+        }
     }
 
     /// Status, machine code and human message.
@@ -111,6 +125,11 @@ impl ApiError {
                 *status,
                 "bad_gateway",
                 "The application behind this address is not answering. Try again shortly.",
+            ),
+            ApiError::NotForwardable(status) => (
+                *status,
+                "bad_request",
+                "This request cannot be forwarded as it stands.",
             ),
             ApiError::Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -224,3 +243,31 @@ impl From<StoreError> for ApiError {
 
 /// Shorthand for handlers.
 pub type ApiResult<T> = Result<T, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_proxy_failure_becomes_the_matching_json_error() {
+        let cases = [
+            (StatusCode::BAD_GATEWAY, "bad_gateway"),
+            (StatusCode::GATEWAY_TIMEOUT, "bad_gateway"),
+            (StatusCode::BAD_REQUEST, "bad_request"),
+            (StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, "bad_request"),
+            (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
+            (StatusCode::SERVICE_UNAVAILABLE, "internal_error"),
+        ];
+        for (status, code) in cases {
+            let (got_status, got_code, _) = ApiError::proxy_failure(status, "cause").parts();
+            assert_eq!(got_code, code, "{status}");
+            let want = if code == "internal_error" {
+                StatusCode::INTERNAL_SERVER_ERROR
+            } else {
+                status
+            };
+            assert_eq!(got_status, want, "{status}");
+        }
+    }
+}

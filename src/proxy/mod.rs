@@ -203,16 +203,13 @@ impl ProxyHttp for GatewayProxy {
             _ if *e.esource() == ErrorSource::Downstream => 0,
             _ => 500,
         };
-        if code == 502 || code == 504 {
-            let status = StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_GATEWAY);
-            let reply = ApiError::BadGateway(status).into_reply();
-            ctx.local_status = Some(code);
+        if code > 0 {
+            let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            let reply = ApiError::proxy_failure(status, e.to_string()).into_reply();
+            ctx.local_status = Some(status.as_u16());
             if let Err(write_error) = io::write_reply(session, reply, false).await {
-                tracing::debug!(error = %write_error, "client went away before the 502");
+                tracing::debug!(error = %write_error, "client went away before the error reply");
             }
-        } else if code > 0 {
-            ctx.local_status = Some(code);
-            let _ = session.respond_error(code).await;
         }
         tracing::warn!(error = %e, "proxying failed");
         FailToProxy {
