@@ -24,7 +24,7 @@ for arg in "$@"; do
     *) targets+=("$arg") ;;
   esac
 done
-((${#targets[@]})) || targets=(request_target host cookie forwarded_for return_to credential config)
+((${#targets[@]})) || targets=(request_target host cookie forwarded_for return_to credential config ceremony_json)
 if ((SMOKE)); then SECONDS_EACH=${FUZZ_SECONDS:-5}; fi
 
 command -v cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz --locked

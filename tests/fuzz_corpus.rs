@@ -4,6 +4,8 @@
 
 #[path = "../fuzz/checks.rs"]
 mod checks;
+#[path = "../fuzz/endpoint_checks.rs"]
+mod endpoint_checks;
 
 use std::path::Path;
 
@@ -55,4 +57,9 @@ fn credential_corpus() {
 #[test]
 fn config_corpus() {
     replay("config", checks::config);
+}
+
+#[test]
+fn ceremony_json_corpus() {
+    replay("ceremony_json", endpoint_checks::ceremony_json);
 }

@@ -1,0 +1,166 @@
+#!/usr/bin/env bash
+# Instructions per proxied request, counted by callgrind: repeatable on a busy or noisy machine
+# where wall-clock CPU per request is not (the same binary and load give the same count).
+#
+#   bench/instructions.sh [LABEL=GATEWAY_BINARY]...
+#
+# With no argument it measures this tree's release build. Each gateway binary runs under
+# `valgrind --tool=callgrind` in front of an nginx upstream; after a warm-up the counters are
+# zeroed, BENCH_REQUESTS requests (default 2000) go over one keep-alive connection (curl), and the
+# counters are dumped: the total divided by the requests is that binary's instructions per
+# request, for an authenticated route (`/app`, with a session cookie) and a public one (`/pub`).
+# pingora alone (`examples/pingora_floor`) is measured the same way as the floor.
+#
+# Binaries from other commits work as long as they speak today's CLI and ceremony API (`user add`,
+# `register/begin|complete`): build one with `git worktree add /tmp/base REV` and
+# `cargo build --release --bin passkey-gateway` there.
+#
+# Prints one table (markdown) on stdout. Environment: BENCH_REQUESTS, BENCH_KEEP=1 (keep the work
+# directory with the callgrind files, for `callgrind_annotate`).
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+REQUESTS=${BENCH_REQUESTS:-2000}
+say() { printf '== %s\n' "$*" >&2; }
+die() { printf 'instructions: FAILED: %s\n' "$*" >&2; exit 1; }
+
+for tool in valgrind callgrind_control nginx curl python3; do
+  command -v "$tool" >/dev/null 2>&1 || [[ $tool == nginx && -x /usr/sbin/nginx ]] \
+    || die "$tool is missing (apt-get install -y valgrind nginx curl)"
+done
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+
+say "building (release): passkey-gateway, examples loadgen and pingora_floor"
+cargo build --locked -q --release --bin passkey-gateway --example loadgen --example pingora_floor \
+  || die "cargo build failed"
+TARGET_DIR=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+LOADGEN="$TARGET_DIR/release/examples/loadgen"
+FLOOR="$TARGET_DIR/release/examples/pingora_floor"
+GATEWAYS=("$@")
+((${#GATEWAYS[@]})) || GATEWAYS=("this-tree=$TARGET_DIR/release/passkey-gateway")
+
+WORK=$(mktemp -d /tmp/passkey-instructions.XXXXXX)
+PIDS=()
+cleanup() {
+  local pid
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  if [[ ${BENCH_KEEP:-0} == 1 ]]; then echo "work directory kept: $WORK" >&2; else rm -rf "$WORK"; fi
+}
+trap cleanup EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_http() { # URL: until it answers (valgrind starts slowly), bounded
+  local i
+  for ((i = 0; i < 600; i++)); do curl -fs -o /dev/null "$1" && return 0; sleep 0.1; done
+  die "$1 did not come up"
+}
+
+UP_PORT=$(free_port)
+mkdir -p "$WORK/upstream"
+cat > "$WORK/upstream/nginx.conf" <<EOF
+$([[ $(id -u) == 0 ]] && echo "user root;")
+worker_processes 1;
+daemon off;
+pid $WORK/upstream/nginx.pid;
+error_log $WORK/upstream/error.log warn;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path $WORK/upstream/body; proxy_temp_path $WORK/upstream/proxy;
+  fastcgi_temp_path $WORK/upstream/fcgi; uwsgi_temp_path $WORK/upstream/uwsgi; scgi_temp_path $WORK/upstream/scgi;
+  keepalive_requests 1000000;
+  server {
+    listen 127.0.0.1:$UP_PORT;
+    location / { default_type text/plain; return 200 "hello from the upstream: a small static body\n"; }
+  }
+}
+EOF
+"$NGINX" -p "$WORK/upstream" -c "$WORK/upstream/nginx.conf" & PIDS+=($!)
+wait_http "http://127.0.0.1:$UP_PORT/"
+
+# Requests over one keep-alive connection (curl's URL range), counted between a zero and a dump.
+count() { # PID URL [COOKIE] -> instructions per request
+  local pid=$1 url=$2 cookie=${3:-} args=(-s -o /dev/null --fail)
+  [[ -n $cookie ]] && args+=(-H "Cookie: $cookie")
+  curl "${args[@]}" "$url/warm[1-50]" || die "warm-up of $url failed"
+  callgrind_control -z "$pid" >/dev/null || die "callgrind_control -z failed"
+  curl "${args[@]}" "$url/r[1-$REQUESTS]" || die "requests to $url failed"
+  local before; before=$(ls "$WORK"/cg.out."$pid".* 2>/dev/null | wc -l)
+  callgrind_control -d "$pid" >/dev/null || die "callgrind_control -d failed"
+  local dump; dump=$(ls -t "$WORK"/cg.out."$pid".* | head -1)
+  [[ $(ls "$WORK"/cg.out."$pid".* | wc -l) -gt $before ]] || die "no callgrind dump for $pid"
+  awk -v n="$REQUESTS" '/^summary:/ {printf "%.0f", $2 / n; found=1} END {if (!found) exit 1}' "$dump" \
+    || die "no summary line in $dump"
+}
+
+under_callgrind() { # LOG CMD...: starts CMD under callgrind, sets CG_PID
+  valgrind --tool=callgrind --callgrind-out-file="$WORK/cg.out.%p" "${@:2}" >"$1" 2>&1 &
+  CG_PID=$!; PIDS+=("$CG_PID")
+}
+
+stop() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
+
+gateway_round() { # LABEL BINARY -> "LABEL auth public"
+  local label=$1 bin=$2 port dir conf token cookie auth public
+  port=$(free_port); dir="$WORK/gw-$label"; conf="$dir.toml"
+  cat > "$conf" <<EOF
+public_url = "http://localhost:$port"
+[server]
+listen = ["127.0.0.1:$port"]
+data_dir = "$dir"
+threads = 2
+grace_period = "1s"
+ceremony_rate_per_minute = 0
+[webauthn]
+rp_id = "localhost"
+[[route]]
+name = "pub"
+path = "/pub"
+upstream = "http://127.0.0.1:$UP_PORT"
+access = "public"
+[[route]]
+name = "app"
+path = "/app"
+upstream = "http://127.0.0.1:$UP_PORT"
+access = "authenticated"
+EOF
+  token=$("$bin" --config "$conf" user add bench 2>&1 | sed -n 's/.*#token=\([^ ]*\).*/\1/p' | head -1)
+  [[ -n $token ]] || die "$label: user add printed no enrollment token"
+  echo "$token bench" > "$dir.tokens"
+  under_callgrind "$dir.log" "$bin" --config "$conf" serve
+  local pid=$CG_PID
+  wait_http "http://127.0.0.1:$port/passkeys/health"
+  cookie=$("$LOADGEN" enroll --base "http://127.0.0.1:$port" --origin "http://localhost:$port" --tokens "$dir.tokens" \
+    | python3 -c 'import json,sys; print(json.load(sys.stdin)["cookie"])') || die "$label: enrollment failed"
+  auth=$(count "$pid" "http://127.0.0.1:$port/app" "$cookie")
+  public=$(count "$pid" "http://127.0.0.1:$port/pub")
+  stop "$pid"
+  echo "$label $auth $public"
+}
+
+say "pingora alone (examples/pingora_floor) under callgrind"
+FLOOR_PORT=$(free_port)
+under_callgrind "$WORK/floor.log" "$FLOOR" "127.0.0.1:$FLOOR_PORT" "127.0.0.1:$UP_PORT" 2
+wait_http "http://127.0.0.1:$FLOOR_PORT/"
+FLOOR_IR=$(count "$CG_PID" "http://127.0.0.1:$FLOOR_PORT/app")
+stop "$CG_PID"
+
+ROWS=()
+for spec in "${GATEWAYS[@]}"; do
+  label=${spec%%=*}; bin=${spec#*=}
+  [[ -x $bin ]] || die "$bin is not an executable"
+  say "$label ($bin) under callgrind, $REQUESTS requests per route"
+  ROWS+=("$(gateway_round "$label" "$bin")")
+done
+
+echo
+echo "Instructions per request (callgrind, $REQUESTS requests over one keep-alive connection, after 50 warm-up requests):"
+echo
+echo "| binary | authenticated \`/app\` | × pingora alone | public \`/pub\` | × pingora alone |"
+echo "|---|---:|---:|---:|---:|"
+echo "| pingora alone (\`examples/pingora_floor\`) | $FLOOR_IR | 1.00 | $FLOOR_IR | 1.00 |"
+for row in "${ROWS[@]}"; do
+  read -r label auth public <<<"$row"
+  python3 -c 'import sys; l,a,p,f=sys.argv[1],int(sys.argv[2]),int(sys.argv[3]),int(sys.argv[4]); print(f"| {l} | {a} | {a/f:.2f} | {p} | {p/f:.2f} |")' \
+    "$label" "$auth" "$public" "$FLOOR_IR"
+done
