@@ -7,7 +7,7 @@ use uuid::Uuid;
 use super::{AdminError, Target};
 use crate::cli::{PasskeyCommand, SessionCommand, UserCommand};
 use crate::gateway::rotate_key_file;
-use crate::passkey::{issue_enrollment, rfc3339};
+use crate::passkey::{issue_enrollment, provider_name, rfc3339, Storage};
 use crate::policy::{is_valid_username, normalize_username};
 use crate::session::public_id;
 use crate::store::{NewUser, StoreError, User};
@@ -97,9 +97,14 @@ pub async fn passkey(target: &Target, cmd: PasskeyCommand) -> Result<String, Adm
             for p in store.passkeys_of(user.id).await? {
                 let _ = writeln!(
                     out,
-                    "{}\t{}\tcreated={}\tlast_used={}{}",
+                    "{}\t{}\tprovider={}\tstorage={}\tcreated={}\tlast_used={}{}",
                     p.id,
                     p.name,
+                    p.aaguid
+                        .as_deref()
+                        .and_then(provider_name)
+                        .unwrap_or("unknown"),
+                    Storage::of(&p).label(),
                     rfc3339(p.created_at),
                     p.last_used_at.map_or("never".to_string(), rfc3339),
                     if p.clone_suspected {

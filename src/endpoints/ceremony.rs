@@ -11,6 +11,7 @@ use crate::error::ApiResult;
 use crate::gateway::Gateway;
 use crate::passkey::{PasskeyName, PasskeyView, UserView};
 use crate::policy::{normalize_username, safe_return_to};
+use crate::session::SignedInFrom;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -74,6 +75,7 @@ pub async fn register_complete(gw: &Gateway, req: &Request) -> ApiResult<Reply> 
             &body.credential,
             name,
             current.as_ref().map(|s| s.user_id),
+            &signed_in_from(req),
             gw.now(),
         )
         .await?;
@@ -110,7 +112,12 @@ pub async fn login_complete(gw: &Gateway, req: &Request) -> ApiResult<Reply> {
     let previous = session(gw, req).await?;
     let outcome = gw
         .ceremonies()
-        .complete_login(body.session_id, &body.credential, req.client_ip, gw.now())
+        .complete_login(
+            body.session_id,
+            &body.credential,
+            &signed_in_from(req),
+            gw.now(),
+        )
         .await?;
     // A fresh id at every login; the one the browser had before is ended (no session fixation).
     if let Some(old) = previous {
@@ -125,6 +132,11 @@ pub async fn login_complete(gw: &Gateway, req: &Request) -> ApiResult<Reply> {
         &serde_json::json!({ "user": UserView::from(&outcome.user), "redirect_to": redirect_to }),
     );
     Ok(reply.header("set-cookie", outcome.set_cookie))
+}
+
+/// Where this sign-in comes from, for the owner's list of sessions.
+fn signed_in_from(req: &Request) -> SignedInFrom {
+    SignedInFrom::new(req.client_ip, req.header("user-agent"))
 }
 
 /// A typed passkey name, if any; a bad one is a 400.

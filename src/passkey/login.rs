@@ -2,14 +2,13 @@
 //! cannot sign in) and complete (verify, check the owner and the sign count, then update the
 //! passkey and start a session in one transaction).
 
-use std::net::IpAddr;
-
 use uuid::Uuid;
 use webauthn_rs::prelude::{Passkey as WebauthnPasskey, PublicKeyCredential, WebauthnError};
 
 use super::state::CeremonyState;
 use super::{usable, Ceremonies, PasskeyError, PasskeyResult};
 use crate::limits::ClientPrefix;
+use crate::session::SignedInFrom;
 use crate::store::{
     Ceremony, CeremonyKind, LoginCompletion, LoginFailure, Passkey, StoreError, User,
 };
@@ -123,26 +122,29 @@ impl Ceremonies {
     }
 
     /// Completes a login; every failure spends the ceremony and is tallied as `login_failed`
-    /// under the client's network (`client` is the address the request came from).
+    /// under the client's network (`from.client` is the address the request came from; both
+    /// are kept on the new session for the owner's list).
     pub async fn complete_login(
         &self,
         ceremony_id: Uuid,
         credential: &PublicKeyCredential,
-        client: Option<IpAddr>,
+        from: &SignedInFrom,
         now: i64,
     ) -> PasskeyResult<LoginOutcome> {
         let ceremony = self.store.ceremony(ceremony_id).await?;
         let ceremony = ceremony
             .filter(|c| c.kind == CeremonyKind::Login)
             .ok_or(PasskeyError::CeremonyGone)?;
-        match self.verify_login(&ceremony, credential, now).await {
+        match self.verify_login(&ceremony, credential, from, now).await {
             Ok(outcome) => Ok(outcome),
             Err((error, passkey)) => {
                 let _ = self.store.discard_ceremony(ceremony_id).await;
                 let failure = LoginFailure {
                     user_id: passkey.as_ref().map(|p| p.user_id),
                     passkey_id: passkey.as_ref().map(|p| p.id),
-                    client: client.map(|ip| ClientPrefix::of(ip, self.ipv6_prefix).to_string()),
+                    client: from
+                        .client
+                        .map(|ip| ClientPrefix::of(ip, self.ipv6_prefix).to_string()),
                     reason: error.to_string(),
                 };
                 let _ = self.store.record_login_failure(failure, now).await;
@@ -155,6 +157,7 @@ impl Ceremonies {
         &self,
         ceremony: &Ceremony,
         credential: &PublicKeyCredential,
+        from: &SignedInFrom,
         now: i64,
     ) -> Result<LoginOutcome, (PasskeyError, Option<Passkey>)> {
         let state =
@@ -227,7 +230,8 @@ impl Ceremonies {
         } else {
             None
         };
-        let (cookie_value, session) = self.sessions.mint(stored.user_id, stored.id, now);
+        let (cookie_value, mut session) = self.sessions.mint(stored.user_id, stored.id, now);
+        from.stamp(&mut session);
         // Before the write: a revocation of this user or passkey racing it must win (see admit).
         let admission = self.sessions.admission();
         let completion = LoginCompletion {
