@@ -5,7 +5,9 @@ use serde::Deserialize;
 use uuid::Uuid;
 use webauthn_rs::prelude::{PublicKeyCredential, RegisterPublicKeyCredential};
 
-use super::input::{json_body, rate_limit, require_session, same_origin, session};
+use super::input::{
+    json_body, rate_limit, recently_authenticated, require_session, same_origin, session,
+};
 use super::{Reply, Request};
 use crate::error::ApiResult;
 use crate::gateway::Gateway;
@@ -51,6 +53,8 @@ pub async fn register_begin(gw: &Gateway, req: &Request) -> ApiResult<Reply> {
         None => {
             same_origin(gw, req)?;
             let live = require_session(gw, req).await?;
+            // An enrollment link is its own authority; a session must have signed in recently.
+            recently_authenticated(gw, &live)?;
             let begun = gw
                 .ceremonies()
                 .begin_registration_for(live.user_id, name, now);
