@@ -2,6 +2,8 @@
 //! delete passkeys. Another user's passkey id is a plain 404. Renaming and deleting need a
 //! recent passkey assertion (`input::recently_authenticated`).
 
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
 use http::{Method, StatusCode};
 use serde::Deserialize;
 use uuid::Uuid;
@@ -35,6 +37,12 @@ pub async fn me(gw: &Gateway, req: &Request) -> ApiResult<Reply> {
         "last_seen_at": rfc3339(live.last_seen()),
         "expires_at": rfc3339(live.expires_at),
         "passkey_id": live.passkey_id,
+    });
+    // What the page's WebAuthn Signal API calls name: the relying party and the user handle
+    // (webauthn-rs uses the user id's 16 bytes).
+    body["webauthn"] = serde_json::json!({
+        "rp_id": gw.config().webauthn.rp_id,
+        "user_handle": URL_SAFE_NO_PAD.encode(user.id.as_bytes()),
     });
     Ok(Reply::json(StatusCode::OK, &body))
 }

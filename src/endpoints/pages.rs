@@ -45,6 +45,16 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
         include_bytes!("../../static/account.js"),
     ),
     (
+        "account-sessions.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../static/account-sessions.js"),
+    ),
+    (
+        "account-link.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../static/account-link.js"),
+    ),
+    (
         "favicon.svg",
         "image/svg+xml",
         include_bytes!("../../static/favicon.svg"),

@@ -167,7 +167,7 @@ impl Ceremonies {
             .passkey_by_credential_id(credential.get_credential_id())
             .await
             .map_err(|e| (PasskeyError::Store(e), None))?
-            .ok_or((PasskeyError::LoginFailed, None))?;
+            .ok_or((PasskeyError::UnknownCredential, None))?;
         let fail = |e: PasskeyError| (e, Some(stored.clone()));
         let mut webauthn_passkey: WebauthnPasskey = serde_json::from_slice(&stored.credential)
             .map_err(|e| fail(PasskeyError::Serialization(e)))?;
