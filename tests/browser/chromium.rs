@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use chromiumoxide::browser::{Browser as Chrome, BrowserConfig};
 use chromiumoxide::cdp::browser_protocol::browser::BrowserContextId;
+use chromiumoxide::cdp::browser_protocol::emulation::SetDeviceMetricsOverrideParams;
 use chromiumoxide::cdp::browser_protocol::page::AddScriptToEvaluateOnNewDocumentParams;
 use chromiumoxide::cdp::browser_protocol::target::{
     CreateBrowserContextParams, CreateTargetParams,
@@ -367,6 +368,23 @@ impl Tab {
         self.wait_text("#who", "Signed in as").await;
         self.click("#signout").await;
         self.wait_for_path("/passkeys/login").await;
+    }
+
+    /// Adds a script every later document in this tab runs before its own (a test hook).
+    pub async fn init_script(&self, source: &str) {
+        self.page
+            .evaluate_on_new_document(AddScriptToEvaluateOnNewDocumentParams::new(source))
+            .await
+            .expect("init script");
+    }
+
+    /// Lays the page out `width` CSS pixels wide (360: a phone), as a mobile browser would.
+    pub async fn set_width(&self, width: i64) {
+        let mobile = width < 600;
+        self.page
+            .execute(SetDeviceMetricsOverrideParams::new(width, 900, 1.0, mobile))
+            .await
+            .expect("Emulation.setDeviceMetricsOverride");
     }
 
     /// Saves a full-page screenshot as `target/screenshots/{name}.png`.
