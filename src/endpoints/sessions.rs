@@ -44,7 +44,7 @@ struct SessionView {
 pub async fn list(gw: &Gateway, req: &Request) -> ApiResult<Reply> {
     let live = require_session(gw, req).await?;
     let mut sessions = gw.sessions().list(Some(live.user_id), gw.now()).await?;
-    sessions.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+    sessions.sort_by_key(|record| std::cmp::Reverse(record.created_at));
     let names: HashMap<Uuid, String> = gw
         .store()
         .passkeys_of(live.user_id)

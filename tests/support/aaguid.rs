@@ -25,8 +25,6 @@ pub fn with_aaguid(
     none.insert(Value::Text("fmt".into()), Value::Text("none".into()));
     none.insert(Value::Text("attStmt".into()), Value::Map(BTreeMap::new()));
     none.insert(Value::Text("authData".into()), Value::Bytes(auth_data));
-    credential.response.attestation_object = serde_cbor_2::to_vec(&Value::Map(none))
-        .expect("cbor")
-        .into();
+    credential.response.attestation_object = serde_cbor_2::to_vec(&Value::Map(none)).expect("cbor");
     credential
 }
