@@ -186,6 +186,11 @@ async fn online_commands_reach_the_running_gateway() {
     assert_eq!(browser.get("/app/x").await.status, 401);
 
     let (_, passkeys, _) = run(&["passkey", "list", "kim"]).await.expect("cli");
+    // The soft authenticator's AAGUID is all zeros: no provider to name.
+    assert!(
+        passkeys.contains("\tprovider=unknown\tstorage=this device only\t"),
+        "{passkeys}"
+    );
     let passkey_id = passkeys.split('\t').next().expect("id").to_string();
     browser.cookie = None;
     assert_eq!(browser.login("kim").await.status, 200);

@@ -384,3 +384,94 @@ async fn a_known_aaguid_names_the_provider_and_the_default_name() {
     browser.cookie = None;
     assert_eq!(browser.login("gail").await.status, 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_self_made_link_raced_by_many_devices_enrolls_exactly_one() {
+    let up = EchoUpstream::start().await;
+    let gw = TestGateway::app(up.addr, "").await;
+    for round in 0..5 {
+        let mut alice = signed_in(&gw, &format!("alice{round}")).await;
+        let made = alice.post("/passkeys/enrollments", json!({})).await;
+        let url = made.body["url"].as_str().expect("url").to_string();
+        let token = url.split("#token=").nth(1).expect("token").to_string();
+        let mut racers = Vec::new();
+        for _ in 0..8 {
+            let (base, token) = (gw.base(), token.clone());
+            racers.push(tokio::spawn(async move {
+                let mut device = Browser::new(&base);
+                let begun = device
+                    .post("/passkeys/register/begin", json!({"token": token}))
+                    .await;
+                if begun.status != 200 {
+                    return begun.status.as_u16();
+                }
+                let session_id = begun.body["session_id"].as_str().expect("id").to_string();
+                let options = serde_json::from_value(json!({"publicKey": begun.body["publicKey"]}))
+                    .expect("options");
+                let credential = device.create(options);
+                let done = device
+                    .post(
+                        "/passkeys/register/complete",
+                        json!({"session_id": session_id, "credential": credential}),
+                    )
+                    .await;
+                done.status.as_u16()
+            }));
+        }
+        let mut statuses = Vec::new();
+        for racer in racers {
+            statuses.push(racer.await.expect("racer"));
+        }
+        assert_eq!(
+            statuses.iter().filter(|s| **s == 201).count(),
+            1,
+            "round {round}: {statuses:?}"
+        );
+        let passkeys = alice.get("/passkeys/credentials").await.body;
+        assert_eq!(passkeys.as_array().map(Vec::len), Some(2), "round {round}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_session_ended_by_many_concurrent_requests_ends_once() {
+    let up = EchoUpstream::start().await;
+    let gw = TestGateway::app(up.addr, "").await;
+    for round in 0..5 {
+        let mut alice = signed_in(&gw, &format!("alice{round}")).await;
+        let other_cookie = alice.cookie.take();
+        assert_eq!(alice.login(&format!("alice{round}")).await.status, 200);
+        let sessions = alice.get("/passkeys/sessions").await.body;
+        let other = sessions
+            .as_array()
+            .expect("list")
+            .iter()
+            .find(|s| s["current"] == false)
+            .expect("other")["id"]
+            .as_str()
+            .expect("id")
+            .to_string();
+        let mut enders = Vec::new();
+        for _ in 0..8 {
+            let mut tab = Browser::new(&gw.base());
+            tab.cookie = alice.cookie.clone();
+            let path = format!("/passkeys/sessions/{other}");
+            enders.push(tokio::spawn(async move {
+                tab.send(Method::DELETE, &path, None).await.status.as_u16()
+            }));
+        }
+        let mut statuses = Vec::new();
+        for ender in enders {
+            statuses.push(ender.await.expect("ender"));
+        }
+        statuses.sort_unstable();
+        assert_eq!(
+            statuses,
+            [204, 404, 404, 404, 404, 404, 404, 404],
+            "round {round}"
+        );
+        let mut old = Browser::new(&gw.base());
+        old.cookie = other_cookie;
+        assert_eq!(old.get("/passkeys/me").await.status, 401);
+        assert_eq!(alice.get("/passkeys/me").await.status, 200);
+    }
+}

@@ -85,7 +85,10 @@ pub async fn end(gw: &Gateway, req: &Request, id: &str) -> ApiResult<Reply> {
         .iter()
         .find(|record| public_id(&record.id_hash) == id)
         .ok_or(ApiError::NotFound)?;
-    gw.sessions().end(target.id_hash).await?;
+    // A concurrent request may have ended it since the list was read: then it is gone, as here.
+    if !gw.sessions().end(target.id_hash).await? {
+        return Err(ApiError::NotFound);
+    }
     let mut reply = Reply::empty(StatusCode::NO_CONTENT);
     if target.id_hash == live.hash {
         reply = reply.header("set-cookie", gw.sessions().clear_cookie());
