@@ -89,6 +89,9 @@ async fn account_self_service_in_a_real_browser() {
     };
     assert_eq!(details["userId"], handle.as_str());
     check_accessibility(&laptop, "the account page").await;
+    laptop.set_dark(true).await;
+    check_accessibility(&laptop, "the account page in dark mode").await;
+    laptop.set_dark(false).await;
     shots(&laptop, "account-self-service").await;
 
     // 2. An add-a-device link: its QR code, read from the screen, is the link.
@@ -324,11 +327,16 @@ fn last_of<'a>(calls: &'a [Value], name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no {name} in {calls:?}"))["options"]
 }
 
-/// Desktop and phone-width (360 px) screenshots, in light and dark mode at desktop width.
+/// Desktop and phone-width (360 px) screenshots, and the phone width in dark mode.
 async fn shots(tab: &Tab, name: &str) {
     tab.screenshot(name).await;
     tab.set_width(360).await;
     tab.screenshot(&format!("{name}-phone")).await;
+    tab.set_dark(true).await;
+    // Emulating a media feature resets the device metrics: lay out at phone width again.
+    tab.set_width(360).await;
+    tab.screenshot(&format!("{name}-phone-dark")).await;
+    tab.set_dark(false).await;
     tab.set_width(1000).await;
 }
 

@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 
 use chromiumoxide::browser::{Browser as Chrome, BrowserConfig};
 use chromiumoxide::cdp::browser_protocol::browser::BrowserContextId;
-use chromiumoxide::cdp::browser_protocol::emulation::SetDeviceMetricsOverrideParams;
+use chromiumoxide::cdp::browser_protocol::emulation::{
+    MediaFeature, SetDeviceMetricsOverrideParams, SetEmulatedMediaParams,
+};
 use chromiumoxide::cdp::browser_protocol::page::AddScriptToEvaluateOnNewDocumentParams;
 use chromiumoxide::cdp::browser_protocol::target::{
     CreateBrowserContextParams, CreateTargetParams,
@@ -376,6 +378,20 @@ impl Tab {
             .evaluate_on_new_document(AddScriptToEvaluateOnNewDocumentParams::new(source))
             .await
             .expect("init script");
+    }
+
+    /// Whether the page sees `prefers-color-scheme: dark`.
+    pub async fn set_dark(&self, dark: bool) {
+        let feature =
+            MediaFeature::new("prefers-color-scheme", if dark { "dark" } else { "light" });
+        self.page
+            .execute(
+                SetEmulatedMediaParams::builder()
+                    .features(vec![feature])
+                    .build(),
+            )
+            .await
+            .expect("Emulation.setEmulatedMedia");
     }
 
     /// Lays the page out `width` CSS pixels wide (360: a phone), as a mobile browser would.
