@@ -2,8 +2,8 @@
 //
 // Owns: who is signed in (#who), the list of their passkeys (#passkeys) with
 // provider, synced state, inline rename and a two-step delete, "Add another
-// passkey", sign out, the inline re-authentication (#reauth), and the WebAuthn
-// Signal API calls that keep the browser's passkey manager in step.
+// passkey", sign out, and the WebAuthn Signal API calls that keep the
+// browser's passkey manager in step.
 // One action runs at a time; while it runs every control is disabled. A 401
 // from any call means the session is gone (signed out elsewhere, or the
 // passkey that created it was just deleted): go to the login page. A
@@ -22,11 +22,11 @@ import {
   requestJSON,
   showStatus,
   signal,
-  signInAgain,
   webauthnSupported,
 } from '/passkeys/static/webauthn.js';
 import { loadSessions, wireSessions } from '/passkeys/static/account-sessions.js';
 import { wireLink } from '/passkeys/static/account-link.js';
+import { askToConfirm, reauthNeeded, wireReauth } from '/passkeys/static/account-reauth.js';
 
 const LOGIN_AGAIN = '/passkeys/login?return_to=/passkeys/account';
 
@@ -39,9 +39,6 @@ const addForm = document.getElementById('add-form');
 const addName = document.getElementById('add-name');
 const addButton = document.getElementById('add');
 const signoutButton = document.getElementById('signout');
-const reauthPanel = document.getElementById('reauth');
-const reauthGo = document.getElementById('reauth-go');
-const reauthCancel = document.getElementById('reauth-cancel');
 
 const dateFormat = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'short' });
 
@@ -49,8 +46,6 @@ let busy = false;
 let leaving = false;
 // From /passkeys/me: the username (to sign in again) and what Signal API calls name.
 let me = null;
-// The action to run again once the person has confirmed with their passkey.
-let pending = null;
 
 // ---------------------------------------------------------------------------
 // Running one action at a time
@@ -59,9 +54,6 @@ function sessionEnded(error) {
   return error instanceof ApiError && error.status === 401;
 }
 
-function reauthNeeded(error) {
-  return error instanceof ApiError && error.code === 'reauth_required';
-}
 
 function leaveFor(url) {
   leaving = true;
@@ -88,38 +80,6 @@ async function run(task, ceremony = 'other') {
     // Leaving: keep everything disabled while the browser navigates.
     if (!leaving) unlock();
   }
-}
-
-// ---------------------------------------------------------------------------
-// Re-authentication: a fresh passkey sign-in, then the action again
-
-function askToConfirm(retry) {
-  pending = retry;
-  showStatus(describeError(new ApiError(403, 'reauth_required', '')), 'info');
-  reauthPanel.hidden = false;
-  // After run() unlocks the controls (it re-enables what it disabled).
-  queueMicrotask(() => reauthGo.focus());
-}
-
-function closeReauth(returnFocus) {
-  pending = null;
-  reauthPanel.hidden = true;
-  if (returnFocus) listHeading.focus();
-}
-
-function confirmIdentity() {
-  const retry = pending;
-  run(async () => {
-    showStatus('Follow your browser’s prompt to use your passkey.');
-    await signInAgain(me?.username);
-    // A new session replaced this one: "This device" moved.
-    await loadSessions(fillTime);
-    reauthPanel.hidden = true;
-    pending = null;
-    showStatus('Thanks, that’s you.', 'success');
-  }, 'login-username').then(() => {
-    if (reauthPanel.hidden && retry) retry();
-  });
 }
 
 // ---------------------------------------------------------------------------
@@ -431,10 +391,12 @@ addForm.addEventListener('submit', (event) => {
 });
 
 signoutButton.addEventListener('click', signOut);
-reauthGo.addEventListener('click', confirmIdentity);
-reauthCancel.addEventListener('click', () => {
-  closeReauth(true);
-  showStatus('Nothing was changed.');
+wireReauth({
+  run,
+  username: () => me?.username,
+  // A new session replaced this one: "This device" moved.
+  afterSignIn: () => loadSessions(fillTime),
+  focusOnCancel: listHeading,
 });
 wireSessions(run, fillTime);
 wireLink(run, fillTime);

@@ -50,6 +50,11 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
         include_bytes!("../../static/account-sessions.js"),
     ),
     (
+        "account-reauth.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../static/account-reauth.js"),
+    ),
+    (
         "account-link.js",
         "text/javascript; charset=utf-8",
         include_bytes!("../../static/account-link.js"),
