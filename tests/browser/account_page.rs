@@ -11,9 +11,13 @@ use chromiumoxide::cdp::browser_protocol::web_authn::AuthenticatorTransport;
 use serde_json::Value;
 
 use super::chromium::{js, Chromium, Tab};
-use crate::support::passkeys::enroll;
+use crate::support::aaguid::with_aaguid;
+use crate::support::passkeys::{enroll, Browser};
 use crate::support::qr::decode_png;
 use crate::support::{EchoUpstream, TestGateway};
+
+/// Google Password Manager's AAGUID in `data/aaguid-names.json`.
+const GOOGLE: &str = "ea9b8d66-4d01-1d21-3ce4-b6b48cb575d4";
 
 /// Past the default `[session] reauth_window` (5 minutes).
 const PAST_WINDOW: Duration = Duration::from_secs(5 * 60 + 1);
@@ -88,6 +92,34 @@ async fn account_self_service_in_a_real_browser() {
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(alice.id.as_bytes())
     };
     assert_eq!(details["userId"], handle.as_str());
+    // Two more passkeys on the same account, made by a soft authenticator with the laptop's
+    // session: one whose attestation names Google Password Manager's AAGUID, one all zeros.
+    let mut soft = Browser::new(&gw.base());
+    soft.cookie = laptop.cookie("passkey_session").await;
+    let (ceremony, options) = soft.begin_registration(None, "").await;
+    let credential = with_aaguid(soft.create(options), GOOGLE);
+    let made = soft
+        .post(
+            "/passkeys/register/complete",
+            serde_json::json!({"session_id": ceremony, "credential": credential}),
+        )
+        .await;
+    assert_eq!(made.status, 201, "{:?}", made.body);
+    assert_eq!(soft.register(None, "Zeros").await.status, 201);
+    laptop.open("/passkeys/account", "/passkeys/account").await;
+    laptop.wait_count("#passkeys > li[data-id]", 3).await;
+    let google_item = r#"#passkeys > li[data-name="Google Password Manager"]"#;
+    assert_eq!(
+        laptop.text(&format!("{google_item} .provider")).await,
+        "Google Password Manager",
+        "named after its provider, and shown"
+    );
+    assert_eq!(
+        laptop
+            .text(r#"#passkeys > li[data-name="Zeros"] .provider"#)
+            .await,
+        "Unknown provider"
+    );
     check_accessibility(&laptop, "the account page").await;
     laptop.set_dark(true).await;
     check_accessibility(&laptop, "the account page in dark mode").await;
@@ -223,7 +255,7 @@ async fn account_self_service_in_a_real_browser() {
     step("6", started);
     gw.gw.clock().advance(PAST_WINDOW);
     laptop.open("/passkeys/account", "/passkeys/account").await;
-    laptop.wait_count("#passkeys > li[data-id]", 2).await;
+    laptop.wait_count("#passkeys > li[data-id]", 4).await;
     let phone_key = r#"#passkeys > li[data-name="Phone"]"#;
     let phone_credential: String = laptop
         .eval(&format!(
@@ -243,12 +275,12 @@ async fn account_self_service_in_a_real_browser() {
         laptop
             .eval::<usize>("document.querySelectorAll('#passkeys > li[data-id]').length")
             .await,
-        2,
+        4,
         "not deleted yet"
     );
     laptop.click("#reauth-go").await;
     laptop.wait_text("#status", "Deleted “Phone”").await;
-    laptop.wait_count("#passkeys > li[data-id]", 1).await;
+    laptop.wait_count("#passkeys > li[data-id]", 3).await;
     let signals = wait_signals(&laptop, "signalUnknownCredential", 1).await;
     let unknown = last_of(&signals, "signalUnknownCredential");
     assert_eq!(unknown["rpId"], "localhost");
@@ -258,7 +290,7 @@ async fn account_self_service_in_a_real_browser() {
     step("7", started);
     gw.gw.clock().advance(PAST_WINDOW);
     laptop.open("/passkeys/account", "/passkeys/account").await;
-    laptop.wait_count("#passkeys > li[data-id]", 1).await;
+    laptop.wait_count("#passkeys > li[data-id]", 3).await;
     laptop.type_into("#add-name", "Key").await;
     laptop.click("#add").await;
     laptop
@@ -270,13 +302,13 @@ async fn account_self_service_in_a_real_browser() {
     laptop.click("#reauth-cancel").await;
     laptop.wait_text("#status", "Nothing was changed").await;
     let passkeys: Value = laptop.fetch_json("/passkeys/credentials").await;
-    assert_eq!(passkeys.as_array().map(Vec::len), Some(1));
+    assert_eq!(passkeys.as_array().map(Vec::len), Some(3));
 
     // 8. Without the Signal API (browsers before Chromium 132) the page works the same.
     step("8", started);
     set_session_item(&laptop, "test-signal", "absent").await;
     laptop.open("/passkeys/account", "/passkeys/account").await;
-    laptop.wait_count("#passkeys > li[data-id]", 1).await;
+    laptop.wait_count("#passkeys > li[data-id]", 3).await;
     laptop.wait_count("#sessions > li[data-id]", 1).await;
     let absent: bool = laptop
         .eval("typeof PublicKeyCredential.signalAllAcceptedCredentials !== 'function'")

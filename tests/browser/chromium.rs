@@ -380,6 +380,15 @@ impl Tab {
             .expect("init script");
     }
 
+    /// The `name=value` pair of this tab's cookie `name` (HttpOnly ones too), if it has one.
+    pub async fn cookie(&self, name: &str) -> Option<String> {
+        let cookies = self.page.get_cookies().await.expect("Network.getCookies");
+        cookies
+            .into_iter()
+            .find(|c| c.name == name)
+            .map(|c| format!("{}={}", c.name, c.value))
+    }
+
     /// Whether the page sees `prefers-color-scheme: dark`.
     pub async fn set_dark(&self, dark: bool) {
         let feature =
