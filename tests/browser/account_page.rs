@@ -286,6 +286,26 @@ async fn account_self_service_in_a_real_browser() {
     assert_eq!(unknown["rpId"], "localhost");
     assert_eq!(unknown["credentialId"], phone_credential.as_str());
 
+    // The phone still holds the deleted passkey; signing in with it, the login page hears
+    // `unknown_credential` and tells the browser to forget it.
+    phone.init_script(SIGNAL_HOOK).await;
+    phone.open("/passkeys/login", "/passkeys/login").await;
+    set_session_item(&phone, "test-signal", "record").await;
+    phone
+        .open(
+            "/passkeys/login?return_to=%2F",
+            "/passkeys/login?return_to=%2F",
+        )
+        .await;
+    phone.click("#signin").await;
+    phone
+        .wait_text("#status", "That passkey could not sign you in")
+        .await;
+    let signals = wait_signals(&phone, "signalUnknownCredential", 1).await;
+    let forgotten = last_of(&signals, "signalUnknownCredential");
+    assert_eq!(forgotten["rpId"], "localhost");
+    assert_eq!(forgotten["credentialId"], phone_credential.as_str());
+
     // 7. Adding a passkey past the window asks too; Cancel changes nothing.
     step("7", started);
     gw.gw.clock().advance(PAST_WINDOW);
