@@ -31,8 +31,12 @@ export function wireLink(run, fillTime) {
       panel.hidden = false;
       button.textContent = 'Make a new link';
       showStatus('Your link is ready. Open it on your other device, or scan the code.', 'success');
-      urlField.focus();
-      urlField.select();
+      // After run() has re-enabled the controls (a disabled field cannot take focus); also
+      // when this task is the retry after a re-authentication.
+      setTimeout(() => {
+        urlField.focus();
+        urlField.select();
+      }, 0);
     });
   });
 }

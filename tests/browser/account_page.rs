@@ -334,15 +334,21 @@ async fn account_self_service_in_a_real_browser() {
         .eval("typeof PublicKeyCredential.signalAllAcceptedCredentials !== 'function'")
         .await;
     assert!(absent, "the hook removed the functions");
-    laptop.click("#make-link").await;
+    // By keyboard alone: focus the button, Enter; the prompt takes focus; Enter again.
+    let _: Value = laptop
+        .eval("(() => { document.querySelector('#make-link').focus(); return null; })()")
+        .await;
+    laptop.press("Enter").await;
     laptop
         .wait_until(
-            "the re-authentication prompt",
-            "!document.querySelector('#reauth').hidden",
+            "the re-authentication prompt, focused",
+            "!document.querySelector('#reauth').hidden && document.activeElement?.id === 'reauth-go'",
         )
         .await;
-    laptop.click("#reauth-go").await;
+    laptop.press("Enter").await;
     laptop.wait_text("#status", "Your link is ready").await;
+    let focused: String = laptop.eval("document.activeElement.id").await;
+    assert_eq!(focused, "link-url", "focus moves to the new link");
 
     chromium.close().await;
     eprintln!("account browser test took {:.1?}", started.elapsed());

@@ -389,6 +389,17 @@ impl Tab {
             .map(|c| format!("{}={}", c.name, c.value))
     }
 
+    /// Presses `key` (e.g. "Enter") on the keyboard, with focus wherever the page put it.
+    pub async fn press(&self, key: &str) {
+        self.page
+            .find_element(":focus")
+            .await
+            .unwrap_or_else(|e| panic!("nothing has focus: {e}"))
+            .press_key(key)
+            .await
+            .unwrap_or_else(|e| panic!("press {key}: {e}"));
+    }
+
     /// Whether the page sees `prefers-color-scheme: dark`.
     pub async fn set_dark(&self, dark: bool) {
         let feature =
