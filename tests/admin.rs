@@ -154,6 +154,12 @@ async fn online_commands_reach_the_running_gateway() {
     let (_, sessions, _) = run(&["session", "list", "kim"]).await.expect("cli");
     assert_eq!(sessions.lines().count(), 1, "{sessions}");
     assert!(sessions.contains("\tkim\t"));
+    // Where it signed in from: the address, and no device label (the test client sends no
+    // User-Agent).
+    assert!(
+        sessions.contains("\tclient=127.0.0.1\tdevice=unknown"),
+        "{sessions}"
+    );
 
     let (ok, out, _) = run(&["user", "disable", "kim"]).await.expect("cli");
     assert!(ok && out.contains("1 sessions revoked"), "{out}");

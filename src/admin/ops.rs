@@ -152,11 +152,13 @@ pub async fn session(target: &Target, cmd: SessionCommand) -> Result<String, Adm
                     .map_or("?", |u| u.username.as_str());
                 let _ = writeln!(
                     out,
-                    "{}\t{who}\tcreated={}\tlast_seen={}\texpires={}",
+                    "{}\t{who}\tcreated={}\tlast_seen={}\texpires={}\tclient={}\tdevice={}",
                     public_id(&s.id_hash),
                     rfc3339(s.created_at),
                     rfc3339(s.last_seen),
-                    rfc3339(s.expires_at)
+                    rfc3339(s.expires_at),
+                    s.client.as_deref().unwrap_or("unknown"),
+                    s.device.as_deref().unwrap_or("unknown"),
                 );
             }
             Ok(out.trim_end().to_string())
