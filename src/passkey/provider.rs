@@ -1,8 +1,8 @@
 //! Which passkey provider made a passkey ("iCloud Keychain", "1Password", ...), from the AAGUID
 //! its attestation carried, and whether it is synced or bound to one device.
 //!
-//! The names come from `data/aaguid-names.json` (see `data/README.md`), compiled in and parsed
-//! once. They are for people to read, never for a security decision: an authenticator chooses
+//! The names come from `reference/aaguid-names.json` (see `reference/README.md`), compiled in
+//! and parsed once. They are for people to read, never for a security decision: an authenticator chooses
 //! its own AAGUID, and with attestation `none` nothing vouches for it. An unknown AAGUID is
 //! normal (software authenticators send all zeros; new providers appear all the time).
 
@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use crate::store::Passkey;
 
-const NAMES_JSON: &str = include_str!("../../data/aaguid-names.json");
+const NAMES_JSON: &str = include_str!("../../reference/aaguid-names.json");
 
 /// Longest provider name kept; the list's longest is 30 characters.
 const MAX_PROVIDER_NAME: usize = 64;
