@@ -2,9 +2,10 @@
 //! its attestation carried, and whether it is synced or bound to one device.
 //!
 //! The names come from `reference/aaguid-names.json` (see `reference/README.md`), compiled in
-//! and parsed once. They are for people to read, never for a security decision: an authenticator chooses
-//! its own AAGUID, and with attestation `none` nothing vouches for it. An unknown AAGUID is
-//! normal (software authenticators send all zeros; new providers appear all the time).
+//! and parsed once. They are for people to read, never for a security decision: an
+//! authenticator chooses its own AAGUID, and with attestation `none` nothing vouches for it. An
+//! unknown AAGUID is normal (software authenticators send all zeros; new providers appear all the
+//! time).
 
 use std::collections::HashMap;
 use std::sync::OnceLock;

@@ -16,7 +16,7 @@ use crate::support::passkeys::{enroll, Browser};
 use crate::support::qr::decode_png;
 use crate::support::{EchoUpstream, TestGateway};
 
-/// Google Password Manager's AAGUID in `data/aaguid-names.json`.
+/// Google Password Manager's AAGUID in `reference/aaguid-names.json`.
 const GOOGLE: &str = "ea9b8d66-4d01-1d21-3ce4-b6b48cb575d4";
 
 /// Past the default `[session] reauth_window` (5 minutes).
