@@ -200,6 +200,8 @@ async fn full_user(
                 created_at: now,
                 last_seen: now,
                 expires_at: now + 7 * 86_400,
+                device: None,
+                client: None,
             };
             cookie = Some(value);
             record

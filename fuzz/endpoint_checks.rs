@@ -145,7 +145,9 @@ impl Text {
         match self {
             Text::LiveCeremony => live.to_string(),
             Text::Uuid(n) => uuid::Uuid::from_u128(*n).to_string(),
-            Text::Base64Url(bytes) => base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes),
+            Text::Base64Url(bytes) => {
+                base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+            }
             Text::PublicKey => "public-key".into(),
             Text::Any(s) => s.clone(),
         }
@@ -187,7 +189,9 @@ fn world() -> &'static World {
             .enable_all()
             .build()
             .expect("a runtime");
-        let gateway = runtime.block_on(async { Gateway::new(config) }).expect("gateway");
+        let gateway = runtime
+            .block_on(async { Gateway::new(config) })
+            .expect("gateway");
         World {
             endpoints: Endpoints::new(gateway.clone()),
             gateway,
@@ -288,6 +292,9 @@ async fn purge_now_and_then(world: &World) {
         *inputs % 2_000 == 0
     };
     if due {
-        world.gateway.upkeep_once(world.gateway.now() + 86_400).await;
+        world
+            .gateway
+            .upkeep_once(world.gateway.now() + 86_400)
+            .await;
     }
 }

@@ -186,6 +186,11 @@ impl From<PasskeyError> for ApiError {
                 "login_failed",
                 "That passkey could not sign you in. Try again or use another passkey.",
             ),
+            // Same words; the code lets the page signal the browser (`signalUnknownCredential`).
+            PasskeyError::UnknownCredential => ApiError::BadRequest(
+                "unknown_credential",
+                "That passkey could not sign you in. Try again or use another passkey.",
+            ),
             PasskeyError::RegistrationFailed(_) => ApiError::BadRequest(
                 "registration_failed",
                 "The passkey could not be registered. Try again.",

@@ -1,12 +1,17 @@
 // account.js: the signed-in person's page (/passkeys/account).
 //
 // Owns: who is signed in (#who), the list of their passkeys (#passkeys) with
-// inline rename and a two-step delete, "Add another passkey", and sign out.
+// provider, synced state, inline rename and a two-step delete, "Add another
+// passkey", sign out, and the WebAuthn Signal API calls that keep the
+// browser's passkey manager in step.
 // One action runs at a time; while it runs every control is disabled. A 401
 // from any call means the session is gone (signed out elsewhere, or the
-// passkey that created it was just deleted): go to the login page.
+// passkey that created it was just deleted): go to the login page. A
+// reauth_required (credential changes need a recent passkey check) opens
+// #reauth; once the person confirms, the same action runs again.
 // Everything the server sends is inserted with textContent, never as HTML.
-// Does not own: encoding, the API client or error wording (webauthn.js).
+// Does not own: encoding, the API client or error wording (webauthn.js), the
+// sessions list (account-sessions.js), the add-a-device link (account-link.js).
 
 import {
   ApiError,
@@ -16,8 +21,12 @@ import {
   registerPasskey,
   requestJSON,
   showStatus,
+  signal,
   webauthnSupported,
 } from '/passkeys/static/webauthn.js';
+import { loadSessions, wireSessions } from '/passkeys/static/account-sessions.js';
+import { wireLink } from '/passkeys/static/account-link.js';
+import { askToConfirm, reauthNeeded, wireReauth } from '/passkeys/static/account-reauth.js';
 
 const LOGIN_AGAIN = '/passkeys/login?return_to=/passkeys/account';
 
@@ -35,6 +44,8 @@ const dateFormat = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', tim
 
 let busy = false;
 let leaving = false;
+// From /passkeys/me: the username (to sign in again) and what Signal API calls name.
+let me = null;
 
 // ---------------------------------------------------------------------------
 // Running one action at a time
@@ -42,6 +53,7 @@ let leaving = false;
 function sessionEnded(error) {
   return error instanceof ApiError && error.status === 401;
 }
+
 
 function leaveFor(url) {
   leaving = true;
@@ -58,6 +70,8 @@ async function run(task, ceremony = 'other') {
   } catch (error) {
     if (sessionEnded(error)) {
       leaveFor(LOGIN_AGAIN);
+    } else if (reauthNeeded(error)) {
+      askToConfirm(() => run(task, ceremony));
     } else {
       showStatus(describeError(error, ceremony), 'error');
     }
@@ -72,7 +86,7 @@ async function run(task, ceremony = 'other') {
 // Who is signed in
 
 async function loadWho() {
-  const me = await requestJSON('GET', '/passkeys/me');
+  me = await requestJSON('GET', '/passkeys/me');
   const username = typeof me?.username === 'string' ? me.username : '';
   const displayName = typeof me?.display_name === 'string' && me.display_name ? me.display_name : username;
   const strong = document.createElement('strong');
@@ -82,6 +96,24 @@ async function loadWho() {
   if (typeof me?.email === 'string' && me.email) parts.push(` · ${me.email}`);
   parts.push('.');
   who.replaceChildren(...parts);
+  const rp = webauthnOf(me);
+  if (rp && username) {
+    // Keeps the names the browser shows for this account current (an administrator may
+    // have renamed it).
+    signal('signalCurrentUserDetails', {
+      rpId: rp.rpId,
+      userId: rp.userId,
+      name: username,
+      displayName,
+    });
+  }
+}
+
+/** `{rpId, userId}` from /passkeys/me, or null. */
+function webauthnOf(profile) {
+  const rpId = profile?.webauthn?.rp_id;
+  const userId = profile?.webauthn?.user_handle;
+  return typeof rpId === 'string' && typeof userId === 'string' ? { rpId, userId } : null;
 }
 
 // ---------------------------------------------------------------------------
@@ -91,6 +123,16 @@ async function loadPasskeys() {
   const passkeys = await requestJSON('GET', '/passkeys/credentials');
   if (!Array.isArray(passkeys)) throw new ApiError(200, 'unreadable_response', '');
   renderPasskeys(passkeys);
+  const rp = webauthnOf(me);
+  const ids = passkeys.map((passkey) => passkey.credential_id).filter((id) => typeof id === 'string');
+  // Only a list the server really sent: the browser hides every passkey not in it.
+  if (rp && ids.length > 0 && ids.length === passkeys.length) {
+    signal('signalAllAcceptedCredentials', {
+      rpId: rp.rpId,
+      userId: rp.userId,
+      allAcceptedCredentialIds: ids,
+    });
+  }
 }
 
 function renderPasskeys(passkeys) {
@@ -112,7 +154,11 @@ function renderPasskey(passkey, index, onlyOne) {
   item.dataset.id = String(passkey.id);
   item.dataset.name = name;
   item.querySelector('.name').textContent = name;
-  item.querySelector('.synced').hidden = passkey.backup_state !== true;
+  item.dataset.credentialId = String(passkey.credential_id ?? '');
+  item.querySelector('.synced').hidden = passkey.storage !== 'synced';
+  item.querySelector('.provider').textContent =
+    typeof passkey.provider === 'string' && passkey.provider ? passkey.provider : 'Unknown provider';
+  item.querySelector('.storage').textContent = STORAGE[passkey.storage] ?? 'Storage unknown';
   fillTime(item.querySelector('.created'), passkey.created_at);
 
   const lastUsed = item.querySelector('.last-used');
@@ -149,6 +195,12 @@ function renderPasskey(passkey, index, onlyOne) {
   }
   return item;
 }
+
+const STORAGE = {
+  synced: 'Synced to your other devices',
+  sync_allowed: 'Can sync, not backed up yet',
+  device_bound: 'On this one device only',
+};
 
 function passkeyName(passkey) {
   return typeof passkey.name === 'string' && passkey.name.trim() ? passkey.name : 'Unnamed passkey';
@@ -250,8 +302,13 @@ function closeConfirm(item, returnFocus = true) {
 function confirmDelete(item) {
   const id = item.dataset.id;
   const name = item.dataset.name;
+  const credentialId = item.dataset.credentialId;
   run(async () => {
     await requestJSON('DELETE', `/passkeys/credentials/${encodeURIComponent(id)}`);
+    const rp = webauthnOf(me);
+    if (rp && credentialId) {
+      signal('signalUnknownCredential', { rpId: rp.rpId, credentialId });
+    }
     // If this passkey created the current session, the server revoked it and
     // the reload below answers 401: run() then takes us to the login page.
     await loadPasskeys();
@@ -334,6 +391,15 @@ addForm.addEventListener('submit', (event) => {
 });
 
 signoutButton.addEventListener('click', signOut);
+wireReauth({
+  run,
+  username: () => me?.username,
+  // A new session replaced this one: "This device" moved.
+  afterSignIn: () => loadSessions(fillTime),
+  focusOnCancel: listHeading,
+});
+wireSessions(run, fillTime);
+wireLink(run, fillTime);
 
 // Back/forward cache may restore a stale list or locked controls: reload.
 window.addEventListener('pageshow', (event) => {
@@ -347,7 +413,8 @@ if (!webauthnSupported()) {
 
 let loaded = false;
 run(async () => {
-  await Promise.all([loadWho(), loadPasskeys()]);
+  await loadWho();
+  await Promise.all([loadPasskeys(), loadSessions(fillTime)]);
   loaded = true;
   if (!webauthnSupported()) showStatus(describeError(new UnsupportedError()), 'error');
 }).then(() => {

@@ -21,7 +21,9 @@ import {
   returnToParam,
   sameOriginPath,
   showStatus,
+  signal,
   webauthnSupported,
+  ApiError,
   UnsupportedError,
 } from '/passkeys/static/webauthn.js';
 
@@ -58,7 +60,7 @@ async function signIn(beginBody, ceremony) {
     const credential = await navigator.credentials.get({
       publicKey: requestOptionsFromJSON(begin.publicKey),
     });
-    await completeLogin(begin.session_id, credential);
+    await completeLogin(begin.session_id, credential, begin.publicKey?.rpId);
     // Success navigates away; the controls stay locked until the page goes.
   } catch (error) {
     unlock();
@@ -68,11 +70,21 @@ async function signIn(beginBody, ceremony) {
   }
 }
 
-async function completeLogin(sessionId, credential) {
+async function completeLogin(sessionId, credential, rpId) {
   showStatus('Checking your passkey…');
   const body = { session_id: sessionId, credential: credentialToJSON(credential) };
   if (returnTo !== null) body.return_to = returnTo;
-  const result = await postJSON(COMPLETE, body);
+  let result;
+  try {
+    result = await postJSON(COMPLETE, body);
+  } catch (error) {
+    // The browser offered a passkey this site no longer has (deleted, or its
+    // account removed): ask its passkey manager to stop offering it.
+    if (error instanceof ApiError && error.code === 'unknown_credential' && rpId) {
+      signal('signalUnknownCredential', { rpId, credentialId: credential.id });
+    }
+    throw error;
+  }
   const who = result?.user?.display_name || result?.user?.username;
   showStatus(who ? `Signed in as ${who}. Taking you back…` : 'Signed in. Taking you back…', 'success');
   location.assign(redirectTarget(result?.redirect_to));
@@ -134,7 +146,7 @@ async function runAutofill(state) {
   busy = true;
   const unlock = lockControls(main);
   try {
-    await completeLogin(begin.session_id, credential);
+    await completeLogin(begin.session_id, credential, begin.publicKey?.rpId);
   } catch (error) {
     unlock();
     busy = false;

@@ -278,6 +278,43 @@ export async function registerPasskey({ token, name, onPrompt } = {}) {
   });
 }
 
+/**
+ * Signs in again as `username` while signed in (a re-authentication): the
+ * server mints a fresh session, whose age is what credential changes check.
+ */
+export async function signInAgain(username) {
+  if (!webauthnSupported()) throw new UnsupportedError();
+  const begin = await postJSON('/passkeys/login/begin', { username });
+  const credential = await navigator.credentials.get({
+    publicKey: requestOptionsFromJSON(begin.publicKey),
+  });
+  return postJSON('/passkeys/login/complete', {
+    session_id: begin.session_id,
+    credential: credentialToJSON(credential),
+    return_to: '/passkeys/account',
+  });
+}
+
+// ---------------------------------------------------------------------------
+// WebAuthn Signal API: tell the browser's passkey manager what the server
+// knows, so it stops offering deleted passkeys and shows current names.
+// Feature-detected and fire-and-forget: never required, never an error.
+
+/**
+ * Calls `PublicKeyCredential[name](options)` when this browser has it;
+ * 'signalUnknownCredential', 'signalAllAcceptedCredentials' or
+ * 'signalCurrentUserDetails'.
+ */
+export function signal(name, options) {
+  const fn = globalThis.PublicKeyCredential?.[name];
+  if (typeof fn !== 'function') return;
+  try {
+    Promise.resolve(fn.call(globalThis.PublicKeyCredential, options)).catch(() => {});
+  } catch {
+    // A browser that refuses (for example, an rpId it disagrees with) changes nothing here.
+  }
+}
+
 // ---------------------------------------------------------------------------
 // Failure → message
 
@@ -288,6 +325,7 @@ const SERVER_MESSAGES = {
   ceremony_expired: 'The passkey request expired before it finished. Try again.',
   last_passkey:
     "You can't delete your only passkey. Add another passkey first, then delete this one.",
+  reauth_required: 'Confirm it’s you with your passkey to make this change.',
 };
 
 /**

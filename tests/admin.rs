@@ -159,6 +159,12 @@ async fn online_commands_reach_the_running_gateway() {
     let (_, sessions, _) = run(&["session", "list", "kim"]).await.expect("cli");
     assert_eq!(sessions.lines().count(), 1, "{sessions}");
     assert!(sessions.contains("\tkim\t"));
+    // Where it signed in from: the address, and no device label (the test client sends no
+    // User-Agent).
+    assert!(
+        sessions.contains("\tclient=127.0.0.1\tdevice=unknown"),
+        "{sessions}"
+    );
 
     let (ok, out, _) = run(&["user", "disable", "kim"]).await.expect("cli");
     assert!(ok && out.contains("1 sessions revoked"), "{out}");
@@ -191,6 +197,11 @@ async fn online_commands_reach_the_running_gateway() {
     assert_eq!(browser.get("/app/x").await.status, 401);
 
     let (_, passkeys, _) = run(&["passkey", "list", "kim"]).await.expect("cli");
+    // The soft authenticator's AAGUID is all zeros: no provider to name.
+    assert!(
+        passkeys.contains("\tprovider=unknown\tstorage=this device only\t"),
+        "{passkeys}"
+    );
     let passkey_id = passkeys.split('\t').next().expect("id").to_string();
     browser.cookie = None;
     assert_eq!(browser.login("kim").await.status, 200);

@@ -292,10 +292,12 @@ async fn forged_assertions_are_refused_and_store_nothing() {
         stranger.assert(with_allowed(options, &foreign_id)),
         dave.id.as_bytes(),
     );
+    // Said apart, so the login page can tell the browser to forget it (Signal API); the words
+    // are the same as every other failure's.
     assert_error(
         &stranger.complete_login(&id, &credential, "/").await,
         400,
-        "login_failed",
+        "unknown_credential",
     );
 
     // Dave's own passkey, but signed on another origin (a look-alike site relaying the challenge).

@@ -16,6 +16,7 @@ use passkey_gateway::store::hash_secret;
 use serde_json::Value;
 use tokio::net::TcpListener;
 
+mod account_page;
 mod chromium;
 
 use chromium::{js, Chromium, WAIT};

@@ -21,3 +21,4 @@ mod proxying;
 mod real_server;
 mod request_rules;
 mod revocation;
+mod self_service;

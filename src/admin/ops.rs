@@ -7,7 +7,7 @@ use uuid::Uuid;
 use super::{AdminError, Target};
 use crate::cli::{PasskeyCommand, SessionCommand, UserCommand};
 use crate::gateway::rotate_key_file;
-use crate::passkey::{issue_enrollment, rfc3339};
+use crate::passkey::{issue_enrollment, provider_name, rfc3339, Storage};
 use crate::policy::Username;
 use crate::session::public_id;
 use crate::store::{NewUser, StoreError, User};
@@ -98,9 +98,14 @@ pub async fn passkey(target: &Target, cmd: PasskeyCommand) -> Result<String, Adm
             for p in store.passkeys_of(user.id).await? {
                 let _ = writeln!(
                     out,
-                    "{}\t{}\tcreated={}\tlast_used={}{}",
+                    "{}\t{}\tprovider={}\tstorage={}\tcreated={}\tlast_used={}{}",
                     p.id,
                     p.name,
+                    p.aaguid
+                        .as_deref()
+                        .and_then(provider_name)
+                        .unwrap_or("unknown"),
+                    Storage::of(&p).label(),
                     rfc3339(p.created_at),
                     p.last_used_at.map_or("never".to_string(), rfc3339),
                     if p.clone_suspected {
@@ -148,11 +153,13 @@ pub async fn session(target: &Target, cmd: SessionCommand) -> Result<String, Adm
                     .map_or("?", |u| u.username.as_str());
                 let _ = writeln!(
                     out,
-                    "{}\t{who}\tcreated={}\tlast_seen={}\texpires={}",
+                    "{}\t{who}\tcreated={}\tlast_seen={}\texpires={}\tclient={}\tdevice={}",
                     public_id(&s.id_hash),
                     rfc3339(s.created_at),
                     rfc3339(s.last_seen),
-                    rfc3339(s.expires_at)
+                    rfc3339(s.expires_at),
+                    s.client.as_deref().unwrap_or("unknown"),
+                    s.device.as_deref().unwrap_or("unknown"),
                 );
             }
             Ok(out.trim_end().to_string())

@@ -165,6 +165,11 @@ fn check_durations(raw: &RawConfig) -> Check {
         ("session.absolute_timeout", raw.session.absolute_timeout),
         ("identity.token_ttl", raw.identity.token_ttl),
         ("audit.retention", raw.audit.retention),
+        ("session.reauth_window", raw.session.reauth_window),
+        (
+            "enrollment.self_service_ttl",
+            raw.enrollment.self_service_ttl,
+        ),
     ];
     for (key, value) in nonzero {
         if value.is_zero() {
@@ -177,6 +182,9 @@ fn check_durations(raw: &RawConfig) -> Check {
             "must be at least `identity.token_ttl`, or tokens signed just before a rotation stop verifying",
         );
     }
+    if let Some((key, why)) = self_service_bounds(raw) {
+        return fail(key, why);
+    }
     if raw.identity.token_ttl.as_secs() < 2 {
         return fail("identity.token_ttl", "must be at least 2s");
     }
@@ -187,6 +195,24 @@ fn check_durations(raw: &RawConfig) -> Check {
         );
     }
     Ok(())
+}
+
+/// Account self-service limits: a re-authentication or an add-a-device link that lasts for hours
+/// protects nothing.
+fn self_service_bounds(raw: &RawConfig) -> Option<(&'static str, &'static str)> {
+    if raw.session.reauth_window.as_secs() > 3600 {
+        return Some((
+            "session.reauth_window",
+            "must be at most 1h: it is how recent a passkey check must be",
+        ));
+    }
+    if raw.enrollment.self_service_ttl.as_secs() > 3600 {
+        return Some((
+            "enrollment.self_service_ttl",
+            "must be at most 1h: the link is shown on screen to be scanned at once",
+        ));
+    }
+    None
 }
 
 fn check_session(raw: &RawConfig) -> Check {

@@ -166,12 +166,17 @@ impl Default for AuditConfig {
 pub struct EnrollmentConfig {
     #[serde(with = "humantime_serde")]
     pub token_ttl: Duration,
+    /// Lifetime of a link a signed-in person makes for their own account ("add a device"):
+    /// short, since it is meant to be scanned from the screen next to it.
+    #[serde(with = "humantime_serde")]
+    pub self_service_ttl: Duration,
 }
 
 impl Default for EnrollmentConfig {
     fn default() -> Self {
         EnrollmentConfig {
             token_ttl: Duration::from_secs(24 * 3600),
+            self_service_ttl: Duration::from_secs(15 * 60),
         }
     }
 }
@@ -194,6 +199,10 @@ pub struct SessionConfig {
     /// Sessions held in memory at most; the least recently used beyond it are read from the
     /// store again when next used.
     pub cache_size: usize,
+    /// How long after a passkey assertion a session may change credentials (add, rename or
+    /// delete passkeys, revoke other sessions, make an add-a-device link).
+    #[serde(with = "humantime_serde")]
+    pub reauth_window: Duration,
 }
 
 impl Default for SessionConfig {
@@ -204,6 +213,7 @@ impl Default for SessionConfig {
             absolute_timeout: Duration::from_secs(7 * 24 * 3600),
             allowed_return_hosts: Vec::new(),
             cache_size: DEFAULT_SESSION_CACHE,
+            reauth_window: Duration::from_secs(5 * 60),
         }
     }
 }

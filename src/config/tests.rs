@@ -233,3 +233,27 @@ fn tls_files_that_are_not_pem_are_refused() {
         )
     );
 }
+
+#[test]
+fn self_service_durations_are_bounded_and_named() {
+    let c = load(BASE).expect("defaults");
+    assert_eq!(c.session.reauth_window.as_secs(), 300);
+    assert_eq!(c.enrollment.self_service_ttl.as_secs(), 900);
+    for (toml, message) in [
+        (
+            "[session]\nreauth_window = \"2h\"\n",
+            "g.toml: `session.reauth_window`: must be at most 1h: it is how recent a passkey check must be",
+        ),
+        (
+            "[session]\nreauth_window = \"0s\"\n",
+            "g.toml: `session.reauth_window`: must be longer than zero",
+        ),
+        (
+            "[enrollment]\nself_service_ttl = \"3h\"\n",
+            "g.toml: `enrollment.self_service_ttl`: must be at most 1h: the link is shown on screen to be scanned at once",
+        ),
+    ] {
+        let error = load(&format!("{BASE}{toml}")).expect_err("refused");
+        assert_eq!(error.to_string(), message);
+    }
+}

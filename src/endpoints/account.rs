@@ -1,12 +1,15 @@
 //! What a signed-in person does with their own account: who am I, sign out, list, rename and
-//! delete passkeys. Another user's passkey id is a plain 404.
+//! delete passkeys. Another user's passkey id is a plain 404. Renaming and deleting need a
+//! recent passkey assertion (`input::recently_authenticated`).
 
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
 use http::{Method, StatusCode};
 use serde::Deserialize;
 use uuid::Uuid;
 
 use super::ceremony::parse_name;
-use super::input::{json_body, require_session, same_origin};
+use super::input::{json_body, recently_authenticated, require_session, same_origin};
 use super::{Reply, Request};
 use crate::error::{ApiError, ApiResult};
 use crate::gateway::Gateway;
@@ -34,6 +37,12 @@ pub async fn me(gw: &Gateway, req: &Request) -> ApiResult<Reply> {
         "last_seen_at": rfc3339(live.last_seen()),
         "expires_at": rfc3339(live.expires_at),
         "passkey_id": live.passkey_id,
+    });
+    // What the page's WebAuthn Signal API calls name: the relying party and the user handle
+    // (webauthn-rs uses the user id's 16 bytes).
+    body["webauthn"] = serde_json::json!({
+        "rp_id": gw.config().webauthn.rp_id,
+        "user_handle": URL_SAFE_NO_PAD.encode(user.id.as_bytes()),
     });
     Ok(Reply::json(StatusCode::OK, &body))
 }
@@ -72,6 +81,7 @@ pub async fn one(gw: &Gateway, req: &Request, id: &str) -> ApiResult<Reply> {
         Method::PATCH => {
             same_origin(gw, req)?;
             let body: Rename = json_body(req)?;
+            recently_authenticated(gw, &live)?;
             let name = parse_name(Some(&body.name))?
                 .ok_or(ApiError::BadRequest("bad_name", "Give the passkey a name."))?;
             let passkey = gw
@@ -83,6 +93,7 @@ pub async fn one(gw: &Gateway, req: &Request, id: &str) -> ApiResult<Reply> {
         }
         Method::DELETE => {
             same_origin(gw, req)?;
+            recently_authenticated(gw, &live)?;
             let revoked = gw
                 .sessions()
                 .delete_passkey(live.user_id, id)

@@ -5,12 +5,15 @@ use serde::Deserialize;
 use uuid::Uuid;
 use webauthn_rs::prelude::{PublicKeyCredential, RegisterPublicKeyCredential};
 
-use super::input::{json_body, rate_limit, require_session, same_origin, session};
+use super::input::{
+    json_body, rate_limit, recently_authenticated, require_session, same_origin, session,
+};
 use super::{Reply, Request};
 use crate::error::ApiResult;
 use crate::gateway::Gateway;
 use crate::passkey::{PasskeyName, PasskeyView, UserView};
 use crate::policy::{safe_return_to, Username};
+use crate::session::SignedInFrom;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -50,6 +53,8 @@ pub async fn register_begin(gw: &Gateway, req: &Request) -> ApiResult<Reply> {
         None => {
             same_origin(gw, req)?;
             let live = require_session(gw, req).await?;
+            // An enrollment link is its own authority; a session must have signed in recently.
+            recently_authenticated(gw, &live)?;
             let begun = gw
                 .ceremonies()
                 .begin_registration_for(live.user_id, name, now);
@@ -74,6 +79,7 @@ pub async fn register_complete(gw: &Gateway, req: &Request) -> ApiResult<Reply> 
             &body.credential,
             name,
             current.as_ref().map(|s| s.user_id),
+            &signed_in_from(req),
             gw.now(),
         )
         .await?;
@@ -111,7 +117,12 @@ pub async fn login_complete(gw: &Gateway, req: &Request) -> ApiResult<Reply> {
     let previous = session(gw, req).await?;
     let outcome = gw
         .ceremonies()
-        .complete_login(body.session_id, &body.credential, req.client_ip, gw.now())
+        .complete_login(
+            body.session_id,
+            &body.credential,
+            &signed_in_from(req),
+            gw.now(),
+        )
         .await?;
     // A fresh id at every login; the one the browser had before is ended (no session fixation).
     if let Some(old) = previous {
@@ -126,6 +137,11 @@ pub async fn login_complete(gw: &Gateway, req: &Request) -> ApiResult<Reply> {
         &serde_json::json!({ "user": UserView::from(&outcome.user), "redirect_to": redirect_to }),
     );
     Ok(reply.header("set-cookie", outcome.set_cookie))
+}
+
+/// Where this sign-in comes from, for the owner's list of sessions.
+fn signed_in_from(req: &Request) -> SignedInFrom {
+    SignedInFrom::new(req.client_ip, req.header("user-agent"))
 }
 
 /// A typed passkey name, if any; a bad one is a 400.

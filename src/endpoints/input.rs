@@ -38,6 +38,23 @@ pub async fn require_session(gw: &Gateway, req: &Request) -> ApiResult<Arc<LiveS
     session(gw, req).await?.ok_or(ApiError::Unauthorized)
 }
 
+/// Credential changes (add, rename, delete a passkey; revoke another session; make an
+/// add-a-device link) need a passkey assertion within `[session] reauth_window`: a cookie alone
+/// is what a script injected into any app behind the gateway (same origin) would have. The page
+/// answers `reauth_required` by running a sign-in ceremony inline and retrying.
+pub fn recently_authenticated(gw: &Gateway, live: &LiveSession) -> ApiResult<()> {
+    let window = gw.config().session.reauth_window.as_secs();
+    let window = i64::try_from(window).unwrap_or(i64::MAX);
+    if live.authenticated_within(window, gw.now()) {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden(
+            "reauth_required",
+            "Confirm it is you with your passkey, then try again.",
+        ))
+    }
+}
+
 /// Cookie-authenticated state changes must come from one of our own origins (CSRF defence on top
 /// of SameSite=Lax). A missing `Origin` is refused: every browser sends it on these methods.
 pub fn same_origin(gw: &Gateway, req: &Request) -> ApiResult<()> {

@@ -2,10 +2,12 @@
 //! [`Request`] in, a [`Reply`] out. No pingora types here.
 
 mod account;
+mod add_device;
 mod ceremony;
 mod input;
 mod meta;
 mod pages;
+mod sessions;
 
 pub use crate::reply::{Reply, Request};
 pub use pages::{escape_html, forbidden_page, Page, Pages};
@@ -60,6 +62,9 @@ async fn dispatch(gw: &Gateway, pages: &Pages, req: &Request) -> Result<Reply, A
     if let Some(id) = path.strip_prefix("/passkeys/credentials/") {
         return account::one(gw, req, id).await;
     }
+    if let Some(id) = path.strip_prefix("/passkeys/sessions/") {
+        return sessions::end(gw, req, id).await;
+    }
     match (path, get, post) {
         ("/passkeys/login", true, _) => Ok(pages.page(Page::Login)),
         ("/passkeys/enroll", true, _) => Ok(pages.page(Page::Enroll)),
@@ -71,6 +76,8 @@ async fn dispatch(gw: &Gateway, pages: &Pages, req: &Request) -> Result<Reply, A
         ("/passkeys/logout", _, true) => account::logout(gw, req).await,
         ("/passkeys/me", true, _) => account::me(gw, req).await,
         ("/passkeys/credentials", true, _) => account::list(gw, req).await,
+        ("/passkeys/sessions", true, _) => sessions::list(gw, req).await,
+        ("/passkeys/enrollments", _, true) => add_device::create(gw, req).await,
         ("/passkeys/jwks.json", true, _) => Ok(meta::jwks(gw)),
         ("/passkeys/health", true, _) => meta::health(gw).await,
         (
@@ -84,6 +91,8 @@ async fn dispatch(gw: &Gateway, pages: &Pages, req: &Request) -> Result<Reply, A
             | "/passkeys/logout"
             | "/passkeys/me"
             | "/passkeys/credentials"
+            | "/passkeys/sessions"
+            | "/passkeys/enrollments"
             | "/passkeys/jwks.json"
             | "/passkeys/health",
             _,

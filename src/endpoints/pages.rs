@@ -45,6 +45,21 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
         include_bytes!("../../static/account.js"),
     ),
     (
+        "account-sessions.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../static/account-sessions.js"),
+    ),
+    (
+        "account-reauth.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../static/account-reauth.js"),
+    ),
+    (
+        "account-link.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../static/account-link.js"),
+    ),
+    (
         "favicon.svg",
         "image/svg+xml",
         include_bytes!("../../static/favicon.svg"),

@@ -17,6 +17,11 @@ pub enum PasskeyError {
     /// The one answer for every failed login: never which of user or passkey was wrong.
     #[error("the passkey could not sign in")]
     LoginFailed,
+    /// The credential id presented at login is not registered here (deleted, or never was).
+    /// Said apart from [`PasskeyError::LoginFailed`] so the page can tell the browser's passkey
+    /// manager to stop offering it (WebAuthn Signal API); it names no user.
+    #[error("the credential is not registered")]
+    UnknownCredential,
     /// The authenticator's registration response did not verify.
     #[error("the registration response did not verify")]
     RegistrationFailed(#[source] WebauthnError),

@@ -2,8 +2,6 @@
 //! cannot sign in) and complete (verify, check the owner and the sign count, then update the
 //! passkey and start a session in one transaction).
 
-use std::net::IpAddr;
-
 use uuid::Uuid;
 use webauthn_rs::prelude::{Passkey as WebauthnPasskey, PublicKeyCredential, WebauthnError};
 
@@ -11,6 +9,7 @@ use super::state::CeremonyState;
 use super::{usable, Ceremonies, PasskeyError, PasskeyResult};
 use crate::limits::ClientPrefix;
 use crate::policy::Username;
+use crate::session::SignedInFrom;
 use crate::store::{
     Ceremony, CeremonyKind, LoginCompletion, LoginFailure, Passkey, StoreError, User,
 };
@@ -124,26 +123,29 @@ impl Ceremonies {
     }
 
     /// Completes a login; every failure spends the ceremony and is tallied as `login_failed`
-    /// under the client's network (`client` is the address the request came from).
+    /// under the client's network (`from.client` is the address the request came from; both
+    /// are kept on the new session for the owner's list).
     pub async fn complete_login(
         &self,
         ceremony_id: Uuid,
         credential: &PublicKeyCredential,
-        client: Option<IpAddr>,
+        from: &SignedInFrom,
         now: i64,
     ) -> PasskeyResult<LoginOutcome> {
         let ceremony = self.store.ceremony(ceremony_id).await?;
         let ceremony = ceremony
             .filter(|c| c.kind == CeremonyKind::Login)
             .ok_or(PasskeyError::CeremonyGone)?;
-        match self.verify_login(&ceremony, credential, now).await {
+        match self.verify_login(&ceremony, credential, from, now).await {
             Ok(outcome) => Ok(outcome),
             Err((error, passkey)) => {
                 let _ = self.store.discard_ceremony(ceremony_id).await;
                 let failure = LoginFailure {
                     user_id: passkey.as_ref().map(|p| p.user_id),
                     passkey_id: passkey.as_ref().map(|p| p.id),
-                    client: client.map(|ip| ClientPrefix::of(ip, self.ipv6_prefix).to_string()),
+                    client: from
+                        .client
+                        .map(|ip| ClientPrefix::of(ip, self.ipv6_prefix).to_string()),
                     reason: error.to_string(),
                 };
                 let _ = self.store.record_login_failure(failure, now).await;
@@ -156,6 +158,7 @@ impl Ceremonies {
         &self,
         ceremony: &Ceremony,
         credential: &PublicKeyCredential,
+        from: &SignedInFrom,
         now: i64,
     ) -> Result<LoginOutcome, (PasskeyError, Option<Passkey>)> {
         let state =
@@ -165,7 +168,7 @@ impl Ceremonies {
             .passkey_by_credential_id(credential.get_credential_id())
             .await
             .map_err(|e| (PasskeyError::Store(e), None))?
-            .ok_or((PasskeyError::LoginFailed, None))?;
+            .ok_or((PasskeyError::UnknownCredential, None))?;
         let fail = |e: PasskeyError| (e, Some(stored.clone()));
         let mut webauthn_passkey: WebauthnPasskey = serde_json::from_slice(&stored.credential)
             .map_err(|e| fail(PasskeyError::Serialization(e)))?;
@@ -228,7 +231,8 @@ impl Ceremonies {
         } else {
             None
         };
-        let (cookie_value, session) = self.sessions.mint(stored.user_id, stored.id, now);
+        let (cookie_value, mut session) = self.sessions.mint(stored.user_id, stored.id, now);
+        from.stamp(&mut session);
         // Before the write: a revocation of this user or passkey racing it must win (see admit).
         let admission = self.sessions.admission();
         let completion = LoginCompletion {

@@ -12,6 +12,7 @@ mod enrollment;
 mod error;
 mod login;
 mod name;
+mod provider;
 mod registration;
 mod state;
 mod view;
@@ -19,6 +20,7 @@ mod view;
 pub use enrollment::issue_enrollment;
 pub use error::{PasskeyError, PasskeyResult};
 pub use name::{BadPasskeyName, PasskeyName};
+pub use provider::{provider_name, Storage};
 pub use view::{rfc3339, PasskeyView, UserView};
 
 use std::sync::Arc;

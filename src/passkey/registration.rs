@@ -7,8 +7,10 @@ use webauthn_rs::prelude::{CredentialID, RegisterPublicKeyCredential, WebauthnEr
 use webauthn_rs_core::internals::AuthenticatorData;
 use webauthn_rs_core::proto::{Registration, ResidentKeyRequirement};
 
+use super::provider::provider_name;
 use super::state::CeremonyState;
 use super::{Ceremonies, PasskeyError, PasskeyName, PasskeyResult};
+use crate::session::SignedInFrom;
 use crate::store::{
     hash_secret, Ceremony, CeremonyKind, Passkey, RegistrationCompletion, SecretHash, StoreError,
     User,
@@ -100,6 +102,7 @@ impl Ceremonies {
         credential: &RegisterPublicKeyCredential,
         name: Option<PasskeyName>,
         session_user: Option<Uuid>,
+        from: &SignedInFrom,
         now: i64,
     ) -> PasskeyResult<RegistrationOutcome> {
         let ceremony = self.store.ceremony(ceremony_id).await?;
@@ -140,9 +143,11 @@ impl Ceremonies {
                 .or(ceremony.passkey_name.clone()),
             now,
         )?;
-        let session = ceremony
-            .enrollment_token_hash
-            .map(|_| self.sessions.mint(user_id, passkey.id, now));
+        let session = ceremony.enrollment_token_hash.map(|_| {
+            let (value, mut record) = self.sessions.mint(user_id, passkey.id, now);
+            from.stamp(&mut record);
+            (value, record)
+        });
         // Before the write: a revocation of this user racing it must win (see admit).
         let admission = self.sessions.admission();
         let stored = self
@@ -177,14 +182,24 @@ fn stored_passkey(
     now: i64,
 ) -> PasskeyResult<Passkey> {
     let raw: webauthn_rs_core::proto::Credential = verified.clone().into();
+    let aaguid = aaguid(credential);
+    // No name given: the provider's ("iCloud Keychain") when the AAGUID is known.
+    let name = name
+        .or_else(|| {
+            aaguid
+                .as_deref()
+                .and_then(provider_name)
+                .map(str::to_string)
+        })
+        .unwrap_or_else(|| "Passkey".to_string());
     Ok(Passkey {
         // Time-ordered, so "newest first" holds even for two passkeys made in the same second.
         id: Uuid::now_v7(),
         user_id,
-        name: name.unwrap_or_else(|| "Passkey".to_string()),
+        name,
         credential_id: verified.cred_id().to_vec(),
         credential: serde_json::to_vec(verified).map_err(PasskeyError::Serialization)?,
-        aaguid: aaguid(credential),
+        aaguid,
         transports: credential
             .response
             .transports

@@ -6,6 +6,7 @@ use serde::Serialize;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
+use super::provider::{provider_name, Storage};
 use crate::store::{Passkey, User};
 
 /// One passkey as its owner sees it.
@@ -21,6 +22,10 @@ pub struct PasskeyView {
     pub backup_eligible: bool,
     pub backup_state: bool,
     pub discoverable: bool,
+    /// The provider's name from the AAGUID ("iCloud Keychain"); `None` when unknown.
+    pub provider: Option<&'static str>,
+    /// `synced`, `sync_allowed` or `device_bound`.
+    pub storage: Storage,
 }
 
 impl From<&Passkey> for PasskeyView {
@@ -36,6 +41,8 @@ impl From<&Passkey> for PasskeyView {
             backup_eligible: p.backup_eligible,
             backup_state: p.backup_state,
             discoverable: p.discoverable,
+            provider: p.aaguid.as_deref().and_then(provider_name),
+            storage: Storage::of(p),
         }
     }
 }

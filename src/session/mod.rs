@@ -14,9 +14,11 @@
 //! path.
 
 mod cookie;
+mod device;
 mod revoke;
 
 pub use cookie::{new_session_value, CookieSpec};
+pub use device::{device_label, SignedInFrom};
 pub use revoke::Admission;
 
 use std::collections::HashMap;
@@ -75,6 +77,13 @@ impl LiveSession {
 
     pub fn last_seen(&self) -> i64 {
         self.last_seen.load(Ordering::Relaxed)
+    }
+
+    /// Whether this session's passkey ceremony (the login or enrollment that minted it) was at
+    /// most `window` seconds before `now`. A re-authentication is a new login, which mints a new
+    /// session, so the session's creation time is its authentication time.
+    pub fn authenticated_within(&self, window: i64, now: i64) -> bool {
+        now.saturating_sub(self.created_at) <= window
     }
 
     /// `(hash, last_seen)` if `last_seen` moved since it was last written.
@@ -183,6 +192,8 @@ impl Sessions {
             created_at: now,
             last_seen: now,
             expires_at: now + self.absolute_secs,
+            device: None,
+            client: None,
         };
         (value, record)
     }
@@ -286,14 +297,18 @@ impl Sessions {
 
     /// Whether `check` would accept this stored session now, counting unwritten `last_seen`.
     fn alive(&self, record: &SessionRecord, now: i64) -> bool {
+        now < record.expires_at && now < self.last_seen_of(record) + self.idle_secs
+    }
+
+    /// A stored session's last use, counting what is not written back yet.
+    pub fn last_seen_of(&self, record: &SessionRecord) -> i64 {
         let cached = self.read().map.get(&record.id_hash).map(|l| l.last_seen());
         let evicted = self.evicted().get(&record.id_hash).copied();
-        let seen = [Some(record.last_seen), cached, evicted]
+        [Some(record.last_seen), cached, evicted]
             .into_iter()
             .flatten()
             .max()
-            .unwrap_or(record.last_seen);
-        now < record.expires_at && now < seen + self.idle_secs
+            .unwrap_or(record.last_seen)
     }
 
     /// Writes back `last_seen` of sessions used since their last write, at most once a minute each,

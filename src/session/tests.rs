@@ -139,9 +139,11 @@ async fn a_read_from_before_a_revocation_is_not_cached_after_it() {
 async fn expired_sessions_are_deleted_by_the_upkeep_not_by_requests() {
     let world = World::new();
     let live = Arc::new(sessions(&world, 16));
+    // Read before the sign-ins, so their `last_seen` is never behind it (a second may tick
+    // between them on a loaded machine).
+    let now = unix_now();
     let idle = signed_in(&world, "idle").await;
     let busy = signed_in(&world, "busy").await;
-    let now = unix_now();
     // `busy` is in use, though the store's `last_seen` (not yet written) says otherwise.
     assert!(live.check(&busy, now + IDLE - 1).await.unwrap().is_some());
 

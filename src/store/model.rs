@@ -154,6 +154,13 @@ pub struct SessionRecord {
     pub last_seen: i64,
     /// Absolute end of the session, whatever its activity.
     pub expires_at: i64,
+    /// A coarse device label from the User-Agent at sign-in ("Chrome on Android"), bounded;
+    /// never the raw header. Absent on sessions stored before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
+    /// The client address the sign-in came from, as the gateway decided it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<String>,
 }
 
 /// What an audit event records.

@@ -9,6 +9,9 @@ use std::time::{Duration, Instant};
 
 use chromiumoxide::browser::{Browser as Chrome, BrowserConfig};
 use chromiumoxide::cdp::browser_protocol::browser::BrowserContextId;
+use chromiumoxide::cdp::browser_protocol::emulation::{
+    MediaFeature, SetDeviceMetricsOverrideParams, SetEmulatedMediaParams,
+};
 use chromiumoxide::cdp::browser_protocol::page::AddScriptToEvaluateOnNewDocumentParams;
 use chromiumoxide::cdp::browser_protocol::target::{
     CreateBrowserContextParams, CreateTargetParams,
@@ -367,6 +370,57 @@ impl Tab {
         self.wait_text("#who", "Signed in as").await;
         self.click("#signout").await;
         self.wait_for_path("/passkeys/login").await;
+    }
+
+    /// Adds a script every later document in this tab runs before its own (a test hook).
+    pub async fn init_script(&self, source: &str) {
+        self.page
+            .evaluate_on_new_document(AddScriptToEvaluateOnNewDocumentParams::new(source))
+            .await
+            .expect("init script");
+    }
+
+    /// The `name=value` pair of this tab's cookie `name` (HttpOnly ones too), if it has one.
+    pub async fn cookie(&self, name: &str) -> Option<String> {
+        let cookies = self.page.get_cookies().await.expect("Network.getCookies");
+        cookies
+            .into_iter()
+            .find(|c| c.name == name)
+            .map(|c| format!("{}={}", c.name, c.value))
+    }
+
+    /// Presses `key` (e.g. "Enter") on the keyboard, with focus wherever the page put it.
+    pub async fn press(&self, key: &str) {
+        self.page
+            .find_element(":focus")
+            .await
+            .unwrap_or_else(|e| panic!("nothing has focus: {e}"))
+            .press_key(key)
+            .await
+            .unwrap_or_else(|e| panic!("press {key}: {e}"));
+    }
+
+    /// Whether the page sees `prefers-color-scheme: dark`.
+    pub async fn set_dark(&self, dark: bool) {
+        let feature =
+            MediaFeature::new("prefers-color-scheme", if dark { "dark" } else { "light" });
+        self.page
+            .execute(
+                SetEmulatedMediaParams::builder()
+                    .features(vec![feature])
+                    .build(),
+            )
+            .await
+            .expect("Emulation.setEmulatedMedia");
+    }
+
+    /// Lays the page out `width` CSS pixels wide (360: a phone), as a mobile browser would.
+    pub async fn set_width(&self, width: i64) {
+        let mobile = width < 600;
+        self.page
+            .execute(SetDeviceMetricsOverrideParams::new(width, 900, 1.0, mobile))
+            .await
+            .expect("Emulation.setDeviceMetricsOverride");
     }
 
     /// Saves a full-page screenshot as `target/screenshots/{name}.png`.

@@ -3,8 +3,10 @@
 // Not every test module uses every helper.
 #![allow(dead_code)]
 
+pub mod aaguid;
 pub mod echo;
 pub mod passkeys;
+pub mod qr;
 pub mod raw;
 pub mod raw_upstream;
 pub mod verifier;

@@ -172,6 +172,8 @@ pub(super) fn session(passkey: &Passkey, cookie: &str) -> SessionRecord {
         created_at: now(),
         last_seen: now(),
         expires_at: now() + 3600,
+        device: None,
+        client: None,
     }
 }
 

@@ -181,3 +181,20 @@ async fn purge_removes_only_what_expired() {
         Purged::default()
     );
 }
+
+#[test]
+fn a_session_stored_before_device_and_client_existed_still_loads() {
+    let hash = hash_secret("old cookie");
+    let old = format!(
+        r#"{{"id_hash":"{}","user_id":"{}","passkey_id":"{}","created_at":1,"last_seen":2,"expires_at":3}}"#,
+        hash.to_hex(),
+        uuid::Uuid::nil(),
+        uuid::Uuid::nil()
+    );
+    let mut record: SessionRecord = serde_json::from_str(&old).expect("an old record loads");
+    assert_eq!((&record.device, &record.client), (&None, &None));
+    record.device = Some("Firefox on Android".into());
+    let again: SessionRecord =
+        serde_json::from_str(&serde_json::to_string(&record).unwrap()).unwrap();
+    assert_eq!(again, record);
+}
