@@ -3,12 +3,16 @@
 
 mod account;
 mod ceremony;
+mod forward_auth;
 mod input;
 mod meta;
 mod pages;
+mod refusals;
 
 pub use crate::reply::{Reply, Request};
+pub use forward_auth::{FORWARD_AUTH_PATH, LOGIN_HEADER, REDIRECT_HEADER};
 pub use pages::{escape_html, forbidden_page, Page, Pages};
+pub use refusals::{forbidden, login_url};
 
 use std::sync::Arc;
 
@@ -40,6 +44,12 @@ impl Endpoints {
             Ok(reply) => reply,
             Err(e) => e.into_reply(),
         }
+    }
+
+    /// Answers a forward-auth sub-request (`GET /passkeys/auth`, see `forward_auth.rs`);
+    /// `peer_trusted`: the TCP peer is in `server.trusted_proxies`.
+    pub async fn forward_auth(&self, req: &Request, peer_trusted: bool) -> Reply {
+        forward_auth::forward_auth(&self.gw, req, peer_trusted).await
     }
 
     /// `/.well-known/webauthn` when related origins are configured; `None` lets it route upstream.
