@@ -23,9 +23,10 @@ use super::{forbidden, login_url};
 use crate::decision::{decide_request, identity_headers, Verdict};
 use crate::error::ApiError;
 use crate::gateway::Gateway;
-use crate::identity::ASSERTION_HEADER;
+use crate::identity::{preset_header_names, ASSERTION_HEADER};
 use crate::policy::{check_request_line, wants_html, Decision, LineError, RequestLine};
 use crate::reply::{Reply, Request};
+use crate::session::LiveSession;
 
 /// Where fronting proxies send their sub-requests.
 pub const FORWARD_AUTH_PATH: &str = "/passkeys/auth";
@@ -99,23 +100,40 @@ async fn answer(gw: &Gateway, req: &Request, peer_trusted: bool) -> Result<Reply
     };
     match decision {
         Decision::Allow => {
-            let mut reply = Reply::empty(StatusCode::OK);
-            if let Some(live) = session {
-                let audience = &gw.router().routes()[route].audience;
-                let preset = gw.config().identity.headers;
-                let identity = identity_headers(gw.signer(), preset, &live, audience)
-                    .map_err(ApiError::internal)?;
-                let token = identity.assertion.to_str().map_err(ApiError::internal)?;
-                reply = reply.header(ASSERTION_HEADER, token);
-                for (name, value) in identity.convenience {
-                    reply = reply.header(name, value);
-                }
-            }
-            Ok(reply)
+            let audience = &gw.router().routes()[route].audience;
+            allowed(gw, session.as_deref(), audience)
         }
         Decision::NeedLogin => Ok(need_login(&original, navigation)),
         Decision::Forbidden => Ok(forbidden(&gw.config().webauthn.rp_name, navigation)),
     }
+}
+
+/// 200 with the identity headers; every header of the preset is present, empty when there is
+/// no value (anonymous on a public route, no email): Caddy 2.6's `copy_headers` hands the app
+/// a literal `{http.reverse_proxy.header.…}` for a header the answer lacks, and an empty value
+/// is what every fronting proxy copies as "nobody".
+fn allowed(gw: &Gateway, session: Option<&LiveSession>, audience: &str) -> Result<Reply, ApiError> {
+    let preset = gw.config().identity.headers;
+    let mut reply = Reply::empty(StatusCode::OK);
+    if let Some(live) = session {
+        let identity =
+            identity_headers(gw.signer(), preset, live, audience).map_err(ApiError::internal)?;
+        let token = identity.assertion.to_str().map_err(ApiError::internal)?;
+        reply = reply.header(ASSERTION_HEADER, token);
+        for (name, value) in identity.convenience {
+            reply = reply.header(name, value);
+        }
+    }
+    for name in preset_header_names(preset) {
+        if !reply
+            .headers
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case(name))
+        {
+            reply = reply.header(name, "");
+        }
+    }
+    Ok(reply)
 }
 
 fn no_route_forbidden() -> ApiError {

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod echo;
+pub mod fronting;
 pub mod passkeys;
 pub mod raw;
 pub mod raw_upstream;
