@@ -501,6 +501,97 @@ async fn return_to_may_name_a_route_host() {
     }
 }
 
+/// Many concurrent decisions for several users, inline and forward-auth interleaved: each answer
+/// carries its own user's identity (the assertion cache is per session and audience), and once
+/// a logout has returned no decision for that cookie passes.
+#[tokio::test]
+async fn concurrent_decisions_keep_each_identity() {
+    let echo = EchoUpstream::start().await;
+    let gw = TestGateway::start(&gateway_toml(free_port(), echo.addr)).await;
+    let users = ["ann", "ben", "cat", "dan"];
+    let mut browsers = Vec::new();
+    for name in users {
+        let (_, token) = enroll(&gw.gw, name, &[]).await;
+        let mut browser = Browser::new(&gw.base());
+        assert_eq!(browser.register(Some(&token), "key").await.status, 201);
+        browsers.push(browser);
+    }
+    let cookies: Vec<String> = browsers
+        .iter()
+        .map(|b| b.cookie.clone().expect("signed in"))
+        .collect();
+    let ask = |cookie: String, inline: bool| {
+        let http = client();
+        let url = if inline {
+            gw.url("/app/x")
+        } else {
+            gw.url("/passkeys/auth")
+        };
+        async move {
+            let r = http
+                .get(url)
+                .header("cookie", cookie)
+                .header("accept", "application/json")
+                .header("x-original-url", "http://localhost/app/x")
+                .header("x-original-method", "GET")
+                .send()
+                .await
+                .expect("answer");
+            let status = r.status().as_u16();
+            let user = match (status, inline) {
+                (200, true) => {
+                    let echoed: crate::support::Echoed = r.json().await.expect("echo");
+                    echoed.header("x-passkey-user").map(str::to_string)
+                }
+                (200, false) => r.headers()["x-passkey-user"]
+                    .to_str()
+                    .ok()
+                    .map(str::to_string),
+                _ => None,
+            };
+            (status, user)
+        }
+    };
+    let mut tasks = Vec::new();
+    for round in 0..50 {
+        for (i, cookie) in cookies.iter().enumerate() {
+            let inline = (round + i) % 2 == 0;
+            tasks.push((i, tokio::spawn(ask(cookie.clone(), inline))));
+        }
+    }
+    for (i, task) in tasks {
+        let (status, user) = task.await.expect("task");
+        assert_eq!(status, 200);
+        assert_eq!(user.as_deref(), Some(users[i]));
+    }
+
+    // A logout racing with decisions for that cookie: after it returns, nothing passes.
+    let racing: Vec<_> = (0..100)
+        .map(|i| tokio::spawn(ask(cookies[0].clone(), i % 2 == 0)))
+        .collect();
+    let out = browsers[0]
+        .send(
+            reqwest::Method::POST,
+            "/passkeys/logout",
+            Some(serde_json::json!({})),
+        )
+        .await;
+    assert!(out.status.is_success(), "{:?}", out.body);
+    for task in racing {
+        let (status, user) = task.await.expect("task");
+        assert!(
+            (status == 200 && user.as_deref() == Some("ann")) || status == 401,
+            "{status} {user:?}"
+        );
+    }
+    for inline in [true, false] {
+        let (status, _) = ask(cookies[0].clone(), inline).await;
+        assert_eq!(status, 401, "inline={inline}");
+    }
+    let (status, user) = ask(cookies[1].clone(), false).await;
+    assert_eq!((status, user.as_deref()), (200, Some("ben")));
+}
+
 /// The README shows each snippet file verbatim, so the proxies the tests run are configured
 /// with exactly the README's text.
 #[test]
