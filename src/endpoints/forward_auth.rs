@@ -19,7 +19,7 @@
 
 use http::{HeaderMap, Method, StatusCode, Version};
 
-use super::{forbidden, login_url};
+use super::{forbidden, login_needed, login_url};
 use crate::decision::{decide_request, identity_headers, Verdict};
 use crate::error::ApiError;
 use crate::gateway::Gateway;
@@ -140,23 +140,20 @@ fn no_route_forbidden() -> ApiError {
     ApiError::Forbidden("no_route", "No route serves this address.")
 }
 
-/// Sign in first: see the module docs for each dialect's form.
+/// Sign in first: for Caddy and Traefik exactly the inline answer; for nginx see the module docs.
 fn need_login(original: &Original, navigation: bool) -> Reply {
+    if original.dialect == Dialect::Forwarded {
+        return login_needed(&original.line.target, navigation);
+    }
     let url = login_url(&original.line.target);
-    match (original.dialect, navigation) {
-        (Dialect::Forwarded, true) => Reply::redirect(&url),
-        (Dialect::Forwarded, false) => ApiError::LoginRequired { login_url: url }.into_reply(),
-        (Dialect::Nginx, _) => {
-            let reply = ApiError::LoginRequired {
-                login_url: url.clone(),
-            }
-            .into_reply()
-            .header(LOGIN_HEADER, url.clone());
-            match navigation {
-                true => reply.header(REDIRECT_HEADER, url),
-                false => reply,
-            }
-        }
+    let reply = ApiError::LoginRequired {
+        login_url: url.clone(),
+    }
+    .into_reply()
+    .header(LOGIN_HEADER, url.clone());
+    match navigation {
+        true => reply.header(REDIRECT_HEADER, url),
+        false => reply,
     }
 }
 
@@ -246,4 +243,128 @@ fn line_error(e: LineError) -> ApiError {
         }
     };
     ApiError::BadRequest("bad_original_request", message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.append(*name, http::HeaderValue::from_static(value));
+        }
+        map
+    }
+
+    fn code(result: Result<Original, ApiError>) -> &'static str {
+        match result {
+            Ok(_) => "ok",
+            Err(e) => e.parts().1,
+        }
+    }
+
+    #[test]
+    fn descriptions_are_read_strictly() {
+        let traefik = [
+            ("x-forwarded-method", "GET"),
+            ("x-forwarded-proto", "https"),
+            ("x-forwarded-host", "App.Example:443"),
+            ("x-forwarded-uri", "//app/./x?y=1"),
+        ];
+        let read = original(&headers(&traefik)).expect("accepted");
+        assert_eq!(read.dialect, Dialect::Forwarded);
+        assert_eq!(read.line.host.as_deref(), Some("app.example"));
+        assert_eq!(read.line.path, "/app/x");
+        assert_eq!(read.line.target, "/app/./x?y=1");
+
+        let nginx = [
+            ("x-original-url", "https://app.example/admin?x=1"),
+            ("x-original-method", "POST"),
+        ];
+        let read = original(&headers(&nginx)).expect("accepted");
+        assert_eq!((read.dialect, read.method), (Dialect::Nginx, Method::POST));
+        assert_eq!(read.line.path, "/admin");
+
+        let cases: &[(&[(&'static str, &'static str)], &str)] = &[
+            (&[], "bad_forward_auth"),
+            (&traefik[..3], "bad_forward_auth"),
+            (&[traefik[0], traefik[1], traefik[3]], "bad_forward_auth"),
+            (&[traefik[1], traefik[2], traefik[3]], "bad_forward_auth"),
+            (
+                &[
+                    traefik[0],
+                    ("x-forwarded-proto", "gopher"),
+                    traefik[2],
+                    traefik[3],
+                ],
+                "bad_forward_auth",
+            ),
+            (
+                &[
+                    traefik[0],
+                    traefik[1],
+                    traefik[2],
+                    traefik[3],
+                    ("x-forwarded-uri", "/"),
+                ],
+                "bad_forward_auth",
+            ),
+            (
+                &[
+                    traefik[0],
+                    traefik[1],
+                    traefik[2],
+                    ("x-forwarded-uri", "http://evil/"),
+                ],
+                "bad_forward_auth",
+            ),
+            (
+                &[
+                    traefik[0],
+                    traefik[1],
+                    traefik[2],
+                    ("x-forwarded-uri", "/a/%2e%2e/b"),
+                ],
+                "bad_original_request",
+            ),
+            (
+                &[
+                    traefik[0],
+                    traefik[1],
+                    ("x-forwarded-host", "a@b"),
+                    traefik[3],
+                ],
+                "bad_original_request",
+            ),
+            (
+                &[
+                    ("x-original-url", "/relative"),
+                    ("x-original-method", "GET"),
+                ],
+                "bad_original_request",
+            ),
+            (
+                &[
+                    ("x-original-url", "http://u@app.example/"),
+                    ("x-original-method", "GET"),
+                ],
+                "bad_original_request",
+            ),
+            (
+                &[
+                    ("x-original-url", "http://app.example/"),
+                    ("x-original-method", "CONNECT"),
+                ],
+                "bad_original_request",
+            ),
+            (
+                &[("x-original-url", "http://app.example/")],
+                "bad_forward_auth",
+            ),
+        ];
+        for (pairs, want) in cases {
+            assert_eq!(code(original(&headers(pairs))), *want, "{pairs:?}");
+        }
+    }
 }

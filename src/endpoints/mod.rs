@@ -12,7 +12,7 @@ mod refusals;
 pub use crate::reply::{Reply, Request};
 pub use forward_auth::{FORWARD_AUTH_PATH, LOGIN_HEADER, REDIRECT_HEADER};
 pub use pages::{escape_html, forbidden_page, Page, Pages};
-pub use refusals::{forbidden, login_url};
+pub use refusals::{forbidden, login_needed, login_url};
 
 use std::sync::Arc;
 

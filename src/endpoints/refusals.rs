@@ -15,6 +15,16 @@ pub fn login_url(target: &str) -> String {
     format!("/passkeys/login?return_to={encoded}")
 }
 
+/// 302 to the login page for a navigation, 401 JSON naming the login page otherwise;
+/// `target` is the checked origin-form target.
+pub fn login_needed(target: &str, navigation: bool) -> Reply {
+    let login_url = login_url(target);
+    if navigation {
+        return Reply::redirect(&login_url);
+    }
+    ApiError::LoginRequired { login_url }.into_reply()
+}
+
 /// Signed in but not admitted: the HTML 403 page for a navigation, JSON otherwise.
 pub fn forbidden(rp_name: &str, navigation: bool) -> Reply {
     if navigation {

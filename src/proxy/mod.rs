@@ -33,7 +33,7 @@ use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::decision::{decide_request, Verdict};
-use crate::endpoints::{self, forbidden, Endpoints};
+use crate::endpoints::{self, forbidden, login_needed, Endpoints};
 use crate::error::ApiError;
 use crate::gateway::{Gateway, ProxyHandles};
 use crate::identity::AssertionSigner;
@@ -286,37 +286,47 @@ impl GatewayProxy {
             &header.headers,
         )
         .await;
+        Ok(self.inline_answer(session, ctx, verdict))
+    }
+
+    /// The shared decision as the inline proxy answers it: `None` forwards the request.
+    fn inline_answer(
+        &self,
+        session: &Session,
+        ctx: &mut RequestCtx,
+        verdict: Verdict,
+    ) -> Option<Reply> {
         let Verdict::Routed {
             route: index,
             decision,
             session: live,
         } = verdict
         else {
-            return Ok(Some(ApiError::NotFound.into_reply()));
+            return Some(ApiError::NotFound.into_reply());
         };
         let route = &self.router.routes()[index];
         // A forward-auth-only route has no app behind this gateway: nothing to proxy to.
         if route.upstream.is_none() {
-            return Ok(Some(ApiError::NotFound.into_reply()));
+            return Some(ApiError::NotFound.into_reply());
         }
         ctx.route = Some(index);
         ctx.session = live;
         if is_websocket(session) && !route.websockets {
-            return Ok(Some(
+            return Some(
                 ApiError::Forbidden(
                     "websockets_disabled",
                     "This route does not accept WebSocket connections.",
                 )
                 .into_reply(),
-            ));
+            );
         }
         let header = session.req_header();
         let navigation = wants_html(&header.method, &header.headers);
-        Ok(match decision {
+        match decision {
             Decision::Allow => None,
             Decision::NeedLogin => Some(login_needed(&ctx.inbound.target, navigation)),
             Decision::Forbidden => Some(forbidden(&self.config.webauthn.rp_name, navigation)),
-        })
+        }
     }
 
     /// The client and forwarded headers for this request (see `forwarded.rs`).
@@ -344,16 +354,6 @@ impl GatewayProxy {
             ctx.inbound.authority.as_deref(),
         )
     }
-}
-
-/// 302 to the login page for a navigation, 401 JSON naming the login page otherwise;
-/// `target` is the checked origin-form target.
-fn login_needed(target: &str, navigation: bool) -> Reply {
-    let login_url = endpoints::login_url(target);
-    if navigation {
-        return Reply::redirect(&login_url);
-    }
-    ApiError::LoginRequired { login_url }.into_reply()
 }
 
 fn peer_of(session: &Session) -> Peer {
