@@ -108,7 +108,15 @@ PROXY_NAMES = {
     "floor": "pingora 0.9 alone, no filters, no log (examples/pingora_floor.rs)",
     "gw_public": "gateway, public route",
     "gw_auth": "gateway, authenticated route (cookie)",
+    "gw_forward_auth": "gateway, forward-auth decision for that route (cookie, `GET /passkeys/auth`)",
 }
+
+
+def cpu_us(row: dict) -> float | None:
+    """The server's CPU per request in µs, when the run measured it."""
+    if "cpu_s" not in row or not row.get("requests"):
+        return None
+    return float(row["cpu_s"]) * 1e6 / int(row["requests"])
 TARGET_NAMES = {
     "gateway": "passkey-gateway (redb, fsync per commit)",
     "fastapi-1p": "fastapi-passkeys, 1 uvicorn process",
@@ -151,8 +159,8 @@ def render(results: str, meta_path: str) -> str:
     verdicts: list[str] = []
     for c in concs:
         w(f"### concurrency {c}\n")
-        w("| scenario | requests/s | p50 ms | p99 ms | runs (req/s) | ×nginx | ×pingora alone | ×direct |")
-        w("|---|---:|---:|---:|---|---:|---:|---:|")
+        w("| scenario | requests/s | p50 ms | p99 ms | runs (req/s) | ×nginx | ×pingora alone | ×direct | server CPU µs/req |")
+        w("|---|---:|---:|---:|---|---:|---:|---:|---:|")
         med_rps = {}
         med_p99 = {}
         for s in PROXY_NAMES:
@@ -167,7 +175,8 @@ def render(results: str, meta_path: str) -> str:
             w(
                 f"| {name} | {fmt(med_rps[s], 0)} | {fmt(med([r['p50_ms'] for r in got]), 2)} | "
                 f"{fmt(med_p99[s], 2)} | {runs} | {ratio(med_rps[s], med_rps.get('nginx'))} | "
-                f"{ratio(med_rps[s], med_rps.get('floor'))} | {ratio(med_rps[s], med_rps.get('direct'))} |"
+                f"{ratio(med_rps[s], med_rps.get('floor'))} | {ratio(med_rps[s], med_rps.get('direct'))} | "
+                f"{fmt(med([cpu_us(r) for r in got]), 1)} |"
             )
         w("")
         if med_rps.get("gw_auth") and med_rps.get("nginx"):
@@ -304,6 +313,7 @@ def show(row: dict) -> str:
         return (
             f"   {row['scenario']:10} c={row['conc']:>3} run {row['run']}: {row['rps']:>10,.0f} req/s"
             f"  p50 {row['p50_ms']} ms  p99 {row['p99_ms']} ms  errors {row['errors']}"
+            + (f"  server CPU {cpu_us(row):.1f} µs/req" if cpu_us(row) is not None else "")
         )
     line = (
         f"   {row['target_name']:10} {row['kind']:8} c={row['concurrency']:>2} run {row['run']}: "

@@ -194,6 +194,8 @@ data_dir = "$dir"
 threads = 2
 grace_period = "1s"
 ceremony_rate_per_minute = 0
+# wrk plays the fronting proxy for the forward-auth scenario.
+trusted_proxies = ["127.0.0.1/32"]
 [webauthn]
 rp_id = "localhost"
 [[route]]
@@ -248,6 +250,12 @@ code=$(curl -s -o /dev/null -w '%{http_code}' -H "Cookie: $COOKIE" "$GW_BASE/app
 [[ $code == 200 ]] || die "authenticated route with a cookie answered $code"
 code=$(curl -s -o /dev/null -w '%{http_code}' -H 'Accept: application/json' "$GW_BASE/app/")
 [[ $code == 401 ]] || die "authenticated route without a cookie answered $code (want 401)"
+# The same for forward-auth: 200 with an assertion with the cookie, 401 without.
+FA_HEADERS=(-H "X-Original-URL: http://localhost:$GW_PORT/app/" -H "X-Original-Method: GET")
+curl -s -D - -o /dev/null -H "Cookie: $COOKIE" "${FA_HEADERS[@]}" "$GW_BASE/passkeys/auth" | grep -qi '^x-passkey-assertion: ey' \
+  || die "forward-auth with a cookie answered no assertion"
+code=$(curl -s -o /dev/null -w '%{http_code}' "${FA_HEADERS[@]}" "$GW_BASE/passkeys/auth")
+[[ $code == 401 ]] || die "forward-auth without a cookie answered $code (want 401)"
 
 FA_PIDS=()
 start_fastapi() {
@@ -267,21 +275,34 @@ stop_fastapi() { local pid; for pid in "${FA_PIDS[@]}"; do stop_pid "$pid"; done
 # ------------------------------------------------------------------------------------------
 # 1. Proxy overhead
 
-run_wrk() { # SCENARIO CONC RUN URL [COOKIE]
-  local scenario=$1 conc=$2 run=$3 url=$4 cookie=${5:-} out="$WORK/wrk-$1-$2-$3.txt"
-  local args=(-t"$WRK_THREADS" -c"$conc" -d"${WRK_SECONDS}s" --latency)
+CLK_TCK=$(getconf CLK_TCK)
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; } # user + system, in clock ticks
+
+run_wrk() { # SCENARIO CONC RUN URL [COOKIE] [SERVER_PID] [HEADER...]
+  local scenario=$1 conc=$2 run=$3 url=$4 cookie=${5:-} pid=${6:-} out="$WORK/wrk-$1-$2-$3.txt"
+  shift 6 2>/dev/null || shift $#
+  local args=(-t"$WRK_THREADS" -c"$conc" -d"${WRK_SECONDS}s" --latency) header before=""
   [[ -n $cookie ]] && args+=(-H "Cookie: $cookie")
+  for header in "$@"; do args+=(-H "$header"); done
+  [[ -n $pid ]] && before=$(cpu_ticks "$pid")
   wrk "${args[@]}" "$url" >"$out" 2>&1 || true
-  python3 bench/report.py wrk "$out" scenario="$scenario" conc="$conc" run="$run" >>"$RESULTS"
+  local extra=()
+  # The server's CPU (user + system) over the run, for "CPU per request" next to the throughput.
+  [[ -n $pid ]] && extra+=(cpu_s="$(python3 -c "print(($(cpu_ticks "$pid") - $before) / $CLK_TCK)")")
+  python3 bench/report.py wrk "$out" scenario="$scenario" conc="$conc" run="$run" "${extra[@]}" >>"$RESULTS"
   tail -n 1 "$RESULTS" | python3 bench/report.py show
 }
 
 proxy_round() { # RUN CONC
   run_wrk direct "$2" "$1" "http://127.0.0.1:$UP_PORT/app/"
   run_wrk nginx "$2" "$1" "http://127.0.0.1:$NGX_PORT/app/"
-  run_wrk floor "$2" "$1" "http://127.0.0.1:$FLOOR_PORT/app/"
-  run_wrk gw_public "$2" "$1" "$GW_BASE/pub/"
-  run_wrk gw_auth "$2" "$1" "$GW_BASE/app/" "$COOKIE"
+  run_wrk floor "$2" "$1" "http://127.0.0.1:$FLOOR_PORT/app/" "" "$FLOOR_PID"
+  run_wrk gw_public "$2" "$1" "$GW_BASE/pub/" "" "$GW_PID"
+  run_wrk gw_auth "$2" "$1" "$GW_BASE/app/" "$COOKIE" "$GW_PID"
+  # Forward-auth: the same decision for the same URL, answered with the identity headers instead
+  # of proxied (wrk stands in for nginx's auth_request sub-request).
+  run_wrk gw_forward_auth "$2" "$1" "$GW_BASE/passkeys/auth" "$COOKIE" "$GW_PID" \
+    "X-Original-URL: http://localhost:$GW_PORT/app/" "X-Original-Method: GET"
 }
 
 say "1. proxy overhead: wrk -t$WRK_THREADS, ${WRK_SECONDS}s, concurrency ${PROXY_CONCS[*]}, $RUNS run(s), interleaved"
@@ -291,6 +312,8 @@ if [[ $SMOKE == 0 ]]; then
     wrk -t2 -c32 -d2s "$url" >/dev/null 2>&1 || true
   done
   wrk -t2 -c32 -d2s -H "Cookie: $COOKIE" "$GW_BASE/app/" >/dev/null 2>&1 || true
+  wrk -t2 -c32 -d2s -H "Cookie: $COOKIE" -H "X-Original-URL: http://localhost:$GW_PORT/app/" \
+    -H "X-Original-Method: GET" "$GW_BASE/passkeys/auth" >/dev/null 2>&1 || true
 fi
 for ((run = 1; run <= RUNS; run++)); do
   wants proxy || break

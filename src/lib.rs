@@ -12,6 +12,7 @@ pub mod cli;
 pub(crate) mod clock;
 pub mod commands;
 pub mod config;
+pub(crate) mod decision;
 pub mod demo;
 pub mod endpoints;
 pub(crate) mod error;

@@ -13,6 +13,8 @@ mod cli;
 mod connections;
 mod crash;
 mod expiry;
+mod forward_auth;
+mod forward_auth_proxies;
 mod fuzz_corpus;
 mod identity;
 mod passkeys;

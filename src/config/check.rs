@@ -298,7 +298,22 @@ fn check_routes(routes: &[RouteConfig]) -> Check {
         if !places.insert((route.host.clone(), route.path.clone())) {
             return fail(key("path"), "an earlier route has the same host and path");
         }
-        check_route_upstream(&key("upstream"), &route.upstream)?;
+        match (&route.upstream, route.forward_auth_only) {
+            (Some(url), false) => check_route_upstream(&key("upstream"), url)?,
+            (None, true) => {}
+            (None, false) => {
+                return fail(
+                    key("upstream"),
+                    "is required (or set `forward_auth_only = true` for a route only a fronting proxy asks about)",
+                )
+            }
+            (Some(_), true) => {
+                return fail(
+                    key("upstream"),
+                    "must not be set on a `forward_auth_only` route: the fronting proxy reaches the app",
+                )
+            }
+        }
         for (j, p) in route.public_paths.iter().enumerate() {
             check_route_path(&format!("route[{i}].public_paths[{j}]"), p)?;
         }

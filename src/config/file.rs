@@ -258,7 +258,9 @@ pub struct RouteConfig {
     pub host: Option<String>,
     #[serde(default = "default_route_path")]
     pub path: String,
-    pub upstream: url::Url,
+    /// Required unless `forward_auth_only`.
+    #[serde(default)]
+    pub upstream: Option<url::Url>,
     #[serde(default = "default_access")]
     pub access: Access,
     #[serde(default)]
@@ -272,6 +274,10 @@ pub struct RouteConfig {
     pub audience: Option<String>,
     #[serde(default = "default_true")]
     pub websockets: bool,
+    /// Decided only for a fronting proxy (`GET /passkeys/auth`); the inline proxy answers 404
+    /// and no `upstream` may be set.
+    #[serde(default)]
+    pub forward_auth_only: bool,
 }
 
 fn default_route_path() -> String {

@@ -46,7 +46,8 @@ pub struct Route {
     /// `None` matches any host.
     pub host: Option<String>,
     pub path: String,
-    pub upstream: Upstream,
+    /// `None` for a `forward_auth_only` route: decided for a fronting proxy, never proxied.
+    pub upstream: Option<Upstream>,
     /// Who may pass: access level, allow lists, public sub-paths.
     pub rule: AccessRule,
     pub audience: String,
@@ -141,11 +142,30 @@ impl Config {
                     r.name,
                     r.host.as_deref().unwrap_or("*"),
                     r.path,
-                    r.upstream.url
+                    r.upstream
+                        .as_ref()
+                        .map_or_else(|| "(forward-auth only)".to_string(), |u| u.url.to_string())
                 ))
                 .collect::<Vec<_>>()
                 .join("\n              ")
         )
+    }
+}
+
+/// Where a login may send the browser back to, besides its own origin.
+impl Config {
+    /// The hosts an `https://` `return_to` may name: `session.allowed_return_hosts` and every
+    /// route's `host` (the apps this gateway decides for, inline or through forward-auth). Each
+    /// is matched exactly, default port only, by `policy::safe_return_to`.
+    pub fn return_hosts(&self) -> Vec<String> {
+        let mut hosts = self.session.allowed_return_hosts.clone();
+        let route_hosts = self.routes.iter().filter_map(|r| r.host.clone());
+        for host in route_hosts {
+            if !hosts.contains(&host) {
+                hosts.push(host);
+            }
+        }
+        hosts
     }
 }
 

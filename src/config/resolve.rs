@@ -57,7 +57,11 @@ fn resolve_route(i: usize, r: &RouteConfig) -> Resolved<Route> {
         // Checked valid; compared with requests in the same canonical form (`policy::host`).
         host: r.host.as_deref().and_then(crate::policy::canonical_host),
         path: r.path.clone(),
-        upstream: resolve_upstream(&format!("route[{i}].upstream"), &r.upstream)?,
+        upstream: r
+            .upstream
+            .as_ref()
+            .map(|url| resolve_upstream(&format!("route[{i}].upstream"), url))
+            .transpose()?,
         rule: AccessRule {
             access: r.access,
             allow_users: r.allow_users.clone(),

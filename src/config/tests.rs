@@ -257,3 +257,30 @@ fn self_service_durations_are_bounded_and_named() {
         assert_eq!(error.to_string(), message);
     }
 }
+
+/// A route is proxied (it has an `upstream`) or decided only for a fronting proxy, never both or
+/// neither; every route `host` joins the hosts `return_to` may name.
+#[test]
+fn forward_auth_only_routes_have_no_upstream() {
+    let cases = [
+        (
+            format!("{BASE}[[route]]\nname = \"a\"\n"),
+            "g.toml: `route[0].upstream`: is required (or set `forward_auth_only = true` for a route only a fronting proxy asks about)",
+        ),
+        (
+            format!("{BASE}[[route]]\nname = \"a\"\nupstream = \"http://127.0.0.1:1\"\nforward_auth_only = true\n"),
+            "g.toml: `route[0].upstream`: must not be set on a `forward_auth_only` route: the fronting proxy reaches the app",
+        ),
+    ];
+    for (text, want) in cases {
+        assert_eq!(load(&text).expect_err(&text).to_string(), want);
+    }
+    let text = format!(
+        "{BASE}[session]\nallowed_return_hosts = [\"x.example\"]\n\
+         [[route]]\nname = \"a\"\nhost = \"App.Example\"\nforward_auth_only = true\n\
+         [[route]]\nname = \"b\"\nhost = \"x.example\"\nupstream = \"http://127.0.0.1:1\"\n"
+    );
+    let config = load(&text).expect("valid");
+    assert!(config.routes[0].upstream.is_none());
+    assert_eq!(config.return_hosts(), ["x.example", "app.example"]);
+}

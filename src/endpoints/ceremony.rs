@@ -130,7 +130,7 @@ pub async fn login_complete(gw: &Gateway, req: &Request) -> ApiResult<Reply> {
     }
     let redirect_to = safe_return_to(
         body.return_to.as_deref().unwrap_or("/"),
-        &gw.config().session.allowed_return_hosts,
+        &gw.config().return_hosts(),
     );
     let reply = Reply::json(
         StatusCode::OK,

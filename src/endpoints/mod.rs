@@ -4,13 +4,17 @@
 mod account;
 mod add_device;
 mod ceremony;
+mod forward_auth;
 mod input;
 mod meta;
 mod pages;
+mod refusals;
 mod sessions;
 
 pub use crate::reply::{Reply, Request};
+pub use forward_auth::{FORWARD_AUTH_PATH, LOGIN_HEADER, REDIRECT_HEADER};
 pub use pages::{escape_html, forbidden_page, Page, Pages};
+pub use refusals::{forbidden, login_needed, login_url};
 
 use std::sync::Arc;
 
@@ -42,6 +46,12 @@ impl Endpoints {
             Ok(reply) => reply,
             Err(e) => e.into_reply(),
         }
+    }
+
+    /// Answers a forward-auth sub-request (`GET /passkeys/auth`, see `forward_auth.rs`);
+    /// `peer_trusted`: the TCP peer is in `server.trusted_proxies`.
+    pub async fn forward_auth(&self, req: &Request, peer_trusted: bool) -> Reply {
+        forward_auth::forward_auth(&self.gw, req, peer_trusted).await
     }
 
     /// `/.well-known/webauthn` when related origins are configured; `None` lets it route upstream.

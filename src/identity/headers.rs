@@ -64,6 +64,34 @@ pub enum HeaderPreset {
     None,
 }
 
+/// Every header `preset` sends, the assertion first: what a fronting proxy is told to copy.
+pub fn preset_header_names(preset: HeaderPreset) -> &'static [&'static str] {
+    match preset {
+        HeaderPreset::Passkey => &[
+            ASSERTION_HEADER,
+            PASSKEY_USER,
+            PASSKEY_USER_ID,
+            PASSKEY_EMAIL,
+            PASSKEY_GROUPS,
+        ],
+        HeaderPreset::Remote => &[
+            ASSERTION_HEADER,
+            REMOTE_USER,
+            REMOTE_EMAIL,
+            REMOTE_GROUPS,
+            REMOTE_NAME,
+        ],
+        HeaderPreset::Forwarded => &[
+            ASSERTION_HEADER,
+            FORWARDED_USER,
+            FORWARDED_EMAIL,
+            FORWARDED_GROUPS,
+            FORWARDED_PREFERRED_USERNAME,
+        ],
+        HeaderPreset::None => &[ASSERTION_HEADER],
+    }
+}
+
 /// True when `name` is any preset's identity header or in the `X-Passkey-` namespace, in any
 /// case and with `_` in place of `-` (some servers and CGI-style apps treat them alike).
 pub fn is_identity_header(name: &str) -> bool {

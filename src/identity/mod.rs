@@ -20,7 +20,9 @@ use std::path::PathBuf;
 use std::sync::Once;
 
 pub use assertion::AssertionSigner;
-pub use headers::{convenience_headers, is_identity_header, HeaderPreset, ASSERTION_HEADER};
+pub use headers::{
+    convenience_headers, is_identity_header, preset_header_names, HeaderPreset, ASSERTION_HEADER,
+};
 pub use keys::{KeyAlgorithm, KeyRing};
 
 /// Who the signed-in user is, as the upstream is told: built by the caller from the stored user.

@@ -8,7 +8,7 @@ use pingora::http::RequestHeader;
 use super::hygiene::HeaderHygiene;
 use super::upstream::CheckedTarget;
 use crate::error::ApiError;
-use crate::policy::{normalize_path, parse_target, request_host, RequestTarget, TargetError};
+use crate::policy::{check_request_line, LineError, TargetError};
 use crate::reply::Reply;
 
 /// A request line the gateway accepted.
@@ -26,54 +26,46 @@ pub struct Inbound {
     pub upstream: CheckedTarget,
 }
 
-/// Checks `header`; `Err` is the reply the gateway sends instead (400, 405, or 204 for
-/// `OPTIONS *`).
+/// Checks `header` with the one request-line rule (`policy::check_request_line`, which
+/// forward-auth applies to the original request too) and the `Connection` tokens; `Err` is the
+/// reply the gateway sends instead (400, 405, or 204 for `OPTIONS *`).
 pub fn inbound(header: &RequestHeader, hygiene: &HeaderHygiene) -> Result<Inbound, Reply> {
-    let raw = header.raw_path();
-    let (authority, path_and_query) = match parse_target(&header.method, raw) {
-        Ok(RequestTarget::Path {
-            authority,
-            path_and_query,
-        }) => (authority, path_and_query),
-        Ok(RequestTarget::ServerOptions) => return Err(server_options()),
-        Err(e) => return Err(target_refused(e)),
-    };
     let hosts: Vec<&[u8]> = header
         .headers
         .get_all(http::header::HOST)
         .iter()
         .map(|v| v.as_bytes())
         .collect();
-    let host = request_host(authority, &hosts, header.version).map_err(|_| {
-        ApiError::BadRequest("bad_host", "The request must name one valid host.").into_reply()
-    })?;
+    let line = check_request_line(&header.method, header.raw_path(), &hosts, header.version)
+        .map_err(line_refused)?;
     if let Some(why) = hygiene.refused_connection_header(&header.headers) {
         return Err(ApiError::BadRequest("bad_connection_header", why).into_reply());
     }
-    let path = normalize_path(&path_and_query).map_err(|_| {
-        ApiError::BadRequest("bad_path", "The address could not be understood.").into_reply()
-    })?;
-    let rewritten = (authority.is_some() || path_and_query.as_bytes() != raw)
-        .then(|| path_and_query.to_string());
     Ok(Inbound {
-        path,
-        target: path_and_query.into_owned(),
-        authority: host.as_ref().map(|h| h.authority.to_string()),
-        host: host.map(|h| h.name),
+        path: line.path,
+        target: line.target,
+        host: line.host,
+        authority: line.authority,
         upstream: CheckedTarget {
-            rewritten,
-            absolute_authority: authority.map(str::to_string),
+            rewritten: line.rewritten,
+            absolute_authority: line.absolute_authority,
         },
     })
 }
 
-fn target_refused(e: TargetError) -> Reply {
+/// The reply for a refused request line; `OPTIONS *` is answered rather than refused.
+pub(crate) fn line_refused(e: LineError) -> Reply {
     let error = match e {
-        TargetError::Connect => ApiError::MethodNotAllowed,
-        _ => ApiError::BadRequest(
+        LineError::ServerOptions => return server_options(),
+        LineError::Target(TargetError::Connect) => ApiError::MethodNotAllowed,
+        LineError::Target(_) => ApiError::BadRequest(
             "bad_target",
             "The request target must be a path such as /app, or an http(s) URL.",
         ),
+        LineError::Host => {
+            ApiError::BadRequest("bad_host", "The request must name one valid host.")
+        }
+        LineError::Path => ApiError::BadRequest("bad_path", "The address could not be understood."),
     };
     error.into_reply()
 }
@@ -97,6 +89,7 @@ fn server_options() -> Reply {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::normalize_path;
     use proptest::prelude::*;
 
     /// Pieces that make targets interesting: schemes, slashes, dots, escapes, separators.

@@ -32,11 +32,12 @@ use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::endpoints::{self, forbidden_page, Endpoints};
+use crate::decision::{decide_request, Verdict};
+use crate::endpoints::{self, forbidden, login_needed, Endpoints};
 use crate::error::ApiError;
 use crate::gateway::{Gateway, ProxyHandles};
 use crate::identity::AssertionSigner;
-use crate::policy::{decide, wants_html, Decision, Requester};
+use crate::policy::{wants_html, Decision};
 use crate::reply::Reply;
 use crate::routing::Router;
 use crate::session::{LiveSession, Sessions};
@@ -145,7 +146,10 @@ impl ProxyHttp for GatewayProxy {
             .route
             .and_then(|i| self.router.routes().get(i))
             .ok_or_else(|| Error::explain(InternalError, "no route chosen"))?;
-        let up = &route.upstream;
+        let up = route
+            .upstream
+            .as_ref()
+            .ok_or_else(|| Error::explain(InternalError, "a forward-auth-only route"))?;
         Ok(Box::new(HttpPeer::new(up.addr, up.tls, up.sni.clone())))
     }
 
@@ -253,6 +257,7 @@ impl GatewayProxy {
         };
         let decided = self.forwarded(session, ctx);
         let client = decided.client;
+        let trusted_peer = decided.trusted_peer;
         ctx.forwarded = Some(decided);
         if endpoints::is_own_path(&ctx.inbound.path) {
             let body = match io::read_body(session, self.config.server.max_body_bytes).await? {
@@ -260,61 +265,64 @@ impl GatewayProxy {
                 Err(e) => return Ok(Some(e.into_reply())),
             };
             let req = io::request(session, ctx.inbound.path.clone(), body, client);
+            if ctx.inbound.path == endpoints::FORWARD_AUTH_PATH {
+                return Ok(Some(self.endpoints.forward_auth(&req, trusted_peer).await));
+            }
             return Ok(Some(self.endpoints.handle(req).await));
         }
         if let Some(reply) = self.endpoints.well_known(&ctx.inbound.path) {
             return Ok(Some(reply));
         }
-        let host = ctx.inbound.host.as_deref();
-        let Some(index) = self.router.route_index(host, &ctx.inbound.path) else {
-            return Ok(Some(ApiError::NotFound.into_reply()));
+        let header = session.req_header();
+        let verdict = decide_request(
+            &self.router,
+            &self.sessions,
+            self.clock.now(),
+            ctx.inbound.host.as_deref(),
+            &ctx.inbound.path,
+            &header.headers,
+        )
+        .await;
+        Ok(self.inline_answer(session, ctx, verdict))
+    }
+
+    /// The shared decision as the inline proxy answers it: `None` forwards the request.
+    fn inline_answer(
+        &self,
+        session: &Session,
+        ctx: &mut RequestCtx,
+        verdict: Verdict,
+    ) -> Option<Reply> {
+        let Verdict::Routed {
+            route: index,
+            decision,
+            session: live,
+        } = verdict
+        else {
+            return Some(ApiError::NotFound.into_reply());
         };
-        ctx.route = Some(index);
         let route = &self.router.routes()[index];
+        // A forward-auth-only route has no app behind this gateway: nothing to proxy to.
+        if route.upstream.is_none() {
+            return Some(ApiError::NotFound.into_reply());
+        }
+        ctx.route = Some(index);
+        ctx.session = live;
         if is_websocket(session) && !route.websockets {
-            return Ok(Some(
+            return Some(
                 ApiError::Forbidden(
                     "websockets_disabled",
                     "This route does not accept WebSocket connections.",
                 )
                 .into_reply(),
-            ));
+            );
         }
-        ctx.session = self.session_of(session).await;
-        let user = ctx.session.as_ref().map(|s| Requester {
-            username: &s.identity.username,
-            groups: &s.identity.groups,
-        });
         let header = session.req_header();
         let navigation = wants_html(&header.method, &header.headers);
-        Ok(
-            match decide(&route.rule, &ctx.inbound.path, user.as_ref()) {
-                Decision::Allow => None,
-                Decision::NeedLogin => Some(login_needed(&ctx.inbound.target, navigation)),
-                Decision::Forbidden if navigation => {
-                    Some(forbidden_page(&self.config.webauthn.rp_name))
-                }
-                Decision::Forbidden => Some(
-                    ApiError::Forbidden(
-                        "forbidden",
-                        "Your account is not allowed to use this address.",
-                    )
-                    .into_reply(),
-                ),
-            },
-        )
-    }
-
-    /// The session named by the request's cookie, checked in memory (a store read only on a
-    /// cache miss). A store failure counts as no session: fail closed.
-    async fn session_of(&self, session: &Session) -> Option<Arc<LiveSession>> {
-        let headers = &session.req_header().headers;
-        match self.sessions.from_headers(headers, self.clock.now()).await {
-            Ok(live) => live,
-            Err(e) => {
-                tracing::warn!(error = %e, "session check failed");
-                None
-            }
+        match decision {
+            Decision::Allow => None,
+            Decision::NeedLogin => Some(login_needed(&ctx.inbound.target, navigation)),
+            Decision::Forbidden => Some(forbidden(&self.config.webauthn.rp_name, navigation)),
         }
     }
 
@@ -343,17 +351,6 @@ impl GatewayProxy {
             ctx.inbound.authority.as_deref(),
         )
     }
-}
-
-/// 302 to the login page for a navigation, 401 JSON naming the login page otherwise;
-/// `target` is the checked origin-form target.
-fn login_needed(target: &str, navigation: bool) -> Reply {
-    let encoded: String = url::form_urlencoded::byte_serialize(target.as_bytes()).collect();
-    let login_url = format!("/passkeys/login?return_to={encoded}");
-    if navigation {
-        return Reply::redirect(&login_url);
-    }
-    ApiError::LoginRequired { login_url }.into_reply()
 }
 
 fn peer_of(session: &Session) -> Peer {

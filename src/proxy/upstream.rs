@@ -3,14 +3,13 @@
 //! a signed-in user the signed assertion and convenience headers. (Removing what the client must
 //! not send is `hygiene.rs`.)
 
-use std::time::SystemTime;
-
 use pingora::http::RequestHeader;
 use pingora::prelude::*;
 
 use super::forwarded::Forwarded;
 
-use crate::identity::{convenience_headers, AssertionSigner, HeaderPreset, ASSERTION_HEADER};
+use crate::decision::identity_headers;
+use crate::identity::{AssertionSigner, HeaderPreset, ASSERTION_HEADER};
 use crate::session::{CookieSpec, LiveSession};
 
 /// What `request_filter` checked, for the upstream request to carry unchanged in meaning.
@@ -72,8 +71,8 @@ pub fn set_forwarded(upstream: &mut RequestHeader, decided: &Forwarded) -> Resul
     Ok(())
 }
 
-/// The signed assertion (reused per session and audience while fresh) and the preset's
-/// convenience headers.
+/// The identity headers `decision::identity_headers` builds (the ones forward-auth answers
+/// with too), replacing any of the same name.
 pub fn add_identity(
     signer: &AssertionSigner,
     preset: HeaderPreset,
@@ -81,11 +80,10 @@ pub fn add_identity(
     live: &LiveSession,
     audience: &str,
 ) -> Result<()> {
-    let token = signer
-        .assertion_header(&live.identity, &live.sid(), audience, SystemTime::now())
+    let identity = identity_headers(signer, preset, live, audience)
         .map_err(|e| Error::because(InternalError, "signing the identity assertion", e))?;
-    upstream.insert_header(ASSERTION_HEADER, token)?;
-    for (name, value) in convenience_headers(preset, &live.identity) {
+    upstream.insert_header(ASSERTION_HEADER, identity.assertion)?;
+    for (name, value) in identity.convenience {
         upstream.insert_header(name, value)?;
     }
     Ok(())

@@ -5,6 +5,7 @@
 
 pub mod aaguid;
 pub mod echo;
+pub mod fronting;
 pub mod passkeys;
 pub mod qr;
 pub mod raw;
