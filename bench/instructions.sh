@@ -48,33 +48,11 @@ cleanup() {
   if [[ ${BENCH_KEEP:-0} == 1 ]]; then echo "work directory kept: $WORK" >&2; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_http() { # URL: until it answers (valgrind starts slowly), bounded
-  local i
-  for ((i = 0; i < 600; i++)); do curl -fs -o /dev/null "$1" && return 0; sleep 0.1; done
-  die "$1 did not come up"
-}
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
 
 UP_PORT=$(free_port)
-mkdir -p "$WORK/upstream"
-cat > "$WORK/upstream/nginx.conf" <<EOF
-$([[ $(id -u) == 0 ]] && echo "user root;")
-worker_processes 1;
-daemon off;
-pid $WORK/upstream/nginx.pid;
-error_log $WORK/upstream/error.log warn;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  client_body_temp_path $WORK/upstream/body; proxy_temp_path $WORK/upstream/proxy;
-  fastcgi_temp_path $WORK/upstream/fcgi; uwsgi_temp_path $WORK/upstream/uwsgi; scgi_temp_path $WORK/upstream/scgi;
-  keepalive_requests 1000000;
-  server {
-    listen 127.0.0.1:$UP_PORT;
-    location / { default_type text/plain; return 200 "hello from the upstream: a small static body\n"; }
-  }
-}
-EOF
+upstream_nginx_conf "$WORK/upstream" "$UP_PORT"
 "$NGINX" -p "$WORK/upstream" -c "$WORK/upstream/nginx.conf" & PIDS+=($!)
 wait_http "http://127.0.0.1:$UP_PORT/"
 
@@ -102,34 +80,14 @@ stop() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
 
 gateway_round() { # LABEL BINARY -> "LABEL auth public"
   local label=$1 bin=$2 port dir conf token cookie auth public
-  port=$(free_port); dir="$WORK/gw-$label"; conf="$dir.toml"
-  cat > "$conf" <<EOF
-public_url = "http://localhost:$port"
-[server]
-listen = ["127.0.0.1:$port"]
-data_dir = "$dir"
-threads = 2
-grace_period = "1s"
-ceremony_rate_per_minute = 0
-[webauthn]
-rp_id = "localhost"
-[[route]]
-name = "pub"
-path = "/pub"
-upstream = "http://127.0.0.1:$UP_PORT"
-access = "public"
-[[route]]
-name = "app"
-path = "/app"
-upstream = "http://127.0.0.1:$UP_PORT"
-access = "authenticated"
-EOF
+  port=$(free_port); dir="$WORK/gw-$label"
+  conf=$(gateway_config "$dir" "$port" "$UP_PORT")
   token=$("$bin" --config "$conf" user add bench 2>&1 | sed -n 's/.*#token=\([^ ]*\).*/\1/p' | head -1)
   [[ -n $token ]] || die "$label: user add printed no enrollment token"
   echo "$token bench" > "$dir.tokens"
   under_callgrind "$dir.log" "$bin" --config "$conf" serve
   local pid=$CG_PID
-  wait_http "http://127.0.0.1:$port/passkeys/health"
+  wait_http "http://127.0.0.1:$port/passkeys/health" 600
   cookie=$("$LOADGEN" enroll --base "http://127.0.0.1:$port" --origin "http://localhost:$port" --tokens "$dir.tokens" \
     | python3 -c 'import json,sys; print(json.load(sys.stdin)["cookie"])') || die "$label: enrollment failed"
   auth=$(count "$pid" "http://127.0.0.1:$port/app" "$cookie")
@@ -141,7 +99,7 @@ EOF
 say "pingora alone (examples/pingora_floor) under callgrind"
 FLOOR_PORT=$(free_port)
 under_callgrind "$WORK/floor.log" "$FLOOR" "127.0.0.1:$FLOOR_PORT" "127.0.0.1:$UP_PORT" 2
-wait_http "http://127.0.0.1:$FLOOR_PORT/"
+wait_http "http://127.0.0.1:$FLOOR_PORT/" 600
 FLOOR_IR=$(count "$CG_PID" "http://127.0.0.1:$FLOOR_PORT/app")
 stop "$CG_PID"
 

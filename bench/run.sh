@@ -103,18 +103,8 @@ cleanup() {
   if [[ ${BENCH_KEEP:-0} == 1 ]]; then echo "work directory kept: $WORK" >&2; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-
-# Waits until URL answers 2xx (bounded).
-wait_http() {
-  local url=$1 i
-  for ((i = 0; i < 300; i++)); do
-    curl -fs -o /dev/null "$url" && return 0
-    sleep 0.1
-  done
-  die "$url did not come up"
-}
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
 
 stop_pid() {
   local pid=$1 i
@@ -131,27 +121,8 @@ UP_PORT=$(free_port); NGX_PORT=$(free_port); FLOOR_PORT=$(free_port); GW_PORT=$(
 NGINX_USER=""
 [[ $(id -u) == 0 ]] && NGINX_USER="user root;"
 
-# The upstream: nginx, one worker, a small static body, keep-alive.
-mkdir -p "$WORK/upstream" "$WORK/proxy"
-cat > "$WORK/upstream/nginx.conf" <<EOF
-$NGINX_USER
-worker_processes 1;
-daemon off;
-pid $WORK/upstream/nginx.pid;
-error_log $WORK/upstream/error.log warn;
-events { worker_connections 8192; }
-http {
-  access_log off;
-  client_body_temp_path $WORK/upstream/body; proxy_temp_path $WORK/upstream/proxy;
-  fastcgi_temp_path $WORK/upstream/fcgi; uwsgi_temp_path $WORK/upstream/uwsgi; scgi_temp_path $WORK/upstream/scgi;
-  keepalive_requests 1000000;
-  keepalive_timeout 120s;
-  server {
-    listen 127.0.0.1:$UP_PORT;
-    location / { default_type text/plain; return 200 "hello from the upstream: a small static body\n"; }
-  }
-}
-EOF
+mkdir -p "$WORK/proxy"
+upstream_nginx_conf "$WORK/upstream" "$UP_PORT"
 # nginx as a plain reverse proxy: same worker count as the gateway's threads, upstream keepalive,
 # one access-log line per request (the gateway logs one too).
 cat > "$WORK/proxy/nginx.conf" <<EOF
@@ -182,39 +153,9 @@ http {
 }
 EOF
 
-# The gateway: 2 threads, a public and an authenticated route to the same upstream, no ceremony
-# rate limit (one client address makes every request here).
-gateway_config() { # DATA_DIR PORT -> path
-  local dir=$1 port=$2 conf="$1.toml"
-  cat > "$conf" <<EOF
-public_url = "http://localhost:$port"
-[server]
-listen = ["127.0.0.1:$port"]
-data_dir = "$dir"
-threads = 2
-grace_period = "1s"
-ceremony_rate_per_minute = 0
-# wrk plays the fronting proxy for the forward-auth scenario.
-trusted_proxies = ["127.0.0.1/32"]
-[webauthn]
-rp_id = "localhost"
-[[route]]
-name = "pub"
-path = "/pub"
-upstream = "http://127.0.0.1:$UP_PORT"
-access = "public"
-[[route]]
-name = "app"
-path = "/app"
-upstream = "http://127.0.0.1:$UP_PORT"
-access = "authenticated"
-EOF
-  echo "$conf"
-}
-
 GW_PID=""
 start_gateway() { # DATA_DIR PORT LOG
-  local conf; conf=$(gateway_config "$1" "$2")
+  local conf; conf=$(gateway_config "$1" "$2" "$UP_PORT")
   "$GATEWAY" --config "$conf" serve >"$3" 2>&1 &
   GW_PID=$!; PIDS+=("$GW_PID")
 }

@@ -1,0 +1,70 @@
+# Shared by bench/run.sh and bench/instructions.sh (sourced; the caller defines `die`): free
+# ports, waiting for a server, and the two configurations both measure, so a figure from one
+# script compares with the other's.
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# Waits until URL answers 2xx, at most TRIES tenths of a second (default 300).
+wait_http() {
+  local url=$1 tries=${2:-300} i
+  for ((i = 0; i < tries; i++)); do
+    curl -fs -o /dev/null "$url" && return 0
+    sleep 0.1
+  done
+  die "$url did not come up"
+}
+
+# The upstream: nginx, one worker, a small static body, keep-alive. Writes DIR/nginx.conf.
+upstream_nginx_conf() { # DIR PORT
+  local dir=$1 port=$2
+  mkdir -p "$dir"
+  cat > "$dir/nginx.conf" <<CONF
+$([[ $(id -u) == 0 ]] && echo "user root;")
+worker_processes 1;
+daemon off;
+pid $dir/nginx.pid;
+error_log $dir/error.log warn;
+events { worker_connections 8192; }
+http {
+  access_log off;
+  client_body_temp_path $dir/body; proxy_temp_path $dir/proxy;
+  fastcgi_temp_path $dir/fcgi; uwsgi_temp_path $dir/uwsgi; scgi_temp_path $dir/scgi;
+  keepalive_requests 1000000;
+  keepalive_timeout 120s;
+  server {
+    listen 127.0.0.1:$port;
+    location / { default_type text/plain; return 200 "hello from the upstream: a small static body\n"; }
+  }
+}
+CONF
+}
+
+# The gateway: 2 threads, a public (`/pub`) and an authenticated (`/app`) route to the same
+# upstream, no ceremony rate limit (one client address makes every request here), loopback as
+# the trusted fronting proxy (wrk plays one in the forward-auth scenario). Prints the path.
+gateway_config() { # DATA_DIR PORT UPSTREAM_PORT
+  local dir=$1 port=$2 up=$3 conf="$1.toml"
+  cat > "$conf" <<CONF
+public_url = "http://localhost:$port"
+[server]
+listen = ["127.0.0.1:$port"]
+data_dir = "$dir"
+threads = 2
+grace_period = "1s"
+ceremony_rate_per_minute = 0
+trusted_proxies = ["127.0.0.1/32"]
+[webauthn]
+rp_id = "localhost"
+[[route]]
+name = "pub"
+path = "/pub"
+upstream = "http://127.0.0.1:$up"
+access = "public"
+[[route]]
+name = "app"
+path = "/app"
+upstream = "http://127.0.0.1:$up"
+access = "authenticated"
+CONF
+  echo "$conf"
+}
