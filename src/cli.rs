@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 /// A reverse-proxy authentication gateway: passkeys in front of unmodified web apps.
 #[derive(Debug, Parser)]
-#[command(name = "passkey-gateway", version)]
+#[command(name = "passkey-gateway", version = crate::version::LONG)]
 pub struct Cli {
     /// The configuration file.
     #[arg(long, short, global = true, default_value = "gateway.toml")]

@@ -10,6 +10,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::identity::{AssertionSigner, IdentityError, KeyRing};
 use crate::limits::CeremonyLimiter;
+use crate::metrics::{Metrics, Pulled};
 use crate::passkey::{Ceremonies, RelyingPartyError};
 use crate::routing::Router;
 use crate::session::Sessions;
@@ -59,6 +60,10 @@ pub struct Gateway {
     limiter: Option<CeremonyLimiter>,
     /// The one clock: the store, the sessions, the ceremonies and the upkeep ask it the time.
     clock: Arc<Clock>,
+    /// The pushed Prometheus metrics (`metrics`), shared with the proxy.
+    metrics: Arc<Metrics>,
+    /// What `/readyz` checks besides the store (`health.rs`).
+    readiness: crate::health::Readiness,
 }
 
 /// The narrow handles the proxy's phases use (see [`Gateway::proxy_handles`]).
@@ -68,6 +73,7 @@ pub(crate) struct ProxyHandles {
     pub sessions: Arc<Sessions>,
     pub signer: Arc<AssertionSigner>,
     pub clock: Arc<Clock>,
+    pub metrics: Arc<Metrics>,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -96,6 +102,8 @@ impl Gateway {
             server.rate_limit_ipv6_prefix,
             server.rate_limit_max_clients,
         );
+        let metrics = Arc::new(Metrics::new());
+        metrics.loaded(clock.now());
         Ok(Arc::new(Gateway {
             router: Arc::new(Router::new(config.routes.clone())),
             config: Arc::new(config),
@@ -105,6 +113,8 @@ impl Gateway {
             signer: Arc::new(signer),
             limiter,
             clock,
+            metrics,
+            readiness: crate::health::Readiness::default(),
         }))
     }
 
@@ -151,6 +161,38 @@ impl Gateway {
             sessions: self.sessions.clone(),
             signer: self.signer.clone(),
             clock: self.clock.clone(),
+            metrics: self.metrics.clone(),
+        }
+    }
+
+    /// The pushed Prometheus metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// What `/readyz` reports besides the store: whether the listeners accept yet.
+    pub fn readiness(&self) -> &crate::health::Readiness {
+        &self.readiness
+    }
+
+    /// The metrics read from their owners at scrape time. Counting stored sessions scans them
+    /// (on the blocking pool), which is a scrape's cost, never a request's.
+    pub async fn pulled_metrics(&self) -> Pulled {
+        let stats = self.store.write_stats();
+        let stored = match self.store.sessions_of(None).await {
+            Ok(sessions) => Some(u64::try_from(sessions.len()).unwrap_or(u64::MAX)),
+            Err(e) => {
+                tracing::warn!(error = %e, "metrics: could not count stored sessions");
+                None
+            }
+        };
+        Pulled {
+            sessions_cached: u64::try_from(self.sessions.cached()).unwrap_or(u64::MAX),
+            sessions_stored: stored,
+            revocations: self.sessions.revoked(),
+            store_writes: stats.writes,
+            store_commits: stats.commits,
+            store_commit_seconds: self.store.commit_time().as_secs_f64(),
         }
     }
 

@@ -15,6 +15,7 @@ mod crash;
 mod expiry;
 mod fuzz_corpus;
 mod identity;
+mod operations;
 mod passkeys;
 mod policy;
 mod proxying;

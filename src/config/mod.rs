@@ -7,6 +7,7 @@
 
 mod check;
 mod file;
+mod listen;
 mod resolve;
 
 use std::fmt;

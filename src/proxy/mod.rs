@@ -36,6 +36,7 @@ use crate::endpoints::{self, forbidden_page, Endpoints};
 use crate::error::ApiError;
 use crate::gateway::{Gateway, ProxyHandles};
 use crate::identity::AssertionSigner;
+use crate::metrics::{Metrics, RouteCounters, NO_ROUTE};
 use crate::policy::{decide, wants_html, Decision, Requester};
 use crate::reply::Reply;
 use crate::routing::Router;
@@ -52,6 +53,11 @@ pub struct GatewayProxy {
     /// The gateway's own endpoints (they act on the whole gateway).
     endpoints: Endpoints,
     hygiene: HeaderHygiene,
+    metrics: Arc<Metrics>,
+    /// Request counters per route, in the router's order, resolved once (no labels per request).
+    route_counters: Vec<RouteCounters>,
+    /// Counters of requests no route served.
+    unrouted: RouteCounters,
 }
 
 impl GatewayProxy {
@@ -64,8 +70,18 @@ impl GatewayProxy {
             sessions,
             signer,
             clock,
+            metrics,
         } = gw.proxy_handles();
+        let route_counters = router
+            .routes()
+            .iter()
+            .map(|r| metrics.route(&r.name))
+            .collect();
+        let unrouted = metrics.route(NO_ROUTE);
         GatewayProxy {
+            metrics,
+            route_counters,
+            unrouted,
             config,
             router,
             sessions,
@@ -204,6 +220,7 @@ impl ProxyHttp for GatewayProxy {
             _ => 500,
         };
         if code == 502 || code == 504 {
+            self.counters(ctx).upstream_error();
             let status = StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_GATEWAY);
             let reply = ApiError::BadGateway(status).into_reply();
             ctx.local_status = Some(code);
@@ -229,6 +246,9 @@ impl ProxyHttp for GatewayProxy {
             .or_else(|| session.response_written().map(|r| r.status.as_u16()))
             .unwrap_or(0);
         let route = ctx.route.and_then(|i| self.router.routes().get(i));
+        let took = ctx.started.elapsed();
+        self.counters(ctx).count(status);
+        self.metrics.observe_duration(took);
         tracing::info!(
             target: "access",
             method = %header.method,
@@ -238,12 +258,19 @@ impl ProxyHttp for GatewayProxy {
             path = if ctx.inbound.path.is_empty() { "-" } else { &ctx.inbound.path },
             status,
             upstream = route.map_or("-", |r| r.name.as_str()),
-            duration_ms = ctx.started.elapsed().as_secs_f64() * 1000.0,
+            duration_ms = took.as_secs_f64() * 1000.0,
         );
     }
 }
 
 impl GatewayProxy {
+    /// The request counters of the route that served `ctx`, or of unrouted requests.
+    fn counters(&self, ctx: &RequestCtx) -> &RouteCounters {
+        ctx.route
+            .and_then(|i| self.route_counters.get(i))
+            .unwrap_or(&self.unrouted)
+    }
+
     /// `Some(reply)` when the gateway answers itself; `None` to forward.
     async fn decide(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<Option<Reply>> {
         ctx.inbound = match inbound::inbound(session.req_header(), &self.hygiene) {

@@ -34,6 +34,12 @@ pub trait Storage:
 
     /// The file the store lives in, for a backend that is one file.
     fn path(&self) -> Option<&Path>;
+
+    /// Total time spent committing write transactions (the `store_commit_seconds` metric);
+    /// zero for a backend that does not measure it.
+    fn commit_time(&self) -> std::time::Duration {
+        std::time::Duration::ZERO
+    }
 }
 
 /// Users: create, look up, list, disable or enable, change groups, remove.
