@@ -27,11 +27,18 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Passkey(cmd) => admin(&cli.config, AdminCommand::Passkey(cmd)),
         Command::Session(cmd) => admin(&cli.config, AdminCommand::Session(cmd)),
         Command::Keys(cmd) => admin(&cli.config, AdminCommand::Keys(cmd)),
+        Command::Events(args) => crate::admin::events::run(&cli.config, &args),
     }
 }
 
 /// An admin verb: through the running gateway's socket when there is one, else on the store.
 fn admin(path: &std::path::Path, command: AdminCommand) -> anyhow::Result<()> {
+    println!("{}", admin_output(path, command)?);
+    Ok(())
+}
+
+/// What an admin verb answers, from the live gateway or the store.
+pub fn admin_output(path: &std::path::Path, command: AdminCommand) -> anyhow::Result<String> {
     let config = Config::load(path)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -64,8 +71,7 @@ fn admin(path: &std::path::Path, command: AdminCommand) -> anyhow::Result<()> {
         };
         execute(&target, command).await.map_err(anyhow::Error::from)
     })?;
-    println!("{output}");
-    Ok(())
+    Ok(output)
 }
 
 fn serve(path: &std::path::Path) -> anyhow::Result<()> {

@@ -12,6 +12,7 @@ mod ceremony_rules;
 mod cli;
 mod connections;
 mod crash;
+mod events;
 mod expiry;
 mod fuzz_corpus;
 mod identity;

@@ -2,6 +2,7 @@
 //! gateway (through the admin socket, so revocations reach its in-memory session cache at once)
 //! or the store directly when no gateway is running. Never reachable from the public listener.
 
+pub mod events;
 mod http;
 mod ops;
 mod socket;
@@ -26,6 +27,8 @@ pub enum AdminCommand {
     Passkey(PasskeyCommand),
     Session(SessionCommand),
     Keys(KeysCommand),
+    /// `events`: answered with an [`events::EventPage`] as JSON.
+    Events(events::EventQuery),
 }
 
 /// Why an admin command failed; the message is printed as is.
@@ -89,6 +92,11 @@ pub async fn execute(target: &Target, command: AdminCommand) -> Result<String, A
         AdminCommand::User(cmd) => ops::user(target, cmd).await,
         AdminCommand::Passkey(cmd) => ops::passkey(target, cmd).await,
         AdminCommand::Session(cmd) => ops::session(target, cmd).await,
-        AdminCommand::Keys(KeysCommand::Rotate) => ops::rotate_keys(target),
+        AdminCommand::Keys(KeysCommand::Rotate) => ops::rotate_keys(target).await,
+        AdminCommand::Events(query) => {
+            let page = events::query(target, query).await?;
+            serde_json::to_string(&page)
+                .map_err(|e| AdminError::Refused(format!("cannot encode the events: {e}")))
+        }
     }
 }

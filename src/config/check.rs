@@ -77,6 +77,22 @@ fn check_server_limits(s: &super::ServerConfig) -> Check {
     if s.max_connections == 0 {
         return fail("server.max_connections", "must be at least 1");
     }
+    check_admin_listen(s)
+}
+
+/// The admin listener serves metrics without authentication: never on a public port.
+fn check_admin_listen(s: &super::ServerConfig) -> Check {
+    if let Some(admin) = s.admin_listen {
+        if s.listen.iter().any(|l| l.port() == admin.port()) {
+            return fail(
+                "server.admin_listen",
+                format!(
+                    "port {} is also in server.listen; use another",
+                    admin.port()
+                ),
+            );
+        }
+    }
     Ok(())
 }
 

@@ -24,9 +24,10 @@ impl<'de> Visitor<'de> for OneOrMany {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        // Element by element, so an error names its index (`server.listen[1]`).
         let mut addrs = Vec::new();
-        while let Some(text) = seq.next_element::<String>()? {
-            addrs.push(parse(&text)?);
+        while let Some(addr) = seq.next_element::<SocketAddr>()? {
+            addrs.push(addr);
         }
         Ok(addrs)
     }

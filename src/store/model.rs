@@ -173,6 +173,9 @@ pub enum EventKind {
     UserGroupsChanged,
     EnrollmentCreated,
     SessionRevoked,
+    // Issue 15 (operations); other branches add theirs after these.
+    EnrollmentSpent,
+    KeysRotated,
 }
 
 impl EventKind {
@@ -192,6 +195,8 @@ impl EventKind {
             EventKind::UserGroupsChanged => "user_groups_changed",
             EventKind::EnrollmentCreated => "enrollment_created",
             EventKind::SessionRevoked => "session_revoked",
+            EventKind::EnrollmentSpent => "enrollment_spent",
+            EventKind::KeysRotated => "keys_rotated",
         }
     }
 }
