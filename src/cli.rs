@@ -39,6 +39,8 @@ pub enum Command {
     Keys(KeysCommand),
     /// The audit events, oldest first: sign-ins, failures, passkeys, users, sessions, keys.
     Events(EventsArgs),
+    /// Make the running gateway re-read its configuration (as SIGHUP does).
+    Reload,
 }
 
 #[derive(Debug, Args)]

@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+
+use arc_swap::ArcSwap;
 use std::time::SystemTime;
 
 pub use crate::clock::unix_now;
@@ -12,7 +14,7 @@ use crate::identity::{AssertionSigner, IdentityError, KeyRing};
 use crate::limits::CeremonyLimiter;
 use crate::metrics::{Metrics, Pulled};
 use crate::passkey::{Ceremonies, RelyingPartyError};
-use crate::routing::Router;
+use crate::reload::{Live, ReloadError};
 use crate::session::Sessions;
 use crate::store::{Store, StoreError};
 
@@ -50,8 +52,10 @@ pub enum StartError {
 
 /// One gateway: config, routes, store, sessions, ceremonies and signing keys.
 pub struct Gateway {
-    config: Arc<Config>,
-    router: Arc<Router>,
+    /// The configuration and its routes, swapped whole by a reload (`reload.rs`).
+    live: Arc<ArcSwap<Live>>,
+    /// One reload at a time.
+    reloading: tokio::sync::Mutex<()>,
     store: Store,
     sessions: Arc<Sessions>,
     ceremonies: Ceremonies,
@@ -68,8 +72,7 @@ pub struct Gateway {
 
 /// The narrow handles the proxy's phases use (see [`Gateway::proxy_handles`]).
 pub(crate) struct ProxyHandles {
-    pub config: Arc<Config>,
-    pub router: Arc<Router>,
+    pub live: Arc<ArcSwap<Live>>,
     pub sessions: Arc<Sessions>,
     pub signer: Arc<AssertionSigner>,
     pub clock: Arc<Clock>,
@@ -79,7 +82,7 @@ pub(crate) struct ProxyHandles {
 impl std::fmt::Debug for Gateway {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Gateway")
-            .field("public_url", &self.config.public_url.as_str())
+            .field("public_url", &self.config().public_url.as_str())
             .finish_non_exhaustive()
     }
 }
@@ -104,9 +107,10 @@ impl Gateway {
         );
         let metrics = Arc::new(Metrics::new());
         metrics.loaded(clock.now());
+        let live = Live::new(Arc::new(config), &metrics);
         Ok(Arc::new(Gateway {
-            router: Arc::new(Router::new(config.routes.clone())),
-            config: Arc::new(config),
+            live: Arc::new(ArcSwap::from_pointee(live)),
+            reloading: tokio::sync::Mutex::new(()),
             store,
             sessions,
             ceremonies,
@@ -118,14 +122,48 @@ impl Gateway {
         }))
     }
 
-    /// The configuration it was built from.
-    pub fn config(&self) -> &Config {
-        &self.config
+    /// The configuration now: the one it was built from, or the last one reloaded.
+    pub fn config(&self) -> Arc<Config> {
+        self.live.load().config.clone()
     }
 
-    /// The routes, matched by host then longest path prefix.
-    pub fn router(&self) -> &Router {
-        &self.router
+    /// Re-reads the configuration file and applies it whole, or changes nothing and says why
+    /// (logged and counted either way). In-flight requests finish with what they started with.
+    pub async fn reload(&self) -> Result<String, ReloadError> {
+        let _one_at_a_time = self.reloading.lock().await;
+        let result = self.try_reload().await;
+        self.metrics.reload(result.is_ok(), self.now());
+        match &result {
+            Ok(summary) => tracing::info!(%summary, "configuration reloaded"),
+            Err(e) => tracing::error!(error = %e, "configuration reload refused"),
+        }
+        result
+    }
+
+    async fn try_reload(&self) -> Result<String, ReloadError> {
+        let current = self.config();
+        let path = current.source.clone();
+        // Resolving upstream host names blocks: off the async threads.
+        let new = tokio::task::spawn_blocking(move || Config::load(&path))
+            .await
+            .map_err(|_| ReloadError::Interrupted)??;
+        let keys = crate::reload::restart_only_changes(&current, &new);
+        if !keys.is_empty() {
+            return Err(ReloadError::NeedsRestart {
+                file: current.source.clone(),
+                keys,
+            });
+        }
+        let webauthn = Ceremonies::prepare(&new).map_err(|cause| ReloadError::RelyingParty {
+            file: current.source.clone(),
+            cause,
+        })?;
+        let summary = crate::reload::summary(&new);
+        // Everything is ready: from here on, only swaps.
+        self.ceremonies.install(webauthn);
+        self.live
+            .store(Arc::new(Live::new(Arc::new(new), &self.metrics)));
+        Ok(summary)
     }
 
     /// Users, passkeys, ceremonies and events. Sessions change only through [`Gateway::sessions`].
@@ -156,8 +194,7 @@ impl Gateway {
     /// What the proxy's phases use, shared with the gateway, so the proxy holds no more.
     pub(crate) fn proxy_handles(&self) -> ProxyHandles {
         ProxyHandles {
-            config: self.config.clone(),
-            router: self.router.clone(),
+            live: self.live.clone(),
             sessions: self.sessions.clone(),
             signer: self.signer.clone(),
             clock: self.clock.clone(),
@@ -214,7 +251,7 @@ impl Gateway {
 
     /// Switches to a new signing key; the old one stays published for `identity.key_overlap`.
     pub fn rotate_keys(&self) -> Result<String, IdentityError> {
-        let ring = rotate_key_file(&self.config)?;
+        let ring = rotate_key_file(&self.config())?;
         self.signer.install(&ring);
         Ok(ring.current().kid().to_string())
     }
@@ -257,7 +294,7 @@ impl Gateway {
         if let Err(e) = self.store.purge_expired(now).await {
             tracing::warn!(error = %e, "could not purge expired records");
         }
-        let retention = i64::try_from(self.config.audit.retention.as_secs()).unwrap_or(i64::MAX);
+        let retention = i64::try_from(self.config().audit.retention.as_secs()).unwrap_or(i64::MAX);
         let cutoff = now.saturating_sub(retention);
         if let Err(e) = self.store.purge_events(cutoff, now).await {
             tracing::warn!(error = %e, "could not purge old audit events");

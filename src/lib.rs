@@ -24,6 +24,7 @@ pub mod metrics;
 pub(crate) mod passkey;
 pub mod policy;
 pub mod proxy;
+pub mod reload;
 pub(crate) mod reply;
 pub(crate) mod routing;
 pub mod server;

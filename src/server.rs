@@ -92,7 +92,7 @@ impl BackgroundService for Upkeep {
             _ = shutdown.changed() => {}
         }
         admin.abort();
-        let _ = std::fs::remove_file(crate::admin::admin_socket_path(self.0.config()));
+        let _ = std::fs::remove_file(crate::admin::admin_socket_path(&self.0.config()));
         // Last activity is written once more so a clean stop loses none of it.
         let _ = self.0.sessions().flush_last_seen(i64::MAX).await;
     }

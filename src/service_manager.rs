@@ -86,6 +86,24 @@ fn reachable(addr: SocketAddr) -> SocketAddr {
     }
 }
 
+/// Reloads the configuration at every SIGHUP until the task is dropped.
+async fn reload_on_sighup(gw: std::sync::Arc<Gateway>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hup = match signal(SignalKind::hangup()) {
+        Ok(hup) => hup,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot listen for SIGHUP: reload with `passkey-gateway reload`");
+            return;
+        }
+    };
+    while hup.recv().await.is_some() {
+        reloading(false);
+        // The outcome is logged and counted by `reload` itself.
+        let _ = gw.reload().await;
+        reloading(true);
+    }
+}
+
 /// The pingora background service for operations: the admin listener (when configured), the
 /// readiness announcement, the watchdog, and `STOPPING=1` when the server shuts down.
 pub struct Operations {
@@ -128,9 +146,10 @@ impl pingora::services::background::BackgroundService for Operations {
         let gw = self.gw.clone();
         let ready = tokio::spawn(async move { announce_when_listening(&gw, &listen).await });
         let dog = tokio::spawn(watchdog());
+        let hup = tokio::spawn(reload_on_sighup(self.gw.clone()));
         let _ = shutdown.changed().await;
         stopping();
-        for task in [ready, dog] {
+        for task in [ready, dog, hup] {
             task.abort();
         }
         if let Some(admin) = admin {

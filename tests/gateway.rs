@@ -21,5 +21,6 @@ mod passkeys;
 mod policy;
 mod proxying;
 mod real_server;
+mod reload;
 mod request_rules;
 mod revocation;

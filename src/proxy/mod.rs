@@ -22,6 +22,8 @@ pub use forwarded::{client_ip, forwarded, Forwarded, Incoming, Peer};
 pub use hygiene::HeaderHygiene;
 
 use std::sync::Arc;
+
+use arc_swap::ArcSwap;
 use std::time::Instant;
 
 use async_trait::async_trait;
@@ -31,22 +33,21 @@ use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 
 use crate::clock::Clock;
-use crate::config::Config;
 use crate::endpoints::{self, forbidden_page, Endpoints};
 use crate::error::ApiError;
 use crate::gateway::{Gateway, ProxyHandles};
 use crate::identity::AssertionSigner;
-use crate::metrics::{Metrics, RouteCounters, NO_ROUTE};
+use crate::metrics::Metrics;
 use crate::policy::{decide, wants_html, Decision, Requester};
+use crate::reload::Live;
 use crate::reply::Reply;
-use crate::routing::Router;
 use crate::session::{LiveSession, Sessions};
 
 /// The pingora application, one per listener set: the handles its phases use (config, routes,
 /// sessions, signer, clock), shared with one [`Gateway`], and the gateway's own endpoints.
 pub struct GatewayProxy {
-    config: Arc<Config>,
-    router: Arc<Router>,
+    /// The config and routes now; each request loads it once and keeps it (`reload.rs`).
+    live: Arc<ArcSwap<Live>>,
     sessions: Arc<Sessions>,
     signer: Arc<AssertionSigner>,
     clock: Arc<Clock>,
@@ -54,36 +55,23 @@ pub struct GatewayProxy {
     endpoints: Endpoints,
     hygiene: HeaderHygiene,
     metrics: Arc<Metrics>,
-    /// Request counters per route, in the router's order, resolved once (no labels per request).
-    route_counters: Vec<RouteCounters>,
-    /// Counters of requests no route served.
-    unrouted: RouteCounters,
 }
 
 impl GatewayProxy {
     pub fn new(gw: Arc<Gateway>) -> GatewayProxy {
-        let id = &gw.config().identity;
+        let config = gw.config();
+        let id = &config.identity;
         let hygiene = HeaderHygiene::new(&id.strip_headers, &id.trusted_proxy_headers);
         let ProxyHandles {
-            config,
-            router,
+            live,
             sessions,
             signer,
             clock,
             metrics,
         } = gw.proxy_handles();
-        let route_counters = router
-            .routes()
-            .iter()
-            .map(|r| metrics.route(&r.name))
-            .collect();
-        let unrouted = metrics.route(NO_ROUTE);
         GatewayProxy {
             metrics,
-            route_counters,
-            unrouted,
-            config,
-            router,
+            live,
             sessions,
             signer,
             clock,
@@ -96,6 +84,8 @@ impl GatewayProxy {
 /// Per-request state carried between phases.
 pub struct RequestCtx {
     started: Instant,
+    /// The config and routes this request uses from start to end, even across a reload.
+    live: Arc<Live>,
     /// The checked request line: what routing, policy, the log and the upstream all use.
     inbound: inbound::Inbound,
     /// Index into the router's routes, once chosen.
@@ -116,6 +106,7 @@ impl ProxyHttp for GatewayProxy {
     fn new_ctx(&self) -> RequestCtx {
         RequestCtx {
             started: Instant::now(),
+            live: self.live.load_full(),
             inbound: inbound::Inbound::default(),
             route: None,
             peer: Peer {
@@ -158,8 +149,8 @@ impl ProxyHttp for GatewayProxy {
         ctx: &mut RequestCtx,
     ) -> Result<Box<HttpPeer>> {
         let route = ctx
-            .route
-            .and_then(|i| self.router.routes().get(i))
+            .live
+            .route(ctx.route)
             .ok_or_else(|| Error::explain(InternalError, "no route chosen"))?;
         let up = &route.upstream;
         Ok(Box::new(HttpPeer::new(up.addr, up.tls, up.sni.clone())))
@@ -179,9 +170,9 @@ impl ProxyHttp for GatewayProxy {
         self.hygiene.strip(upstream, decided.trusted_peer);
         upstream::strip_session_cookie(self.sessions.cookie(), upstream)?;
         upstream::set_forwarded(upstream, decided)?;
-        let route = ctx.route.and_then(|i| self.router.routes().get(i));
+        let route = ctx.live.route(ctx.route);
         if let (Some(live), Some(route)) = (&ctx.session, route) {
-            let preset = self.config.identity.headers;
+            let preset = ctx.live.config.identity.headers;
             upstream::add_identity(&self.signer, preset, upstream, live, &route.audience)?;
         }
         Ok(())
@@ -195,7 +186,7 @@ impl ProxyHttp for GatewayProxy {
     ) -> Result<()> {
         let dropped = response::drop_gateway_cookies(self.sessions.cookie(), response)?;
         if dropped > 0 {
-            let route = ctx.route.and_then(|i| self.router.routes().get(i));
+            let route = ctx.live.route(ctx.route);
             tracing::warn!(
                 upstream = route.map_or("-", |r| r.name.as_str()),
                 dropped,
@@ -220,7 +211,7 @@ impl ProxyHttp for GatewayProxy {
             _ => 500,
         };
         if code == 502 || code == 504 {
-            self.counters(ctx).upstream_error();
+            ctx.live.counters(ctx.route).upstream_error();
             let status = StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_GATEWAY);
             let reply = ApiError::BadGateway(status).into_reply();
             ctx.local_status = Some(code);
@@ -245,9 +236,9 @@ impl ProxyHttp for GatewayProxy {
             .local_status
             .or_else(|| session.response_written().map(|r| r.status.as_u16()))
             .unwrap_or(0);
-        let route = ctx.route.and_then(|i| self.router.routes().get(i));
+        let route = ctx.live.route(ctx.route);
         let took = ctx.started.elapsed();
-        self.counters(ctx).count(status);
+        ctx.live.counters(ctx.route).count(status);
         self.metrics.observe_duration(took);
         tracing::info!(
             target: "access",
@@ -264,13 +255,6 @@ impl ProxyHttp for GatewayProxy {
 }
 
 impl GatewayProxy {
-    /// The request counters of the route that served `ctx`, or of unrouted requests.
-    fn counters(&self, ctx: &RequestCtx) -> &RouteCounters {
-        ctx.route
-            .and_then(|i| self.route_counters.get(i))
-            .unwrap_or(&self.unrouted)
-    }
-
     /// `Some(reply)` when the gateway answers itself; `None` to forward.
     async fn decide(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<Option<Reply>> {
         ctx.inbound = match inbound::inbound(session.req_header(), &self.hygiene) {
@@ -281,11 +265,12 @@ impl GatewayProxy {
                 return Ok(Some(reply));
             }
         };
+        let live = ctx.live.clone();
         let decided = self.forwarded(session, ctx);
         let client = decided.client;
         ctx.forwarded = Some(decided);
         if endpoints::is_own_path(&ctx.inbound.path) {
-            let body = match io::read_body(session, self.config.server.max_body_bytes).await? {
+            let body = match io::read_body(session, live.config.server.max_body_bytes).await? {
                 Ok(body) => body,
                 Err(e) => return Ok(Some(e.into_reply())),
             };
@@ -296,11 +281,11 @@ impl GatewayProxy {
             return Ok(Some(reply));
         }
         let host = ctx.inbound.host.as_deref();
-        let Some(index) = self.router.route_index(host, &ctx.inbound.path) else {
+        let Some(index) = live.router.route_index(host, &ctx.inbound.path) else {
             return Ok(Some(ApiError::NotFound.into_reply()));
         };
         ctx.route = Some(index);
-        let route = &self.router.routes()[index];
+        let route = &live.router.routes()[index];
         if is_websocket(session) && !route.websockets {
             return Ok(Some(
                 ApiError::Forbidden(
@@ -322,7 +307,7 @@ impl GatewayProxy {
                 Decision::Allow => None,
                 Decision::NeedLogin => Some(login_needed(&ctx.inbound.target, navigation)),
                 Decision::Forbidden if navigation => {
-                    Some(forbidden_page(&self.config.webauthn.rp_name))
+                    Some(forbidden_page(&live.config.webauthn.rp_name))
                 }
                 Decision::Forbidden => Some(
                     ApiError::Forbidden(
@@ -365,7 +350,7 @@ impl GatewayProxy {
             host: text("x-forwarded-host"),
             port: text("x-forwarded-port"),
         };
-        let trusted = &self.config.server.trusted_proxies;
+        let trusted = &ctx.live.config.server.trusted_proxies;
         forwarded(
             ctx.peer,
             &incoming,
