@@ -24,3 +24,4 @@ mod real_server;
 mod reload;
 mod request_rules;
 mod revocation;
+mod service_manager;
