@@ -32,6 +32,7 @@ pub mod service_manager;
 pub mod session;
 pub mod store;
 pub(crate) mod version;
+pub mod webhooks;
 
 pub use config::Config;
 pub use gateway::{Gateway, StartError};

@@ -135,6 +135,8 @@ pub fn restart_only_changes(old: &Config, new: &Config) -> Vec<String> {
         "identity.trusted_proxy_headers",
         identity.trusted_proxy_headers
     );
+    // The webhook workers are built at start (the secret is compared, never printed).
+    same!("events", events);
     changed
 }
 

@@ -147,9 +147,10 @@ impl pingora::services::background::BackgroundService for Operations {
         let ready = tokio::spawn(async move { announce_when_listening(&gw, &listen).await });
         let dog = tokio::spawn(watchdog());
         let hup = tokio::spawn(reload_on_sighup(self.gw.clone()));
+        let hooks = tokio::spawn(crate::webhooks::run(self.gw.clone()));
         let _ = shutdown.changed().await;
         stopping();
-        for task in [ready, dog, hup] {
+        for task in [ready, dog, hup, hooks] {
             task.abort();
         }
         if let Some(admin) = admin {

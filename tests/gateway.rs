@@ -25,3 +25,4 @@ mod reload;
 mod request_rules;
 mod revocation;
 mod service_manager;
+mod webhooks;

@@ -30,6 +30,8 @@ pub(super) struct RawConfig {
     pub audit: AuditConfig,
     #[serde(default, rename = "route")]
     pub routes: Vec<RouteConfig>,
+    #[serde(default)]
+    pub events: super::events::EventsConfig,
 }
 
 /// `[server]`: sockets, storage, trust and process settings.

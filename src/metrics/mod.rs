@@ -85,6 +85,7 @@ pub struct Metrics {
     rate_limited: Counter,
     reloads: Family<OutcomeLabel, Counter>,
     reload_time: Gauge,
+    webhooks: Family<OutcomeLabel, Counter>,
     /// Unix time of the last attempt's outcome, kept so `/readyz` can report it.
     last_reload_ok: AtomicU64,
 }
@@ -175,6 +176,12 @@ impl Metrics {
                 commit: crate::version::COMMIT,
             }),
         );
+        let webhooks = Family::<OutcomeLabel, Counter>::default();
+        registry.register(
+            "webhook_deliveries",
+            "Webhook attempts: delivered, retried (an attempt failed), dropped (attempts spent or queue full)",
+            webhooks.clone(),
+        );
         // Both outcomes appear from the start, so a dashboard's rate() has a series to read.
         for outcome in ["success", "failure"] {
             drop(reloads.get_or_create(&OutcomeLabel { outcome }));
@@ -188,6 +195,7 @@ impl Metrics {
             rate_limited,
             reloads,
             reload_time,
+            webhooks,
             last_reload_ok: AtomicU64::new(0),
         }
     }
@@ -242,6 +250,11 @@ impl Metrics {
         if ok {
             self.loaded(now);
         }
+    }
+
+    /// Counts a webhook attempt's outcome: `delivered`, `retried` or `dropped`.
+    pub fn webhook(&self, outcome: &'static str) {
+        self.webhooks.get_or_create(&OutcomeLabel { outcome }).inc();
     }
 
     /// The running configuration was loaded at `now` (unix seconds).

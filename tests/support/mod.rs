@@ -50,6 +50,7 @@ impl TestGateway {
         gw.readiness().set_listening();
         tokio::spawn(gw.clone().upkeep());
         tokio::spawn(passkey_gateway::admin::serve_admin_socket(gw.clone()));
+        tokio::spawn(passkey_gateway::webhooks::run(gw.clone()));
         TestGateway {
             addr,
             gw,
