@@ -135,8 +135,15 @@ pub fn restart_only_changes(old: &Config, new: &Config) -> Vec<String> {
         "identity.trusted_proxy_headers",
         identity.trusted_proxy_headers
     );
-    // The webhook workers are built at start (the secret is compared, never printed).
+    // The webhook workers are built at start. The secrets are compared apart: `Debug` redacts
+    // them, so the line above would miss a new secret.
     same!("events", events);
+    let secrets = |c: &Config| -> Vec<String> {
+        c.events.webhooks.iter().map(|w| w.secret.clone()).collect()
+    };
+    if secrets(old) != secrets(new) && !changed.iter().any(|k| k == "`events`") {
+        changed.push("`events`".to_string());
+    }
     changed
 }
 
