@@ -159,3 +159,27 @@ pub fn summary(config: &Config) -> String {
         config.origins().len()
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(route_path: &str, secret: &str) -> Config {
+        let text = format!(
+            "public_url = \"http://localhost:8080\"\n[webauthn]\nrp_id = \"localhost\"\n\
+             [[events.webhook]]\nurl = \"http://127.0.0.1:9/hook\"\nsecret = \"{secret}\"\n\
+             [[route]]\nname = \"app\"\npath = \"{route_path}\"\nupstream = \"http://127.0.0.1:9\"\n"
+        );
+        Config::from_toml(std::path::Path::new("g.toml"), &text).expect("valid")
+    }
+
+    #[test]
+    fn routes_reload_but_a_new_webhook_secret_needs_a_restart() {
+        let base = config("/", "0123456789abcdef0");
+        assert!(restart_only_changes(&base, &config("/app", "0123456789abcdef0")).is_empty());
+        assert_eq!(
+            restart_only_changes(&base, &config("/", "another-secret-0123")),
+            ["`events`"]
+        );
+    }
+}
