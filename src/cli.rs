@@ -10,7 +10,7 @@ use crate::policy::Username;
 
 /// A reverse-proxy authentication gateway: passkeys in front of unmodified web apps.
 #[derive(Debug, Parser)]
-#[command(name = "passkey-gateway", version)]
+#[command(name = "passkey-gateway", version = crate::version::LONG)]
 pub struct Cli {
     /// The configuration file.
     #[arg(long, short, global = true, default_value = "gateway.toml")]
@@ -39,6 +39,32 @@ pub enum Command {
     /// Identity-signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// The audit events, oldest first: sign-ins, failures, passkeys, users, sessions, keys.
+    Events(EventsArgs),
+    /// Make the running gateway re-read its configuration (as SIGHUP does).
+    Reload,
+}
+
+#[derive(Debug, Args)]
+pub struct EventsArgs {
+    /// Only this user's events.
+    #[arg(long)]
+    pub user: Option<String>,
+    /// Only events of this kind (e.g. login, login_failed, passkey_registered, session_revoked).
+    #[arg(long)]
+    pub kind: Option<String>,
+    /// Only events this recent (e.g. 90s, 15m, 1h, 7d).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub since: Option<std::time::Duration>,
+    /// Keep printing new events as they happen (until interrupted).
+    #[arg(long)]
+    pub follow: bool,
+    /// One JSON object per line instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Show at most the newest this many matches (at most 10000).
+    #[arg(long, default_value_t = 100)]
+    pub limit: usize,
 }
 
 #[derive(Debug, Args)]

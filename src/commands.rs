@@ -27,11 +27,19 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Passkey(cmd) => admin(&cli.config, AdminCommand::Passkey(cmd)),
         Command::Session(cmd) => admin(&cli.config, AdminCommand::Session(cmd)),
         Command::Keys(cmd) => admin(&cli.config, AdminCommand::Keys(cmd)),
+        Command::Events(args) => crate::admin::events::run(&cli.config, &args),
+        Command::Reload => reload(&cli.config),
     }
 }
 
 /// An admin verb: through the running gateway's socket when there is one, else on the store.
 fn admin(path: &std::path::Path, command: AdminCommand) -> anyhow::Result<()> {
+    println!("{}", admin_output(path, command)?);
+    Ok(())
+}
+
+/// What an admin verb answers, from the live gateway or the store.
+pub fn admin_output(path: &std::path::Path, command: AdminCommand) -> anyhow::Result<String> {
     let config = Config::load(path)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -64,7 +72,30 @@ fn admin(path: &std::path::Path, command: AdminCommand) -> anyhow::Result<()> {
         };
         execute(&target, command).await.map_err(anyhow::Error::from)
     })?;
-    println!("{output}");
+    Ok(output)
+}
+
+/// `reload`: asks the running gateway to re-read the file. The file may be the broken one the
+/// gateway is about to refuse, so only its `server.data_dir` is read here (to find the socket);
+/// the gateway itself reports what is wrong with the rest.
+fn reload(path: &std::path::Path) -> anyhow::Result<()> {
+    let socket = crate::admin::socket_path_of_file(path)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let answer = runtime
+        .block_on(run_via_socket(&socket, &AdminCommand::Reload))
+        .context("admin socket")?
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "no gateway is running (its admin socket {} does not answer): nothing to reload",
+                socket.display()
+            )
+        })?;
+    if !answer.ok {
+        return Err(anyhow::anyhow!(answer.output));
+    }
+    println!("{}", answer.output);
     Ok(())
 }
 

@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+
+use arc_swap::ArcSwap;
 use std::time::SystemTime;
 
 pub use crate::clock::unix_now;
@@ -10,8 +12,9 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::identity::{AssertionSigner, IdentityError, KeyRing};
 use crate::limits::CeremonyLimiter;
+use crate::metrics::{Metrics, Pulled};
 use crate::passkey::{Ceremonies, RelyingPartyError};
-use crate::routing::Router;
+use crate::reload::{Live, ReloadError};
 use crate::session::Sessions;
 use crate::store::{Store, StoreError};
 
@@ -49,8 +52,10 @@ pub enum StartError {
 
 /// One gateway: config, routes, store, sessions, ceremonies and signing keys.
 pub struct Gateway {
-    config: Arc<Config>,
-    router: Arc<Router>,
+    /// The configuration and its routes, swapped whole by a reload (`reload.rs`).
+    live: Arc<ArcSwap<Live>>,
+    /// One reload at a time.
+    reloading: tokio::sync::Mutex<()>,
     store: Store,
     sessions: Arc<Sessions>,
     ceremonies: Ceremonies,
@@ -59,21 +64,25 @@ pub struct Gateway {
     limiter: Option<CeremonyLimiter>,
     /// The one clock: the store, the sessions, the ceremonies and the upkeep ask it the time.
     clock: Arc<Clock>,
+    /// The pushed Prometheus metrics (`metrics`), shared with the proxy.
+    metrics: Arc<Metrics>,
+    /// What `/readyz` checks besides the store (`health.rs`).
+    readiness: crate::health::Readiness,
 }
 
 /// The narrow handles the proxy's phases use (see [`Gateway::proxy_handles`]).
 pub(crate) struct ProxyHandles {
-    pub config: Arc<Config>,
-    pub router: Arc<Router>,
+    pub live: Arc<ArcSwap<Live>>,
     pub sessions: Arc<Sessions>,
     pub signer: Arc<AssertionSigner>,
     pub clock: Arc<Clock>,
+    pub metrics: Arc<Metrics>,
 }
 
 impl std::fmt::Debug for Gateway {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Gateway")
-            .field("public_url", &self.config.public_url.as_str())
+            .field("public_url", &self.config().public_url.as_str())
             .finish_non_exhaustive()
     }
 }
@@ -96,26 +105,71 @@ impl Gateway {
             server.rate_limit_ipv6_prefix,
             server.rate_limit_max_clients,
         );
+        let metrics = Arc::new(Metrics::new());
+        metrics.loaded(clock.now());
+        let live = Live::new(Arc::new(config), &metrics);
         Ok(Arc::new(Gateway {
-            router: Arc::new(Router::new(config.routes.clone())),
-            config: Arc::new(config),
+            live: Arc::new(ArcSwap::from_pointee(live)),
+            reloading: tokio::sync::Mutex::new(()),
             store,
             sessions,
             ceremonies,
             signer: Arc::new(signer),
             limiter,
             clock,
+            metrics,
+            readiness: crate::health::Readiness::default(),
         }))
     }
 
-    /// The configuration it was built from.
-    pub fn config(&self) -> &Config {
-        &self.config
+    /// The configuration now: the one it was built from, or the last one reloaded.
+    pub fn config(&self) -> Arc<Config> {
+        self.live.load().config.clone()
     }
 
-    /// The routes, matched by host then longest path prefix.
-    pub fn router(&self) -> &Router {
-        &self.router
+    /// The config and routes now, as one snapshot: a caller that reads both (a decision, then
+    /// the route it chose) keeps the same snapshot across a reload.
+    pub(crate) fn live(&self) -> Arc<Live> {
+        self.live.load_full()
+    }
+
+    /// Re-reads the configuration file and applies it whole, or changes nothing and says why
+    /// (logged and counted either way). In-flight requests finish with what they started with.
+    pub async fn reload(&self) -> Result<String, ReloadError> {
+        let _one_at_a_time = self.reloading.lock().await;
+        let result = self.try_reload().await;
+        self.metrics.reload(result.is_ok(), self.now());
+        match &result {
+            Ok(summary) => tracing::info!(%summary, "configuration reloaded"),
+            Err(e) => tracing::error!(error = %e, "configuration reload refused"),
+        }
+        result
+    }
+
+    async fn try_reload(&self) -> Result<String, ReloadError> {
+        let current = self.config();
+        let path = current.source.clone();
+        // Resolving upstream host names blocks: off the async threads.
+        let new = tokio::task::spawn_blocking(move || Config::load(&path))
+            .await
+            .map_err(|_| ReloadError::Interrupted)??;
+        let keys = crate::reload::restart_only_changes(&current, &new);
+        if !keys.is_empty() {
+            return Err(ReloadError::NeedsRestart {
+                file: current.source.clone(),
+                keys,
+            });
+        }
+        let webauthn = Ceremonies::prepare(&new).map_err(|cause| ReloadError::RelyingParty {
+            file: current.source.clone(),
+            cause,
+        })?;
+        let summary = crate::reload::summary(&new);
+        // Everything is ready: from here on, only swaps.
+        self.ceremonies.install(webauthn);
+        self.live
+            .store(Arc::new(Live::new(Arc::new(new), &self.metrics)));
+        Ok(summary)
     }
 
     /// Users, passkeys, ceremonies and events. Sessions change only through [`Gateway::sessions`].
@@ -146,11 +200,42 @@ impl Gateway {
     /// What the proxy's phases use, shared with the gateway, so the proxy holds no more.
     pub(crate) fn proxy_handles(&self) -> ProxyHandles {
         ProxyHandles {
-            config: self.config.clone(),
-            router: self.router.clone(),
+            live: self.live.clone(),
             sessions: self.sessions.clone(),
             signer: self.signer.clone(),
             clock: self.clock.clone(),
+            metrics: self.metrics.clone(),
+        }
+    }
+
+    /// The pushed Prometheus metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// What `/readyz` reports besides the store: whether the listeners accept yet.
+    pub fn readiness(&self) -> &crate::health::Readiness {
+        &self.readiness
+    }
+
+    /// The metrics read from their owners at scrape time. Counting stored sessions scans them
+    /// (on the blocking pool), which is a scrape's cost, never a request's.
+    pub async fn pulled_metrics(&self) -> Pulled {
+        let stats = self.store.write_stats();
+        let stored = match self.store.sessions_of(None).await {
+            Ok(sessions) => Some(u64::try_from(sessions.len()).unwrap_or(u64::MAX)),
+            Err(e) => {
+                tracing::warn!(error = %e, "metrics: could not count stored sessions");
+                None
+            }
+        };
+        Pulled {
+            sessions_cached: u64::try_from(self.sessions.cached()).unwrap_or(u64::MAX),
+            sessions_stored: stored,
+            revocations: self.sessions.revoked(),
+            store_writes: stats.writes,
+            store_commits: stats.commits,
+            store_commit_seconds: self.store.commit_time().as_secs_f64(),
         }
     }
 
@@ -172,7 +257,7 @@ impl Gateway {
 
     /// Switches to a new signing key; the old one stays published for `identity.key_overlap`.
     pub fn rotate_keys(&self) -> Result<String, IdentityError> {
-        let ring = rotate_key_file(&self.config)?;
+        let ring = rotate_key_file(&self.config())?;
         self.signer.install(&ring);
         Ok(ring.current().kid().to_string())
     }
@@ -215,7 +300,7 @@ impl Gateway {
         if let Err(e) = self.store.purge_expired(now).await {
             tracing::warn!(error = %e, "could not purge expired records");
         }
-        let retention = i64::try_from(self.config.audit.retention.as_secs()).unwrap_or(i64::MAX);
+        let retention = i64::try_from(self.config().audit.retention.as_secs()).unwrap_or(i64::MAX);
         let cutoff = now.saturating_sub(retention);
         if let Err(e) = self.store.purge_events(cutoff, now).await {
             tracing::warn!(error = %e, "could not purge old audit events");

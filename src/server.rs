@@ -37,9 +37,20 @@ pub fn build_server(gw: Arc<Gateway>) -> Result<Server, StartError> {
         std::net::TcpListener::bind(addr)
             .map_err(|cause| StartError::Listen { addr: *addr, cause })?;
     }
+    let admin = match config.server.admin_listen {
+        Some(addr) => Some(
+            std::net::TcpListener::bind(addr)
+                .map_err(|cause| StartError::Listen { addr, cause })?,
+        ),
+        None => None,
+    };
     let mut server = Server::new_with_opt_and_conf(None, server_conf(&config));
     server.bootstrap();
     server.add_service(background_service("gateway upkeep", Upkeep(gw.clone())));
+    server.add_service(background_service(
+        "operations",
+        crate::service_manager::Operations::new(gw.clone(), admin),
+    ));
     let app = guarded(
         http_proxy(&server.configuration, GatewayProxy::new(gw.clone())),
         &gw,
@@ -81,7 +92,7 @@ impl BackgroundService for Upkeep {
             _ = shutdown.changed() => {}
         }
         admin.abort();
-        let _ = std::fs::remove_file(crate::admin::admin_socket_path(self.0.config()));
+        let _ = std::fs::remove_file(crate::admin::admin_socket_path(&self.0.config()));
         // Last activity is written once more so a clean stop loses none of it.
         let _ = self.0.sessions().flush_last_seen(i64::MAX).await;
     }

@@ -2,10 +2,15 @@
 //! gateway (through the admin socket, so revocations reach its in-memory session cache at once)
 //! or the store directly when no gateway is running. Never reachable from the public listener.
 
+pub mod events;
+mod http;
 mod ops;
 mod socket;
 
-pub use socket::{admin_socket_path, run_via_socket, serve_admin_socket, SocketAnswer};
+pub use http::serve_admin_http;
+pub use socket::{
+    admin_socket_path, run_via_socket, serve_admin_socket, socket_path_of_file, SocketAnswer,
+};
 
 use std::sync::Arc;
 
@@ -24,6 +29,10 @@ pub enum AdminCommand {
     Passkey(PasskeyCommand),
     Session(SessionCommand),
     Keys(KeysCommand),
+    /// `events`: answered with an [`events::EventPage`] as JSON.
+    Events(events::EventQuery),
+    /// `reload`: re-read the configuration file (the live gateway only).
+    Reload,
 }
 
 /// Why an admin command failed; the message is printed as is.
@@ -57,10 +66,10 @@ impl Target {
         }
     }
 
-    fn config(&self) -> &Config {
+    fn config(&self) -> Arc<Config> {
         match self {
             Target::Live(gw) => gw.config(),
-            Target::Offline { config, .. } => config,
+            Target::Offline { config, .. } => config.clone(),
         }
     }
 
@@ -87,6 +96,26 @@ pub async fn execute(target: &Target, command: AdminCommand) -> Result<String, A
         AdminCommand::User(cmd) => ops::user(target, cmd).await,
         AdminCommand::Passkey(cmd) => ops::passkey(target, cmd).await,
         AdminCommand::Session(cmd) => ops::session(target, cmd).await,
-        AdminCommand::Keys(KeysCommand::Rotate) => ops::rotate_keys(target),
+        AdminCommand::Keys(KeysCommand::Rotate) => ops::rotate_keys(target).await,
+        AdminCommand::Reload => match target {
+            Target::Live(gw) => gw.reload().await.map_err(|e| {
+                let mut text = e.to_string();
+                let mut cause = std::error::Error::source(&e);
+                while let Some(c) = cause {
+                    text.push_str(&format!(": {c}"));
+                    cause = c.source();
+                }
+                AdminError::Refused(text)
+            }),
+            Target::Offline { .. } => Err(AdminError::Refused(
+                "no gateway is running (its admin socket does not answer): nothing to reload"
+                    .to_string(),
+            )),
+        },
+        AdminCommand::Events(query) => {
+            let page = events::query(target, query).await?;
+            serde_json::to_string(&page)
+                .map_err(|e| AdminError::Refused(format!("cannot encode the events: {e}")))
+        }
     }
 }

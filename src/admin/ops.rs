@@ -189,7 +189,7 @@ pub async fn session(target: &Target, cmd: SessionCommand) -> Result<String, Adm
     }
 }
 
-pub fn rotate_keys(target: &Target) -> Result<String, AdminError> {
+pub async fn rotate_keys(target: &Target) -> Result<String, AdminError> {
     let kid = match target {
         Target::Live(gw) => gw.rotate_keys()?,
         Target::Offline { config, .. } => {
@@ -198,9 +198,20 @@ pub fn rotate_keys(target: &Target) -> Result<String, AdminError> {
         }
     };
     let overlap = humantime::format_duration(target.config().identity.key_overlap);
-    Ok(format!(
-        "new signing key {kid}; the previous key stays published for {overlap}"
-    ))
+    let done = format!("new signing key {kid}; the previous key stays published for {overlap}");
+    // The rotation has happened whatever the audit log says: report, do not fail.
+    let event = crate::store::NewEvent {
+        kind: crate::store::EventKind::KeysRotated,
+        user_id: None,
+        passkey_id: None,
+        detail: format!("new signing key {kid}"),
+    };
+    Ok(
+        match target.store().record_event(event, target.now()).await {
+            Ok(_) => done,
+            Err(e) => format!("{done}\n(the audit event could not be written: {e})"),
+        },
+    )
 }
 
 /// A new one-time enrollment link for `user`; only the token's hash is stored.

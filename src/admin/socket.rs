@@ -29,9 +29,27 @@ pub fn admin_socket_path(config: &Config) -> PathBuf {
     config.server.data_dir.join("admin.sock")
 }
 
+/// The admin socket named by the config file at `path`, read leniently: only `server.data_dir`
+/// (default `./data`), so a file with mistakes elsewhere still finds its gateway.
+pub fn socket_path_of_file(path: &Path) -> std::io::Result<PathBuf> {
+    let text = std::fs::read_to_string(path)?;
+    let table: toml::Table = toml::from_str(&text).map_err(|e| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("{}: not TOML: {}", path.display(), e.message()),
+        )
+    })?;
+    let data_dir = table
+        .get("server")
+        .and_then(|s| s.get("data_dir"))
+        .and_then(|d| d.as_str())
+        .unwrap_or("./data");
+    Ok(Path::new(data_dir).join("admin.sock"))
+}
+
 /// Serves admin commands for the live gateway until the task is dropped.
 pub async fn serve_admin_socket(gw: Arc<Gateway>) -> std::io::Result<()> {
-    let path = admin_socket_path(gw.config());
+    let path = admin_socket_path(&gw.config());
     // A socket file left by a killed process would make bind fail.
     let _ = std::fs::remove_file(&path);
     let listener = UnixListener::bind(&path)?;

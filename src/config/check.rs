@@ -19,7 +19,8 @@ pub(super) fn check(raw: &RawConfig) -> Check {
     check_durations(raw)?;
     check_session(raw)?;
     check_identity(raw)?;
-    check_routes(&raw.routes)
+    check_routes(&raw.routes)?;
+    super::events::check(&raw.events)
 }
 
 fn check_public_url(raw: &RawConfig) -> Check {
@@ -76,6 +77,22 @@ fn check_server_limits(s: &super::ServerConfig) -> Check {
     }
     if s.max_connections == 0 {
         return fail("server.max_connections", "must be at least 1");
+    }
+    check_admin_listen(s)
+}
+
+/// The admin listener serves metrics without authentication: never on a public port.
+fn check_admin_listen(s: &super::ServerConfig) -> Check {
+    if let Some(admin) = s.admin_listen {
+        if s.listen.iter().any(|l| l.port() == admin.port()) {
+            return fail(
+                "server.admin_listen",
+                format!(
+                    "port {} is also in server.listen; use another",
+                    admin.port()
+                ),
+            );
+        }
     }
     Ok(())
 }

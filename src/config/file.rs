@@ -30,13 +30,16 @@ pub(super) struct RawConfig {
     pub audit: AuditConfig,
     #[serde(default, rename = "route")]
     pub routes: Vec<RouteConfig>,
+    #[serde(default)]
+    pub events: super::events::EventsConfig,
 }
 
 /// `[server]`: sockets, storage, trust and process settings.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServerConfig {
-    /// Addresses to listen on.
+    /// Addresses to listen on: one string or a list.
+    #[serde(deserialize_with = "super::listen::one_or_many")]
     pub listen: Vec<SocketAddr>,
     /// Where the redb store, the signing keys and the admin socket live.
     pub data_dir: PathBuf,
@@ -65,6 +68,8 @@ pub struct ServerConfig {
     pub request_header_timeout: Duration,
     /// Open client connections at most; more are closed as soon as they are accepted.
     pub max_connections: usize,
+    /// The admin listener (`/metrics`, `/healthz`, `/readyz`); off when absent.
+    pub admin_listen: Option<SocketAddr>,
     pub tls: Option<TlsConfig>,
 }
 
@@ -84,6 +89,7 @@ impl Default for ServerConfig {
             keepalive_timeout: Duration::from_secs(60),
             request_header_timeout: Duration::from_secs(10),
             max_connections: 4096,
+            admin_listen: None,
             tls: None,
         }
     }

@@ -6,12 +6,15 @@
 //! This module does not start anything: it only describes what `serve` will do.
 
 mod check;
+mod events;
 mod file;
+mod listen;
 mod resolve;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+pub use events::{EventsConfig, WebhookConfig};
 pub use file::{
     AuditConfig, EnrollmentConfig, IdentityConfig, LogFormat, RouteConfig, ServerConfig,
     SessionConfig, TlsConfig, WebauthnConfig,
@@ -37,6 +40,8 @@ pub struct Config {
     pub routes: Vec<Route>,
     /// The TLS certificate and key, parsed, when `[server.tls]` is set.
     pub tls: Option<LoadedTls>,
+    /// `[events]`: webhooks the audit events are sent to.
+    pub events: EventsConfig,
 }
 
 /// One `[[route]]`, with its upstream resolved.

@@ -46,6 +46,7 @@ pub(super) fn resolve(path: &Path, raw: RawConfig) -> Resolved<Config> {
         session: raw.session,
         identity: raw.identity,
         audit: raw.audit,
+        events: raw.events,
         routes,
         tls,
     })

@@ -284,3 +284,40 @@ fn forward_auth_only_routes_have_no_upstream() {
     assert!(config.routes[0].upstream.is_none());
     assert_eq!(config.return_hosts(), ["x.example", "app.example"]);
 }
+
+#[test]
+fn listen_takes_one_address_or_a_list() {
+    let one = load(
+        "public_url = \"http://localhost:8080\"\n[server]\nlisten = \"127.0.0.1:9000\"\n[webauthn]\nrp_id = \"localhost\"\n",
+    )
+    .expect("one string");
+    assert_eq!(
+        one.server.listen,
+        vec!["127.0.0.1:9000".parse().expect("addr")]
+    );
+    let many = load(
+        "public_url = \"http://localhost:8080\"\n[server]\nlisten = [\"127.0.0.1:9000\", \"[::1]:9001\"]\n[webauthn]\nrp_id = \"localhost\"\n",
+    )
+    .expect("a list");
+    assert_eq!(many.server.listen.len(), 2);
+    let bad = load(
+        "public_url = \"http://localhost:8080\"\n[server]\nlisten = \"nowhere\"\n[webauthn]\nrp_id = \"localhost\"\n",
+    )
+    .expect_err("not an address");
+    assert_eq!(
+        bad.to_string(),
+        "g.toml:3:10: `server.listen`: `nowhere` is not an address such as \"127.0.0.1:8080\""
+    );
+}
+
+#[test]
+fn admin_listen_may_not_share_a_port_with_listen() {
+    let e = load(
+        "public_url = \"http://localhost:8080\"\n[server]\nlisten = \"127.0.0.1:8080\"\nadmin_listen = \"127.0.0.1:8080\"\n[webauthn]\nrp_id = \"localhost\"\n",
+    )
+    .expect_err("same port");
+    assert_eq!(
+        e.to_string(),
+        "g.toml: `server.admin_listen`: port 8080 is also in server.listen; use another"
+    );
+}

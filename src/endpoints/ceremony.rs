@@ -11,6 +11,7 @@ use super::input::{
 use super::{Reply, Request};
 use crate::error::ApiResult;
 use crate::gateway::Gateway;
+use crate::metrics::{CeremonyKind, CeremonyOutcome};
 use crate::passkey::{PasskeyName, PasskeyView, UserView};
 use crate::policy::{safe_return_to, Username};
 use crate::session::SignedInFrom;
@@ -66,6 +67,12 @@ pub async fn register_begin(gw: &Gateway, req: &Request) -> ApiResult<Reply> {
 
 /// `POST /passkeys/register/complete`: 201 with the passkey; an enrollment also signs in.
 pub async fn register_complete(gw: &Gateway, req: &Request) -> ApiResult<Reply> {
+    let result = register_completed(gw, req).await;
+    count(gw, CeremonyKind::Registration, &result);
+    result
+}
+
+async fn register_completed(gw: &Gateway, req: &Request) -> ApiResult<Reply> {
     let body: RegisterComplete = json_body(req)?;
     let name = parse_name(body.name.as_deref())?;
     let current = session(gw, req).await?;
@@ -113,6 +120,23 @@ pub async fn login_begin(gw: &Gateway, req: &Request) -> ApiResult<Reply> {
 
 /// `POST /passkeys/login/complete`: a new session cookie and where to go next.
 pub async fn login_complete(gw: &Gateway, req: &Request) -> ApiResult<Reply> {
+    let result = login_completed(gw, req).await;
+    count(gw, CeremonyKind::Login, &result);
+    result
+}
+
+/// Counts a `complete` in the metrics: a server error is the gateway's failure, any other
+/// refusal the client's.
+fn count(gw: &Gateway, kind: CeremonyKind, result: &ApiResult<Reply>) {
+    let outcome = match result {
+        Ok(_) => CeremonyOutcome::Success,
+        Err(e) if e.parts().0.is_server_error() => CeremonyOutcome::Error,
+        Err(_) => CeremonyOutcome::Failure,
+    };
+    gw.metrics().ceremony(kind, outcome);
+}
+
+async fn login_completed(gw: &Gateway, req: &Request) -> ApiResult<Reply> {
     let body: LoginComplete = json_body(req)?;
     let previous = session(gw, req).await?;
     let outcome = gw

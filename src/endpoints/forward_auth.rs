@@ -78,8 +78,9 @@ async fn answer(gw: &Gateway, req: &Request, peer_trusted: bool) -> Result<Reply
         ));
     }
     let original = original(&req.headers)?;
+    let live = gw.live();
     let verdict = decide_request(
-        gw.router(),
+        &live.router,
         gw.sessions(),
         gw.now(),
         original.line.host.as_deref(),
@@ -100,11 +101,11 @@ async fn answer(gw: &Gateway, req: &Request, peer_trusted: bool) -> Result<Reply
     };
     match decision {
         Decision::Allow => {
-            let audience = &gw.router().routes()[route].audience;
+            let audience = &live.router.routes()[route].audience;
             allowed(gw, session.as_deref(), audience)
         }
         Decision::NeedLogin => Ok(need_login(&original, navigation)),
-        Decision::Forbidden => Ok(forbidden(&gw.config().webauthn.rp_name, navigation)),
+        Decision::Forbidden => Ok(forbidden(&live.config.webauthn.rp_name, navigation)),
     }
 }
 

@@ -79,7 +79,10 @@ pub fn rate_limit(gw: &Gateway, req: &Request) -> ApiResult<()> {
     let (Some(limiter), Some(ip)) = (&gw.limiter(), req.client_ip) else {
         return Ok(());
     };
-    limiter.check(ip).map_err(|wait| ApiError::RateLimited {
-        retry_after_secs: wait.as_secs().max(1),
+    limiter.check(ip).map_err(|wait| {
+        gw.metrics().rate_limited();
+        ApiError::RateLimited {
+            retry_after_secs: wait.as_secs().max(1),
+        }
     })
 }

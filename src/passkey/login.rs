@@ -31,7 +31,7 @@ impl Ceremonies {
         let (options, state, user_id) = match username {
             None => {
                 let (rcr, state) = self
-                    .webauthn
+                    .webauthn()
                     .start_discoverable_authentication()
                     .map_err(PasskeyError::WebAuthn)?;
                 (
@@ -43,7 +43,7 @@ impl Ceremonies {
             Some(name) => match self.signable_passkeys(name.as_str()).await? {
                 Some((user, passkeys)) => {
                     let (rcr, state) = self
-                        .webauthn
+                        .webauthn()
                         .start_passkey_authentication(&passkeys)
                         .map_err(PasskeyError::WebAuthn)?;
                     (
@@ -104,7 +104,7 @@ impl Ceremonies {
         };
         let (mut options, state) = if stand_in.is_empty() {
             let (rcr, _) = self
-                .webauthn
+                .webauthn()
                 .start_discoverable_authentication()
                 .map_err(PasskeyError::WebAuthn)?;
             let mut options = rcr.public_key;
@@ -113,7 +113,7 @@ impl Ceremonies {
             (options, None)
         } else {
             let (rcr, state) = self
-                .webauthn
+                .webauthn()
                 .start_passkey_authentication(&stand_in)
                 .map_err(PasskeyError::WebAuthn)?;
             (rcr.public_key, Some(state))
@@ -175,20 +175,20 @@ impl Ceremonies {
         let begun_at = ceremony.expires_at - self.timeout.as_secs() as i64;
         let (verified, scoped) = match state {
             CeremonyState::ScopedLogin(state) if ceremony.user_id == Some(stored.user_id) => (
-                self.webauthn
+                self.webauthn()
                     .finish_passkey_authentication(credential, &state),
                 true,
             ),
             CeremonyState::DiscoverableLogin(state) => {
                 // The user handle must name the passkey's owner (WebAuthn §7.2 step 6).
                 let (handle, _) = self
-                    .webauthn
+                    .webauthn()
                     .identify_discoverable_authentication(credential)
                     .map_err(|_| fail(PasskeyError::LoginFailed))?;
                 if handle != stored.user_id {
                     return Err(fail(PasskeyError::LoginFailed));
                 }
-                let verified = self.webauthn.finish_discoverable_authentication_v2(
+                let verified = self.webauthn().finish_discoverable_authentication_v2(
                     credential,
                     state,
                     &webauthn_passkey,

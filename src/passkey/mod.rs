@@ -36,7 +36,9 @@ use decoy::{Decoys, Shape, DECOY_KEY_FILE, SAMPLE};
 
 /// The relying party and everything a ceremony needs.
 pub struct Ceremonies {
-    webauthn: Webauthn,
+    /// Swapped whole by a reload that changes `webauthn.origins`; a ceremony in flight keeps
+    /// the one it loaded.
+    webauthn: arc_swap::ArcSwap<Webauthn>,
     store: Store,
     sessions: Arc<Sessions>,
     /// Same-looking `allowCredentials` for usernames that cannot sign in.
@@ -47,6 +49,21 @@ pub struct Ceremonies {
     max_live: u64,
     /// IPv6 prefix length that counts as one client in failure tallies.
     ipv6_prefix: u8,
+}
+
+/// The relying party `config` describes: its id, name, timeout and allowed origins.
+fn relying_party(config: &Config) -> Result<Webauthn, RelyingPartyError> {
+    let origins = config.origins();
+    let first: &Url = origins.first().ok_or(RelyingPartyError::NoOrigin)?;
+    let fail = RelyingPartyError::WebAuthn;
+    let mut builder = WebauthnBuilder::new(&config.webauthn.rp_id, first)
+        .map_err(fail)?
+        .rp_name(&config.webauthn.rp_name)
+        .timeout(config.webauthn.challenge_timeout);
+    for origin in &origins[1..] {
+        builder = builder.append_allowed_origin(origin);
+    }
+    builder.build().map_err(fail)
 }
 
 /// Why the relying party could not be set up from the config.
@@ -65,27 +82,35 @@ pub enum RelyingPartyError {
 }
 
 impl Ceremonies {
+    /// The relying party now (a reload may swap it between two calls).
+    fn webauthn(&self) -> Arc<Webauthn> {
+        self.webauthn.load_full()
+    }
+
+    /// The relying party for a reloaded `config` (new allowed origins), checked: `Err` leaves
+    /// the running one in place. Call [`Ceremonies::install`] with it once every part of the
+    /// reload is ready.
+    pub fn prepare(config: &Config) -> Result<Webauthn, RelyingPartyError> {
+        relying_party(config)
+    }
+
+    /// Switches to a relying party made by [`Ceremonies::prepare`].
+    pub fn install(&self, webauthn: Webauthn) {
+        self.webauthn.store(Arc::new(webauthn));
+    }
+
     pub fn new(
         config: &Config,
         store: Store,
         sessions: Arc<Sessions>,
     ) -> Result<Ceremonies, RelyingPartyError> {
-        let origins = config.origins();
-        let first: &Url = origins.first().ok_or(RelyingPartyError::NoOrigin)?;
-        let fail = RelyingPartyError::WebAuthn;
-        let mut builder = WebauthnBuilder::new(&config.webauthn.rp_id, first)
-            .map_err(fail)?
-            .rp_name(&config.webauthn.rp_name)
-            .timeout(config.webauthn.challenge_timeout);
-        for origin in &origins[1..] {
-            builder = builder.append_allowed_origin(origin);
-        }
+        let webauthn = relying_party(config)?;
         let decoys = Decoys::load_or_create(&config.server.data_dir).map_err(|cause| {
             let path = config.server.data_dir.join(DECOY_KEY_FILE);
             RelyingPartyError::DecoyKey { path, cause }
         })?;
         Ok(Ceremonies {
-            webauthn: builder.build().map_err(fail)?,
+            webauthn: arc_swap::ArcSwap::from_pointee(webauthn),
             store,
             sessions,
             decoys,

@@ -72,7 +72,7 @@ impl Ceremonies {
             .map(|p| CredentialID::from(p.credential_id.clone()))
             .collect();
         let (mut options, state) = self
-            .webauthn
+            .webauthn()
             .start_passkey_registration(user.id, &user.username, &user.display_name, Some(exclude))
             .map_err(PasskeyError::WebAuthn)?;
         // webauthn-rs asks for `residentKey: discouraged`; we want discoverable when possible.
@@ -118,7 +118,7 @@ impl Ceremonies {
             return Err(PasskeyError::CeremonyGone);
         };
         let verified = match self
-            .webauthn
+            .webauthn()
             .finish_passkey_registration(credential, &state)
         {
             Ok(pk) => pk,

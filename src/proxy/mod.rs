@@ -24,6 +24,7 @@ pub use hygiene::HeaderHygiene;
 use std::sync::Arc;
 use std::time::Instant;
 
+use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use http::StatusCode;
 use pingora::http::ResponseHeader;
@@ -31,44 +32,46 @@ use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 
 use crate::clock::Clock;
-use crate::config::Config;
 use crate::decision::{decide_request, Verdict};
 use crate::endpoints::{self, forbidden, login_needed, Endpoints};
 use crate::error::ApiError;
 use crate::gateway::{Gateway, ProxyHandles};
 use crate::identity::AssertionSigner;
+use crate::metrics::Metrics;
 use crate::policy::{wants_html, Decision};
+use crate::reload::Live;
 use crate::reply::Reply;
-use crate::routing::Router;
 use crate::session::{LiveSession, Sessions};
 
 /// The pingora application, one per listener set: the handles its phases use (config, routes,
 /// sessions, signer, clock), shared with one [`Gateway`], and the gateway's own endpoints.
 pub struct GatewayProxy {
-    config: Arc<Config>,
-    router: Arc<Router>,
+    /// The config and routes now; each request loads it once and keeps it (`reload.rs`).
+    live: Arc<ArcSwap<Live>>,
     sessions: Arc<Sessions>,
     signer: Arc<AssertionSigner>,
     clock: Arc<Clock>,
     /// The gateway's own endpoints (they act on the whole gateway).
     endpoints: Endpoints,
     hygiene: HeaderHygiene,
+    metrics: Arc<Metrics>,
 }
 
 impl GatewayProxy {
     pub fn new(gw: Arc<Gateway>) -> GatewayProxy {
-        let id = &gw.config().identity;
+        let config = gw.config();
+        let id = &config.identity;
         let hygiene = HeaderHygiene::new(&id.strip_headers, &id.trusted_proxy_headers);
         let ProxyHandles {
-            config,
-            router,
+            live,
             sessions,
             signer,
             clock,
+            metrics,
         } = gw.proxy_handles();
         GatewayProxy {
-            config,
-            router,
+            metrics,
+            live,
             sessions,
             signer,
             clock,
@@ -81,6 +84,8 @@ impl GatewayProxy {
 /// Per-request state carried between phases.
 pub struct RequestCtx {
     started: Instant,
+    /// The config and routes this request uses from start to end, even across a reload.
+    live: Arc<Live>,
     /// The checked request line: what routing, policy, the log and the upstream all use.
     inbound: inbound::Inbound,
     /// Index into the router's routes, once chosen.
@@ -101,6 +106,7 @@ impl ProxyHttp for GatewayProxy {
     fn new_ctx(&self) -> RequestCtx {
         RequestCtx {
             started: Instant::now(),
+            live: self.live.load_full(),
             inbound: inbound::Inbound::default(),
             route: None,
             peer: Peer {
@@ -143,8 +149,8 @@ impl ProxyHttp for GatewayProxy {
         ctx: &mut RequestCtx,
     ) -> Result<Box<HttpPeer>> {
         let route = ctx
-            .route
-            .and_then(|i| self.router.routes().get(i))
+            .live
+            .route(ctx.route)
             .ok_or_else(|| Error::explain(InternalError, "no route chosen"))?;
         let up = route
             .upstream
@@ -167,9 +173,9 @@ impl ProxyHttp for GatewayProxy {
         self.hygiene.strip(upstream, decided.trusted_peer);
         upstream::strip_session_cookie(self.sessions.cookie(), upstream)?;
         upstream::set_forwarded(upstream, decided)?;
-        let route = ctx.route.and_then(|i| self.router.routes().get(i));
+        let route = ctx.live.route(ctx.route);
         if let (Some(live), Some(route)) = (&ctx.session, route) {
-            let preset = self.config.identity.headers;
+            let preset = ctx.live.config.identity.headers;
             upstream::add_identity(&self.signer, preset, upstream, live, &route.audience)?;
         }
         Ok(())
@@ -183,7 +189,7 @@ impl ProxyHttp for GatewayProxy {
     ) -> Result<()> {
         let dropped = response::drop_gateway_cookies(self.sessions.cookie(), response)?;
         if dropped > 0 {
-            let route = ctx.route.and_then(|i| self.router.routes().get(i));
+            let route = ctx.live.route(ctx.route);
             tracing::warn!(
                 upstream = route.map_or("-", |r| r.name.as_str()),
                 dropped,
@@ -207,6 +213,9 @@ impl ProxyHttp for GatewayProxy {
             _ if *e.esource() == ErrorSource::Downstream => 0,
             _ => 500,
         };
+        if code == 502 || code == 504 {
+            ctx.live.counters(ctx.route).upstream_error();
+        }
         if code > 0 {
             let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             let reply = ApiError::proxy_failure(status, e.to_string()).into_reply();
@@ -229,7 +238,10 @@ impl ProxyHttp for GatewayProxy {
             .local_status
             .or_else(|| session.response_written().map(|r| r.status.as_u16()))
             .unwrap_or(0);
-        let route = ctx.route.and_then(|i| self.router.routes().get(i));
+        let route = ctx.live.route(ctx.route);
+        let took = ctx.started.elapsed();
+        ctx.live.counters(ctx.route).count(status);
+        self.metrics.observe_duration(took);
         tracing::info!(
             target: "access",
             method = %header.method,
@@ -239,7 +251,7 @@ impl ProxyHttp for GatewayProxy {
             path = if ctx.inbound.path.is_empty() { "-" } else { &ctx.inbound.path },
             status,
             upstream = route.map_or("-", |r| r.name.as_str()),
-            duration_ms = ctx.started.elapsed().as_secs_f64() * 1000.0,
+            duration_ms = took.as_secs_f64() * 1000.0,
         );
     }
 }
@@ -259,8 +271,9 @@ impl GatewayProxy {
         let client = decided.client;
         let trusted_peer = decided.trusted_peer;
         ctx.forwarded = Some(decided);
+        let live = ctx.live.clone();
         if endpoints::is_own_path(&ctx.inbound.path) {
-            let body = match io::read_body(session, self.config.server.max_body_bytes).await? {
+            let body = match io::read_body(session, live.config.server.max_body_bytes).await? {
                 Ok(body) => body,
                 Err(e) => return Ok(Some(e.into_reply())),
             };
@@ -275,7 +288,7 @@ impl GatewayProxy {
         }
         let header = session.req_header();
         let verdict = decide_request(
-            &self.router,
+            &live.router,
             &self.sessions,
             self.clock.now(),
             ctx.inbound.host.as_deref(),
@@ -301,7 +314,8 @@ impl GatewayProxy {
         else {
             return Some(ApiError::NotFound.into_reply());
         };
-        let route = &self.router.routes()[index];
+        let live_config = ctx.live.clone();
+        let route = &live_config.router.routes()[index];
         // A forward-auth-only route has no app behind this gateway: nothing to proxy to.
         if route.upstream.is_none() {
             return Some(ApiError::NotFound.into_reply());
@@ -322,7 +336,9 @@ impl GatewayProxy {
         match decision {
             Decision::Allow => None,
             Decision::NeedLogin => Some(login_needed(&ctx.inbound.target, navigation)),
-            Decision::Forbidden => Some(forbidden(&self.config.webauthn.rp_name, navigation)),
+            Decision::Forbidden => {
+                Some(forbidden(&live_config.config.webauthn.rp_name, navigation))
+            }
         }
     }
 
@@ -343,7 +359,7 @@ impl GatewayProxy {
             host: text("x-forwarded-host"),
             port: text("x-forwarded-port"),
         };
-        let trusted = &self.config.server.trusted_proxies;
+        let trusted = &ctx.live.config.server.trusted_proxies;
         forwarded(
             ctx.peer,
             &incoming,

@@ -22,7 +22,7 @@ pub use device::{device_label, SignedInFrom};
 pub use revoke::Admission;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use uuid::Uuid;
@@ -132,6 +132,8 @@ pub struct Sessions {
     idle_secs: i64,
     absolute_secs: i64,
     cookie: CookieSpec,
+    /// Sessions ended by any revocation since start (the `session_revocations` metric).
+    revoked: AtomicU64,
 }
 
 impl Sessions {
@@ -154,6 +156,7 @@ impl Sessions {
             idle_secs,
             absolute_secs,
             cookie,
+            revoked: AtomicU64::new(0),
         }
     }
 
@@ -338,6 +341,16 @@ impl Sessions {
     /// How many sessions are cached.
     pub fn cached(&self) -> usize {
         self.read().map.len()
+    }
+
+    /// How many sessions revocations have ended since start (logout, admin, expiry...).
+    pub fn revoked(&self) -> u64 {
+        self.revoked.load(Ordering::Relaxed)
+    }
+
+    pub(super) fn count_revoked(&self, n: usize) {
+        self.revoked
+            .fetch_add(u64::try_from(n).unwrap_or(u64::MAX), Ordering::Relaxed);
     }
 
     fn evicted(&self) -> std::sync::MutexGuard<'_, HashMap<SecretHash, i64>> {

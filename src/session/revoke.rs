@@ -127,11 +127,13 @@ impl Sessions {
         W: Future<Output = Result<(T, Vec<SecretHash>), StoreError>> + Send + 'static,
     {
         let mut finish = Finish::begin(self, scope);
+        let this = self.clone();
         // Its own task: the store write goes on if our caller is dropped, and step 3 must follow it.
         let task = tokio::spawn(async move {
             let result = write.await;
             if let Ok((_, deleted)) = &result {
                 finish.deleted.clone_from(deleted);
+                this.count_revoked(deleted.len());
             }
             drop(finish);
             result.map(|(value, _)| value)

@@ -16,7 +16,7 @@ use async_trait::async_trait;
 use uuid::Uuid;
 
 use super::model::{
-    Ceremony, Enrollment, Event, LoginCompletion, LoginFailure, NewUser, Passkey,
+    Ceremony, Enrollment, Event, LoginCompletion, LoginFailure, NewEvent, NewUser, Passkey,
     RegistrationCompletion, SecretHash, SessionRecord, User,
 };
 use super::{Purged, StoreError, WriteStats};
@@ -34,6 +34,12 @@ pub trait Storage:
 
     /// The file the store lives in, for a backend that is one file.
     fn path(&self) -> Option<&Path>;
+
+    /// Total time spent committing write transactions (the `store_commit_seconds` metric);
+    /// zero for a backend that does not measure it.
+    fn commit_time(&self) -> std::time::Duration {
+        std::time::Duration::ZERO
+    }
 }
 
 /// Users: create, look up, list, disable or enable, change groups, remove.
@@ -202,4 +208,12 @@ pub trait EventStore: Send + Sync {
     /// Deletes events from before `cutoff` (oldest first, a bounded number per call) and the
     /// tally index of periods before `now`'s; returns how many events went.
     async fn purge_events(&self, cutoff: i64, now: i64) -> Result<usize, StoreError>;
+
+    /// Appends one event that no other write carries (a key rotation), durably, at `now` or
+    /// later (times never go backwards).
+    async fn record_event(&self, event: NewEvent, now: i64) -> Result<Event, StoreError>;
+
+    /// Up to `limit` events with an id above `after`, oldest first: the cursor `events
+    /// --follow` pages with. A tallied failure row appears once, when it is created.
+    async fn events_after(&self, after: u64, limit: usize) -> Result<Vec<Event>, StoreError>;
 }

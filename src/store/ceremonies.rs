@@ -167,6 +167,14 @@ fn register(
     } else {
         "from a session"
     };
+    if spend_enrollment.is_some() {
+        let detail = format!("spent by registering {:?}", passkey.name);
+        append(
+            batch,
+            passkey_event(EventKind::EnrollmentSpent, &passkey, detail),
+            now,
+        )?;
+    }
     let detail = format!("{:?} registered {how}", passkey.name);
     append(
         batch,

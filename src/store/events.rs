@@ -51,6 +51,24 @@ impl EventStore for RedbStore {
         .await
     }
 
+    async fn record_event(&self, event: NewEvent, now: i64) -> Result<Event, StoreError> {
+        self.write(move |batch| append(batch, event, now)).await
+    }
+
+    async fn events_after(&self, after: u64, limit: usize) -> Result<Vec<Event>, StoreError> {
+        self.scan(move |txn| {
+            let table = txn.open_table(EVENTS)?;
+            let mut events = Vec::with_capacity(limit.min(1024));
+            let start = after.saturating_add(1);
+            for entry in table.range(start..)?.take(limit) {
+                let (_, value) = entry?;
+                events.push(decode("events", value.value())?);
+            }
+            Ok(events)
+        })
+        .await
+    }
+
     async fn purge_events(&self, cutoff: i64, now: i64) -> Result<usize, StoreError> {
         self.write(move |batch| {
             let mut old = Vec::new();

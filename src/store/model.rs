@@ -180,6 +180,9 @@ pub enum EventKind {
     UserGroupsChanged,
     EnrollmentCreated,
     SessionRevoked,
+    // Issue 15 (operations); other branches add theirs after these.
+    EnrollmentSpent,
+    KeysRotated,
 }
 
 impl EventKind {
@@ -199,6 +202,8 @@ impl EventKind {
             EventKind::UserGroupsChanged => "user_groups_changed",
             EventKind::EnrollmentCreated => "enrollment_created",
             EventKind::SessionRevoked => "session_revoked",
+            EventKind::EnrollmentSpent => "enrollment_spent",
+            EventKind::KeysRotated => "keys_rotated",
         }
     }
 }

@@ -143,6 +143,16 @@ impl Storage for RedbStore {
         }
     }
 
+    fn commit_time(&self) -> std::time::Duration {
+        let micros = self
+            .inner
+            .writer
+            .counters()
+            .commit_micros
+            .load(Ordering::Relaxed);
+        std::time::Duration::from_micros(micros)
+    }
+
     async fn health(&self) -> Result<(), StoreError> {
         self.read(|txn| {
             let meta = txn.open_table(tables::META)?;

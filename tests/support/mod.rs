@@ -49,8 +49,11 @@ impl TestGateway {
         let gw = Gateway::new(config).expect("gateway starts");
         let (tx, rx) = watch::channel(false);
         tokio::spawn(serve_listener(listener, proxy_app(gw.clone()), rx));
+        // Bound above, so the kernel accepts connections from here on.
+        gw.readiness().set_listening();
         tokio::spawn(gw.clone().upkeep());
         tokio::spawn(passkey_gateway::admin::serve_admin_socket(gw.clone()));
+        tokio::spawn(passkey_gateway::webhooks::run(gw.clone()));
         TestGateway {
             addr,
             gw,
@@ -103,6 +106,17 @@ impl TestGateway {
             ),
         ))
         .await
+    }
+
+    /// Serves the admin listener's endpoints (`/metrics`, `/healthz`, `/readyz`) on port 0.
+    pub async fn admin_http(&self) -> SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("local addr");
+        tokio::spawn(passkey_gateway::admin::serve_admin_http(
+            listener,
+            self.gw.clone(),
+        ));
+        addr
     }
 
     /// The origin a browser on this gateway uses.
