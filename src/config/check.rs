@@ -19,7 +19,8 @@ pub(super) fn check(raw: &RawConfig) -> Check {
     check_durations(raw)?;
     check_session(raw)?;
     check_identity(raw)?;
-    check_routes(&raw.routes)
+    check_routes(&raw.routes)?;
+    super::store::check(&raw.store)
 }
 
 fn check_public_url(raw: &RawConfig) -> Check {

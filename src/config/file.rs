@@ -30,6 +30,8 @@ pub(super) struct RawConfig {
     pub audit: AuditConfig,
     #[serde(default, rename = "route")]
     pub routes: Vec<RouteConfig>,
+    #[serde(default)]
+    pub store: super::store::StoreConfig,
 }
 
 /// `[server]`: sockets, storage, trust and process settings.

@@ -8,6 +8,7 @@
 mod check;
 mod file;
 mod resolve;
+mod store;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -17,6 +18,7 @@ pub use file::{
     SessionConfig, TlsConfig, WebauthnConfig,
 };
 pub use resolve::{LoadedTls, Upstream};
+pub use store::{Password, StoreBackend, StoreConfig};
 
 use crate::policy::AccessRule;
 
@@ -37,6 +39,8 @@ pub struct Config {
     pub routes: Vec<Route>,
     /// The TLS certificate and key, parsed, when `[server.tls]` is set.
     pub tls: Option<LoadedTls>,
+    /// `[store]`: the backend, and PostgreSQL's settings with the password resolved.
+    pub store: StoreConfig,
 }
 
 /// One `[[route]]`, with its upstream resolved.

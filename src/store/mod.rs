@@ -18,6 +18,7 @@ mod error;
 mod events;
 mod model;
 mod passkeys;
+mod postgres;
 mod redb_store;
 mod sessions;
 mod tables;
@@ -39,6 +40,7 @@ pub use model::{
 pub use backend::{
     CeremonyStore, EnrollmentStore, EventStore, PasskeyStore, SessionStore, Storage, UserStore,
 };
+pub use postgres::{PostgresOptions, PostgresStore, MIGRATIONS};
 pub use redb_store::RedbStore;
 
 use crate::clock::Clock;
