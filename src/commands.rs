@@ -8,8 +8,8 @@ use pingora::server::RunArgs;
 use crate::admin::{admin_socket_path, execute, run_via_socket, AdminCommand, Target};
 use crate::cli::{Cli, Command};
 use crate::config::Config;
+use crate::gateway::create_private_dir;
 use crate::gateway::Gateway;
-use crate::gateway::{create_private_dir, STORE_FILE};
 use crate::session::Sessions;
 use crate::store::{Store, StoreError};
 
@@ -49,7 +49,7 @@ fn admin(path: &std::path::Path, command: AdminCommand) -> anyhow::Result<()> {
             };
         }
         create_private_dir(&config.server.data_dir)?;
-        let store = Store::open(config.server.data_dir.join(STORE_FILE)).map_err(|e| match e {
+        let store = Store::open_configured(&config, Default::default()).map_err(|e| match e {
             StoreError::Locked { .. } => anyhow::anyhow!(
                 "the store is in use by a running gateway, but its admin socket {} does not answer",
                 socket.display()

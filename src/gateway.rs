@@ -19,7 +19,7 @@ use crate::store::{Store, StoreError};
 pub const UPKEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(15);
 
 /// The store's file name inside `server.data_dir`.
-pub const STORE_FILE: &str = "gateway.redb";
+pub use crate::store::STORE_FILE;
 
 /// Why a gateway could not be built. Causes are sources (`main` prints the chain), so no
 /// message repeats its cause's text.
@@ -84,7 +84,7 @@ impl Gateway {
         let dir = config.server.data_dir.clone();
         create_private_dir(&dir)?;
         let clock = Arc::new(Clock::default());
-        let store = Store::open_with_clock(dir.join(STORE_FILE), clock.clone())?;
+        let store = Store::open_configured(&config, clock.clone())?;
         let keys = KeyRing::load_or_create(&dir, config.identity.algorithm)?;
         let signer =
             AssertionSigner::new(&keys, config.public_origin(), config.identity.token_ttl)?;

@@ -13,6 +13,7 @@
 
 mod backend;
 mod ceremonies;
+mod configured;
 mod enrollments;
 mod error;
 mod events;
@@ -40,6 +41,7 @@ pub use model::{
 pub use backend::{
     CeremonyStore, EnrollmentStore, EventStore, PasskeyStore, SessionStore, Storage, UserStore,
 };
+pub use configured::{postgres_options, STORE_FILE};
 pub use postgres::{PostgresOptions, PostgresStore, MIGRATIONS};
 pub use redb_store::RedbStore;
 
