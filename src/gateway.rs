@@ -89,6 +89,7 @@ impl Gateway {
         let signer =
             AssertionSigner::new(&keys, config.public_origin(), config.identity.token_ttl)?;
         let sessions = Arc::new(Sessions::for_config(store.clone(), &config));
+        sessions.follow_store();
         let ceremonies = Ceremonies::new(&config, store.clone(), sessions.clone())?;
         let server = &config.server;
         let limiter = CeremonyLimiter::new(

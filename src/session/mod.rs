@@ -14,6 +14,7 @@
 //! path.
 
 mod cookie;
+mod replicas;
 mod revoke;
 
 pub use cookie::{new_session_value, CookieSpec};
@@ -123,6 +124,8 @@ pub struct Sessions {
     idle_secs: i64,
     absolute_secs: i64,
     cookie: CookieSpec,
+    /// Other replicas' revocations, when the store is shared (`replicas.rs`).
+    feed: replicas::FeedSlot,
 }
 
 impl Sessions {
@@ -145,6 +148,7 @@ impl Sessions {
             idle_secs,
             absolute_secs,
             cookie,
+            feed: Default::default(),
         }
     }
 
@@ -194,7 +198,12 @@ impl Sessions {
         now: i64,
     ) -> Result<Option<Arc<LiveSession>>, StoreError> {
         let hash = hash_secret(cookie_value);
-        let cached = self.read().map.get(&hash).cloned();
+        // On a shared store, an entry is trusted only while revocations are known to arrive.
+        let cached = if self.cache_trusted() {
+            self.read().map.get(&hash).cloned()
+        } else {
+            None
+        };
         let live = match cached {
             Some(live) => live,
             None => match self.load(hash).await? {

@@ -34,6 +34,13 @@ pub trait Storage:
 
     /// The file the store lives in, for a backend that is one file.
     fn path(&self) -> Option<&Path>;
+
+    /// For a backend other processes share: starts delivering their revocations to `sink`
+    /// (see `revocations.rs`) and returns true. A backend only this process uses returns false.
+    fn follow_revocations(&self, sink: std::sync::Arc<dyn super::RevocationSink>) -> bool {
+        let _ = sink;
+        false
+    }
 }
 
 /// Users: create, look up, list, disable or enable, change groups, remove.

@@ -21,6 +21,7 @@ mod model;
 mod passkeys;
 mod postgres;
 mod redb_store;
+mod revocations;
 mod sessions;
 mod tables;
 mod users;
@@ -42,8 +43,9 @@ pub use backend::{
     CeremonyStore, EnrollmentStore, EventStore, PasskeyStore, SessionStore, Storage, UserStore,
 };
 pub use configured::{postgres_options, STORE_FILE};
-pub use postgres::{PostgresOptions, PostgresStore, MIGRATIONS};
+pub use postgres::{PostgresOptions, PostgresStore, LISTENER_NAME, MIGRATIONS};
 pub use redb_store::RedbStore;
+pub use revocations::{Revocation, RevocationSink, REVOCATION_BOUND};
 
 use crate::clock::Clock;
 // The store tests (`tests/`) read the wall clock through `super::*`.

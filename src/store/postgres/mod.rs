@@ -16,6 +16,7 @@ mod ceremonies;
 mod enrollments;
 mod events;
 mod migrations;
+mod notify;
 mod passkeys;
 mod sessions;
 mod users;
@@ -37,6 +38,7 @@ use super::{StoreError, WriteStats};
 use crate::clock::Clock;
 
 pub use migrations::MIGRATIONS;
+pub use notify::LISTENER_NAME;
 
 /// How to reach the database (from `[store]`).
 #[derive(Clone)]
@@ -138,11 +140,6 @@ impl PostgresStore {
         &self.inner.target
     }
 
-    /// The connection settings (the listener and the advisory-lock jobs open their own).
-    pub(crate) fn pg_config(&self) -> &tokio_postgres::Config {
-        &self.inner.config
-    }
-
     /// Now, by the store's clock.
     pub(super) fn now(&self) -> i64 {
         self.inner.clock.now()
@@ -179,6 +176,11 @@ impl Storage for PostgresStore {
             writes: self.inner.writes.load(Ordering::Relaxed),
             commits: self.inner.commits.load(Ordering::Relaxed),
         }
+    }
+
+    fn follow_revocations(&self, sink: Arc<dyn super::RevocationSink>) -> bool {
+        self.listen_for_revocations(sink);
+        true
     }
 
     async fn health(&self) -> Result<(), StoreError> {

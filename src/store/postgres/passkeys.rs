@@ -8,9 +8,11 @@ use tokio_postgres::Transaction;
 use uuid::Uuid;
 
 use super::events::append;
+use super::notify::publish;
 use super::{json, record, records, PostgresStore};
 use crate::store::backend::PasskeyStore;
 use crate::store::model::{EventKind, NewEvent, Passkey, SecretHash};
+use crate::store::revocations::Revocation;
 use crate::store::StoreError;
 
 #[async_trait]
@@ -144,6 +146,7 @@ async fn delete(
     let revoked = super::users::delete_sessions_where(txn, "passkey_id", passkey.id).await?;
     txn.execute("DELETE FROM passkeys WHERE id = $1", &[&passkey.id])
         .await?;
+    publish(txn, &[Revocation::Passkey(passkey.id)]).await?;
     let detail = format!(
         "{:?} {why}; {} session(s) revoked",
         passkey.name,

@@ -7,9 +7,11 @@ use tokio_postgres::{Row, Transaction};
 use uuid::Uuid;
 
 use super::events::append;
+use super::notify::publish;
 use super::{json, record, PostgresStore};
 use crate::store::backend::SessionStore;
 use crate::store::model::{EventKind, NewEvent, SecretHash, SessionRecord};
+use crate::store::revocations::Revocation;
 use crate::store::StoreError;
 
 /// The columns a session is read back from.
@@ -60,6 +62,7 @@ impl SessionStore for PostgresStore {
             .await?
             .ok_or(StoreError::NotFound)?;
         let session = session_of(&row)?;
+        publish(&txn, &[Revocation::Session(hash)]).await?;
         let mut emitted = Vec::new();
         append(&txn, revoked_event(session.user_id, 1), now, &mut emitted).await?;
         txn.commit().await?;
@@ -74,6 +77,7 @@ impl SessionStore for PostgresStore {
         let revoked = super::users::delete_sessions_where(&txn, "user_id", user_id).await?;
         let mut emitted = Vec::new();
         if !revoked.is_empty() {
+            publish(&txn, &[Revocation::User(user_id)]).await?;
             let new = revoked_event(user_id, revoked.len());
             append(&txn, new, now, &mut emitted).await?;
         }
@@ -99,15 +103,20 @@ impl SessionStore for PostgresStore {
         hashes: Vec<SecretHash>,
     ) -> Result<Vec<SecretHash>, StoreError> {
         let keys: Vec<&[u8]> = hashes.iter().map(|hash| &hash.0[..]).collect();
-        let conn = self.conn().await?;
-        let rows = conn
+        let mut conn = self.conn().await?;
+        let txn = conn.transaction().await?;
+        let rows = txn
             .query(
                 "DELETE FROM sessions WHERE id_hash = ANY($1) RETURNING id_hash",
                 &[&keys],
             )
             .await?;
+        let deleted = rows.iter().map(hash_of).collect::<Result<Vec<_>, _>>()?;
+        let revoked: Vec<Revocation> = deleted.iter().copied().map(Revocation::Session).collect();
+        publish(&txn, &revoked).await?;
+        txn.commit().await?;
         self.committed(&[]);
-        rows.iter().map(hash_of).collect()
+        Ok(deleted)
     }
 
     async fn touch_sessions(&self, seen: Vec<(SecretHash, i64)>) -> Result<(), StoreError> {

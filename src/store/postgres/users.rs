@@ -8,9 +8,11 @@ use tokio_postgres::Transaction;
 use uuid::Uuid;
 
 use super::events::append;
+use super::notify::publish;
 use super::{is_unique_violation, json, record, records, PostgresStore};
 use crate::store::backend::UserStore;
 use crate::store::model::{EventKind, NewEvent, NewUser, SecretHash, User};
+use crate::store::revocations::Revocation;
 use crate::store::StoreError;
 
 #[async_trait]
@@ -98,6 +100,9 @@ impl UserStore for PostgresStore {
         };
         user.disabled = disabled;
         put(&txn, &user).await?;
+        if disabled {
+            publish(&txn, &[Revocation::User(user.id)]).await?;
+        }
         let (kind, detail) = if disabled {
             let detail = format!("{} session(s) revoked", revoked.len());
             (EventKind::UserDisabled, detail)
@@ -122,6 +127,8 @@ impl UserStore for PostgresStore {
         let mut user = locked_by_name(&txn, username).await?;
         user.groups = groups;
         put(&txn, &user).await?;
+        // Other replicas drop the user's cached identities, as this one does.
+        publish(&txn, &[Revocation::User(user.id)]).await?;
         let mut emitted = Vec::new();
         let detail = format!("groups {:?}", user.groups);
         let new = event(EventKind::UserGroupsChanged, &user, detail);
@@ -145,6 +152,7 @@ impl UserStore for PostgresStore {
             .await?;
         txn.execute("DELETE FROM users WHERE id = $1", &[&user.id])
             .await?;
+        publish(&txn, &[Revocation::User(user.id)]).await?;
         let detail = format!(
             "username {:?}: {passkeys} passkey(s), {} session(s), {links} enrollment link(s) removed",
             user.username,

@@ -117,7 +117,7 @@ impl World {
     }
 
     /// Stores a live ceremony of `kind` for `user_id` and returns its id.
-    pub(super) async fn ceremony(&self, kind: CeremonyKind, user_id: Option<Uuid>) -> Uuid {
+    pub(crate) async fn ceremony(&self, kind: CeremonyKind, user_id: Option<Uuid>) -> Uuid {
         self.ceremony_with(kind, user_id, None, now() + 300).await
     }
 
@@ -156,7 +156,7 @@ impl World {
     }
 
     /// A registration completion (with a fresh ceremony) that is valid as it stands.
-    pub(super) async fn registration(
+    pub(crate) async fn registration(
         &self,
         user: &User,
         credential_id: &[u8],
@@ -216,7 +216,7 @@ pub(super) fn passkey(user_id: Uuid, credential_id: &[u8]) -> Passkey {
     }
 }
 
-pub(super) fn session(passkey: &Passkey, cookie: &str) -> SessionRecord {
+pub(crate) fn session(passkey: &Passkey, cookie: &str) -> SessionRecord {
     SessionRecord {
         id_hash: hash_secret(cookie),
         user_id: passkey.user_id,
@@ -227,7 +227,7 @@ pub(super) fn session(passkey: &Passkey, cookie: &str) -> SessionRecord {
     }
 }
 
-pub(super) fn login(
+pub(crate) fn login(
     ceremony_id: Uuid,
     passkey: &Passkey,
     session: SessionRecord,

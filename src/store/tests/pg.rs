@@ -45,6 +45,11 @@ impl TestDatabase {
             .expect("connect to the test database")
     }
 
+    /// A plain connection to this database (to inspect it, or cut other connections).
+    pub(crate) async fn admin(&self) -> tokio_postgres::Client {
+        connect(&self.url).await
+    }
+
     /// As [`TestDatabase::store`], as a `Store` handle.
     pub(crate) async fn handle(&self) -> Store {
         Store::with_backend(self.store().await)
