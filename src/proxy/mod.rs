@@ -283,7 +283,11 @@ impl GatewayProxy {
                 .into_reply(),
             ));
         }
-        ctx.session = self.session_of(session).await;
+        ctx.session = match self.session_of(session).await {
+            Ok(live) => live,
+            // Fail closed, and say why: not "sign in again", which would not help.
+            Err(e) => return Ok(Some(ApiError::StoreUnavailable(e).into_reply())),
+        };
         let user = ctx.session.as_ref().map(|s| Requester {
             username: &s.identity.username,
             groups: &s.identity.groups,
@@ -309,16 +313,17 @@ impl GatewayProxy {
     }
 
     /// The session named by the request's cookie, checked in memory (a store read only on a
-    /// cache miss). A store failure counts as no session: fail closed.
-    async fn session_of(&self, session: &Session) -> Option<Arc<LiveSession>> {
+    /// cache miss, or on a shared store whose revocation feed is late). A store failure is an
+    /// error the caller answers with 503: the request is neither let through nor sent to log in.
+    async fn session_of(
+        &self,
+        session: &Session,
+    ) -> std::result::Result<Option<Arc<LiveSession>>, crate::store::StoreError> {
         let headers = &session.req_header().headers;
-        match self.sessions.from_headers(headers, self.clock.now()).await {
-            Ok(live) => live,
-            Err(e) => {
-                tracing::warn!(error = %e, "session check failed");
-                None
-            }
-        }
+        self.sessions
+            .from_headers(headers, self.clock.now())
+            .await
+            .inspect_err(|e| tracing::warn!(error = %e, "session check failed"))
     }
 
     /// The client and forwarded headers for this request (see `forwarded.rs`).
