@@ -8,7 +8,7 @@ use std::time::SystemTime;
 pub use crate::clock::unix_now;
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::identity::{AssertionSigner, IdentityError, KeyRing};
+use crate::identity::{AssertionSigner, IdentityError, KeyRing, SharedKeys};
 use crate::limits::CeremonyLimiter;
 use crate::passkey::{Ceremonies, RelyingPartyError};
 use crate::routing::Router;
@@ -59,6 +59,9 @@ pub struct Gateway {
     limiter: Option<CeremonyLimiter>,
     /// The one clock: the store, the sessions, the ceremonies and the upkeep ask it the time.
     clock: Arc<Clock>,
+    /// The signing keys in the store, shared by replicas, and the version installed (`None`
+    /// when the keys live in the data directory's file).
+    shared_keys: Option<(SharedKeys, std::sync::atomic::AtomicI64)>,
 }
 
 /// The narrow handles the proxy's phases use (see [`Gateway::proxy_handles`]).
@@ -85,7 +88,7 @@ impl Gateway {
         create_private_dir(&dir)?;
         let clock = Arc::new(Clock::default());
         let store = Store::open_configured(&config, clock.clone())?;
-        let keys = KeyRing::load_or_create(&dir, config.identity.algorithm)?;
+        let (keys, shared_keys) = load_keys(&config, &store)?;
         let signer =
             AssertionSigner::new(&keys, config.public_origin(), config.identity.token_ttl)?;
         let sessions = Arc::new(Sessions::for_config(store.clone(), &config));
@@ -106,6 +109,7 @@ impl Gateway {
             signer: Arc::new(signer),
             limiter,
             clock,
+            shared_keys,
         }))
     }
 
@@ -173,7 +177,16 @@ impl Gateway {
 
     /// Switches to a new signing key; the old one stays published for `identity.key_overlap`.
     pub fn rotate_keys(&self) -> Result<String, IdentityError> {
-        let ring = rotate_key_file(&self.config)?;
+        let ring = match &self.shared_keys {
+            Some((shared, installed)) => {
+                let identity = &self.config.identity;
+                let (version, ring) =
+                    shared.rotate_blocking(identity.algorithm, identity.key_overlap)?;
+                installed.store(version, std::sync::atomic::Ordering::Relaxed);
+                ring
+            }
+            None => rotate_key_file(&self.config)?,
+        };
         self.signer.install(&ring);
         Ok(ring.current().kid().to_string())
     }
@@ -203,6 +216,7 @@ impl Gateway {
                 tracing::warn!(error = %e, "could not sample passkeys for the decoys");
             }
         }
+        self.follow_shared_keys().await;
         if let Err(e) = self.sessions.flush_last_seen(now).await {
             tracing::warn!(error = %e, "could not write session activity");
         }
@@ -225,6 +239,56 @@ impl Gateway {
             limiter.upkeep();
         }
     }
+}
+
+impl Gateway {
+    /// Installs the shared ring when another replica rotated it (one cheap read per round).
+    async fn follow_shared_keys(&self) {
+        let Some((shared, installed)) = &self.shared_keys else {
+            return;
+        };
+        let current = installed.load(std::sync::atomic::Ordering::Relaxed);
+        match shared.version().await {
+            Ok(Some(version)) if version != current => match shared.load().await {
+                Ok(Some((version, ring))) => {
+                    self.signer.install(&ring);
+                    installed.store(version, std::sync::atomic::Ordering::Relaxed);
+                    tracing::info!(
+                        kid = ring.current().kid(),
+                        "installed the shared signing key"
+                    );
+                }
+                Ok(None) => {}
+                Err(e) => tracing::warn!(error = %e, "could not load the shared signing keys"),
+            },
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "could not check the shared signing keys"),
+        }
+    }
+}
+
+/// The signing keys: from the store when it keeps them (shared by replicas, sealed with
+/// `store.key_encryption_key_*`), else from the data directory's key file.
+#[allow(clippy::type_complexity)]
+fn load_keys(
+    config: &Config,
+    store: &Store,
+) -> Result<(KeyRing, Option<(SharedKeys, std::sync::atomic::AtomicI64)>), StartError> {
+    let alg = config.identity.algorithm;
+    if !store.keeps_signing_keys() {
+        return Ok((KeyRing::load_or_create(&config.server.data_dir, alg)?, None));
+    }
+    let shared = shared_keys(config, store)?;
+    let (version, ring) = shared.load_or_create_blocking(alg)?;
+    Ok((ring, Some((shared, version.into()))))
+}
+
+/// The store's shared ring, sealed with the configured key-encryption key.
+pub fn shared_keys(config: &Config, store: &Store) -> Result<SharedKeys, IdentityError> {
+    let kek = config.store.key_encryption_key.clone().ok_or_else(|| {
+        IdentityError::Shared("store.key_encryption_key_file (or _env) is not set".into())
+    })?;
+    Ok(SharedKeys::new(store.clone(), kek))
 }
 
 /// Rotates the signing key file in `config`'s data directory and returns the new ring: the one

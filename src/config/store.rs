@@ -41,6 +41,13 @@ pub struct StoreConfig {
     /// How long opening a connection (and waiting for a free one) may take.
     #[serde(with = "humantime_serde")]
     pub connect_timeout: Duration,
+    /// A file holding the key that seals the shared signing keys (64 hex digits).
+    pub key_encryption_key_file: Option<PathBuf>,
+    /// The environment variable holding that key instead.
+    pub key_encryption_key_env: Option<String>,
+    /// Filled by `resolve` from one of the two above.
+    #[serde(skip)]
+    pub key_encryption_key: Option<crate::identity::KeyEncryptionKey>,
     /// Filled by `resolve` from `password_env` or `password_file`; never from the file itself.
     #[serde(skip)]
     pub password: Option<Password>,
@@ -56,6 +63,9 @@ impl Default for StoreConfig {
             pool_size: 16,
             statement_timeout: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(5),
+            key_encryption_key_file: None,
+            key_encryption_key_env: None,
+            key_encryption_key: None,
             password: None,
         }
     }
@@ -94,6 +104,14 @@ pub(super) fn check(store: &StoreConfig) -> Check {
             ("store.url", store.url.is_some()),
             ("store.password_env", store.password_env.is_some()),
             ("store.password_file", store.password_file.is_some()),
+            (
+                "store.key_encryption_key_file",
+                store.key_encryption_key_file.is_some(),
+            ),
+            (
+                "store.key_encryption_key_env",
+                store.key_encryption_key_env.is_some(),
+            ),
         ];
         for (key, set) in postgres_only {
             if set {
@@ -148,13 +166,58 @@ fn check_postgres(store: &StoreConfig) -> Check {
             "holds a password and store.password_env/password_file names another; keep one",
         );
     }
+    match (
+        &store.key_encryption_key_file,
+        &store.key_encryption_key_env,
+    ) {
+        (None, None) => {
+            return fail(
+                "store.key_encryption_key_file",
+                "is required with store.backend = \"postgres\" (or store.key_encryption_key_env): \
+                 it seals the signing keys the replicas share",
+            )
+        }
+        (Some(_), Some(_)) => return fail(
+            "store.key_encryption_key_env",
+            "set either store.key_encryption_key_file or store.key_encryption_key_env, not both",
+        ),
+        _ => {}
+    }
     if store.password_env.as_deref() == Some("") {
         return fail("store.password_env", "must name an environment variable");
     }
     Ok(())
 }
 
-/// Reads the password from `password_env` or `password_file`, once, at load.
+/// Reads the key-encryption key from its file or variable, once, at load.
+fn resolve_kek(store: &mut StoreConfig) -> Check {
+    let (key, text) = if let Some(path) = &store.key_encryption_key_file {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            (
+                "store.key_encryption_key_file".to_string(),
+                format!("cannot read `{}`: {e}", path.display()),
+            )
+        })?;
+        ("store.key_encryption_key_file", text)
+    } else if let Some(name) = &store.key_encryption_key_env {
+        let text = std::env::var(name).map_err(|_| {
+            (
+                "store.key_encryption_key_env".to_string(),
+                format!("the environment variable `{name}` is not set (or not UTF-8)"),
+            )
+        })?;
+        ("store.key_encryption_key_env", text)
+    } else {
+        return Ok(());
+    };
+    let kek = crate::identity::KeyEncryptionKey::from_hex(&text)
+        .map_err(|reason| (key.to_string(), reason))?;
+    store.key_encryption_key = Some(kek);
+    Ok(())
+}
+
+/// Reads the password from `password_env` or `password_file`, and the key-encryption key,
+/// once, at load.
 pub(super) fn resolve_password(store: &mut StoreConfig) -> Check {
     if let Some(name) = &store.password_env {
         let value = std::env::var(name).map_err(|_| {
@@ -181,5 +244,5 @@ pub(super) fn resolve_password(store: &mut StoreConfig) -> Check {
         }
         store.password = Some(Password::new(value));
     }
-    Ok(())
+    resolve_kek(store)
 }

@@ -41,6 +41,28 @@ pub trait Storage:
         let _ = sink;
         false
     }
+
+    /// Whether the identity signing keys live here, shared by replicas (sealed by the caller),
+    /// rather than in the data directory's key file.
+    fn keeps_signing_keys(&self) -> bool {
+        false
+    }
+
+    /// The sealed signing-key ring and its version, if one is stored.
+    async fn sealed_signing_keys(&self) -> Result<Option<(i64, Vec<u8>)>, StoreError> {
+        Ok(None)
+    }
+
+    /// Stores a sealed ring if the stored version is still `expected` (`None`: none stored);
+    /// false when another process changed it first.
+    async fn swap_sealed_signing_keys(
+        &self,
+        expected: Option<i64>,
+        sealed: Vec<u8>,
+    ) -> Result<bool, StoreError> {
+        let _ = (expected, sealed);
+        Err(StoreError::Invalid("this backend keeps no signing keys"))
+    }
 }
 
 /// Users: create, look up, list, disable or enable, change groups, remove.

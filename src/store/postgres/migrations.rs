@@ -9,8 +9,14 @@ use super::storage;
 use crate::store::StoreError;
 
 /// Every migration this binary knows, oldest first: (version, name, SQL).
-pub const MIGRATIONS: &[(i32, &str, &str)] =
-    &[(1, "records", include_str!("migrations/0001_records.sql"))];
+pub const MIGRATIONS: &[(i32, &str, &str)] = &[
+    (1, "records", include_str!("migrations/0001_records.sql")),
+    (
+        2,
+        "signing_keys",
+        include_str!("migrations/0002_signing_keys.sql"),
+    ),
+];
 
 /// The advisory lock key that serializes migrations ("pkgw-mig" as an integer).
 const MIGRATION_LOCK: i64 = 0x706b_6777_2d6d_6967;

@@ -15,6 +15,7 @@
 mod ceremonies;
 mod enrollments;
 mod events;
+mod keys;
 mod migrations;
 mod notify;
 mod passkeys;
@@ -176,6 +177,22 @@ impl Storage for PostgresStore {
             writes: self.inner.writes.load(Ordering::Relaxed),
             commits: self.inner.commits.load(Ordering::Relaxed),
         }
+    }
+
+    fn keeps_signing_keys(&self) -> bool {
+        true
+    }
+
+    async fn sealed_signing_keys(&self) -> Result<Option<(i64, Vec<u8>)>, StoreError> {
+        self.read_sealed_keys().await
+    }
+
+    async fn swap_sealed_signing_keys(
+        &self,
+        expected: Option<i64>,
+        sealed: Vec<u8>,
+    ) -> Result<bool, StoreError> {
+        self.swap_sealed_keys(expected, sealed).await
     }
 
     fn follow_revocations(&self, sink: Arc<dyn super::RevocationSink>) -> bool {
