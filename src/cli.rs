@@ -37,6 +37,29 @@ pub enum Command {
     /// Identity-signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// The store itself.
+    #[command(subcommand)]
+    Store(StoreCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StoreCommand {
+    /// Copy this config's redb store (users, passkeys, sessions, events, signing keys) into a
+    /// PostgreSQL database; idempotent, prints counts. Stop the gateway first.
+    Migrate(StoreMigrateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct StoreMigrateArgs {
+    /// The database: postgres://USER@HOST:PORT/DATABASE.
+    #[arg(long)]
+    pub to: String,
+    /// The environment variable holding the database password (instead of one in the URL).
+    #[arg(long)]
+    pub password_env: Option<String>,
+    /// The key-encryption key the replicas will use (64 hex digits): seals the signing keys.
+    #[arg(long)]
+    pub key_encryption_key_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

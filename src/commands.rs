@@ -27,6 +27,17 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Passkey(cmd) => admin(&cli.config, AdminCommand::Passkey(cmd)),
         Command::Session(cmd) => admin(&cli.config, AdminCommand::Session(cmd)),
         Command::Keys(cmd) => admin(&cli.config, AdminCommand::Keys(cmd)),
+        Command::Store(crate::cli::StoreCommand::Migrate(args)) => {
+            let config = Config::load(&cli.config)?;
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            println!(
+                "{}",
+                runtime.block_on(crate::admin::migrate(&config, &args))?
+            );
+            Ok(())
+        }
     }
 }
 

@@ -2,9 +2,11 @@
 //! gateway (through the admin socket, so revocations reach its in-memory session cache at once)
 //! or the store directly when no gateway is running. Never reachable from the public listener.
 
+mod migrate;
 mod ops;
 mod socket;
 
+pub use migrate::migrate;
 pub use socket::{admin_socket_path, run_via_socket, serve_admin_socket, SocketAnswer};
 
 use std::sync::Arc;

@@ -153,6 +153,11 @@ impl SharedKeys {
         ))
     }
 
+    /// Stores `ring` as the first shared ring (a copied key file); false if one is there.
+    pub async fn store_ring(&self, ring: &KeyRing) -> Result<bool, IdentityError> {
+        self.swap(None, ring).await
+    }
+
     /// [`SharedKeys::load_or_create`] from synchronous code (start-up), on a thread of its own.
     pub fn load_or_create_blocking(
         &self,

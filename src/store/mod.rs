@@ -43,7 +43,7 @@ pub use backend::{
     CeremonyStore, EnrollmentStore, EventStore, PasskeyStore, SessionStore, Storage, UserStore,
 };
 pub use configured::{postgres_options, STORE_FILE};
-pub use postgres::{PostgresOptions, PostgresStore, LISTENER_NAME, MIGRATIONS};
+pub use postgres::{Export, Imported, PostgresOptions, PostgresStore, LISTENER_NAME, MIGRATIONS};
 pub use redb_store::RedbStore;
 pub use revocations::{Revocation, RevocationSink, REVOCATION_BOUND};
 

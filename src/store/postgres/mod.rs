@@ -15,6 +15,7 @@
 mod ceremonies;
 mod enrollments;
 mod events;
+mod import;
 mod keys;
 mod migrations;
 mod notify;
@@ -38,6 +39,7 @@ use super::model::Event;
 use super::{StoreError, WriteStats};
 use crate::clock::Clock;
 
+pub use import::{Export, Imported};
 pub use migrations::MIGRATIONS;
 pub use notify::LISTENER_NAME;
 
