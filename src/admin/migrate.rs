@@ -39,8 +39,10 @@ pub async fn migrate(config: &Config, args: &StoreMigrateArgs) -> anyhow::Result
     let imported = target.import(&export).await?;
     let keys = copy_keys(config, args, &target).await?;
     let target = Store::with_backend(target);
-    let mut held = Export::default();
-    held.users = target.list_users().await?;
+    let mut held = Export {
+        users: target.list_users().await?,
+        ..Export::default()
+    };
     for user in &held.users {
         held.passkeys.extend(target.passkeys_of(user.id).await?);
     }
