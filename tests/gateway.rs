@@ -19,5 +19,6 @@ mod passkeys;
 mod policy;
 mod proxying;
 mod real_server;
+mod replicas;
 mod request_rules;
 mod revocation;
