@@ -86,8 +86,56 @@ impl Replica {
     }
 }
 
+/// A TCP relay in front of PostgreSQL that the test can cut (every connection dropped, new ones
+/// refused) and restore: a database outage without stopping the server other tests share.
+struct Relay {
+    port: u16,
+    up: Arc<std::sync::atomic::AtomicBool>,
+    links: Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+}
+
+impl Relay {
+    async fn start(to: SocketAddr) -> Relay {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let up = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let links: Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>> = Arc::default();
+        let (accepting, all) = (up.clone(), links.clone());
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if !accepting.load(std::sync::atomic::Ordering::SeqCst) {
+                    continue; // dropped: refused
+                }
+                let link = tokio::spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(to).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+                all.lock().expect("links").push(link);
+            }
+        });
+        Relay { port, up, links }
+    }
+
+    fn cut(&self) {
+        self.up.store(false, std::sync::atomic::Ordering::SeqCst);
+        for link in self.links.lock().expect("links").drain(..) {
+            link.abort();
+        }
+    }
+
+    fn restore(&self) {
+        self.up.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
 /// `n` replicas sharing `database`; the public origin is the first one's (the balancer's).
 async fn replicas(database: &Database, upstream: SocketAddr, n: usize) -> Vec<Replica> {
+    replicas_at(&database.url, upstream, n).await
+}
+
+/// `n` replicas on the database at `url`.
+async fn replicas_at(url: &str, upstream: SocketAddr, n: usize) -> Vec<Replica> {
     let mut listeners = Vec::new();
     for _ in 0..n {
         listeners.push(TcpListener::bind("127.0.0.1:0").await.expect("bind"));
@@ -115,7 +163,6 @@ name = "app"
 upstream = "http://{upstream}"
 "#,
             data = data.path().display(),
-            url = database.url,
             kek = kek.display(),
         );
         let config = Config::from_toml(&data.path().join("gateway.toml"), &text).expect("config");
@@ -252,4 +299,73 @@ async fn a_replica_whose_database_does_not_answer_does_not_start() {
         )),
         "{chain}"
     );
+}
+
+// Multi-threaded: `Gateway::new` blocks its thread while it connects through the relay, which
+// runs on this runtime.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_outage_answers_503_and_everything_recovers_by_itself() {
+    let upstream = EchoUpstream::start().await;
+    let database = Database::create().await;
+    let server = url::Url::parse(&database.url).expect("url");
+    let target: SocketAddr = format!(
+        "{}:{}",
+        server.host_str().expect("host"),
+        server.port().unwrap_or(5432)
+    )
+    .parse()
+    .expect("the test server is given by address");
+    let relay = Relay::start(target).await;
+    let mut via_relay = server.clone();
+    via_relay.set_port(Some(relay.port)).expect("port");
+    let replicas = replicas_at(via_relay.as_str(), upstream.addr, 2).await;
+    let (_, token) = enroll(&replicas[0].gw, "alice", &[]).await;
+    let mut browser = Browser::new(&replicas[0].url(""));
+    assert!(browser
+        .register(Some(&token), "laptop")
+        .await
+        .status
+        .is_success());
+    let cookie = browser.cookie.clone().expect("signed in");
+    for replica in &replicas {
+        assert_eq!(status_with(&replica.url("/x"), &cookie).await, 200);
+    }
+
+    // Outage: within the bound (plus a heartbeat), cached sessions stop being trusted and a
+    // request that needs the database gets 503; health says so; nothing panics.
+    relay.cut();
+    let start = Instant::now();
+    for replica in &replicas {
+        loop {
+            match status_with(&replica.url("/x"), &cookie).await {
+                200 => {}
+                503 => break,
+                other => panic!("during the outage: {other}"),
+            }
+            assert!(
+                start.elapsed() < REVOCATION_BOUND * 3,
+                "still 200 after {:?}",
+                start.elapsed()
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let health = client()
+            .get(replica.url("/passkeys/health"))
+            .send()
+            .await
+            .expect("health");
+        assert_eq!(health.status().as_u16(), 503);
+    }
+    eprintln!("outage noticed after {:?}", start.elapsed());
+
+    // Back: every replica serves the cookie again with no restart.
+    relay.restore();
+    let back = Instant::now();
+    for replica in &replicas {
+        while status_with(&replica.url("/x"), &cookie).await != 200 {
+            assert!(back.elapsed() < Duration::from_secs(20), "no recovery");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    eprintln!("recovered after {:?}", back.elapsed());
 }
