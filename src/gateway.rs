@@ -222,18 +222,25 @@ impl Gateway {
         }
         // Off the request path (a request only refuses an expired session), once a minute:
         // it scans every session, and until then `session list` already hides them.
+        // On a shared store, one replica at a time runs each purge (`exclusive_job`).
         if round % 4 == 0 {
-            if let Err(e) = self.sessions.end_expired(now).await {
-                tracing::warn!(error = %e, "could not delete expired sessions");
+            if let Some(_held) = self.job("end_expired").await {
+                if let Err(e) = self.sessions.end_expired(now).await {
+                    tracing::warn!(error = %e, "could not delete expired sessions");
+                }
             }
         }
-        if let Err(e) = self.store.purge_expired(now).await {
-            tracing::warn!(error = %e, "could not purge expired records");
+        if let Some(_held) = self.job("purge_expired").await {
+            if let Err(e) = self.store.purge_expired(now).await {
+                tracing::warn!(error = %e, "could not purge expired records");
+            }
         }
         let retention = i64::try_from(self.config.audit.retention.as_secs()).unwrap_or(i64::MAX);
         let cutoff = now.saturating_sub(retention);
-        if let Err(e) = self.store.purge_events(cutoff, now).await {
-            tracing::warn!(error = %e, "could not purge old audit events");
+        if let Some(_held) = self.job("purge_events").await {
+            if let Err(e) = self.store.purge_events(cutoff, now).await {
+                tracing::warn!(error = %e, "could not purge old audit events");
+            }
         }
         if let Some(limiter) = &self.limiter {
             limiter.upkeep();
@@ -242,6 +249,18 @@ impl Gateway {
 }
 
 impl Gateway {
+    /// The store's guard for a periodic job, or `None` when another replica runs it now (or
+    /// the store cannot say: the job waits for the next round).
+    async fn job(&self, job: &'static str) -> Option<Box<dyn Send + Sync>> {
+        match self.store.exclusive_job(job).await {
+            Ok(held) => held,
+            Err(e) => {
+                tracing::warn!(error = %e, job, "could not take a periodic job's lock");
+                None
+            }
+        }
+    }
+
     /// Installs the shared ring when another replica rotated it (one cheap read per round).
     async fn follow_shared_keys(&self) {
         let Some((shared, installed)) = &self.shared_keys else {

@@ -241,3 +241,21 @@ async fn the_passkey_cap_holds_when_replicas_race() {
     assert_eq!(stored, 5);
     assert_eq!(world.store.passkeys_of(alice.id).await.unwrap().len(), 5);
 }
+
+#[tokio::test]
+async fn one_replica_at_a_time_runs_a_periodic_job() {
+    let database = TestDatabase::create().await;
+    let (a, b) = (database.handle().await, database.handle().await);
+    let held = a.exclusive_job("purge_expired").await.unwrap();
+    assert!(held.is_some());
+    assert!(b.exclusive_job("purge_expired").await.unwrap().is_none());
+    // Another job is not held by it.
+    assert!(b.exclusive_job("purge_events").await.unwrap().is_some());
+    drop(held);
+    // Released when its connection closes, which the server notices a moment later.
+    let freed = within(Duration::from_secs(5), || async {
+        b.exclusive_job("purge_expired").await.unwrap().is_some()
+    })
+    .await;
+    assert!(freed.is_some(), "the lock outlived its guard");
+}

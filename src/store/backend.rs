@@ -42,6 +42,17 @@ pub trait Storage:
         false
     }
 
+    /// For a periodic job that one process at a time should run on a shared store: a guard
+    /// while this process may run `job`, `None` while another does. Always granted on a store
+    /// only this process uses.
+    async fn exclusive_job(
+        &self,
+        job: &'static str,
+    ) -> Result<Option<Box<dyn Send + Sync>>, StoreError> {
+        let _ = job;
+        Ok(Some(Box::new(())))
+    }
+
     /// Whether the identity signing keys live here, shared by replicas (sealed by the caller),
     /// rather than in the data directory's key file.
     fn keeps_signing_keys(&self) -> bool {

@@ -16,6 +16,7 @@ mod ceremonies;
 mod enrollments;
 mod events;
 mod import;
+mod jobs;
 mod keys;
 mod migrations;
 mod notify;
@@ -183,6 +184,16 @@ impl Storage for PostgresStore {
 
     fn keeps_signing_keys(&self) -> bool {
         true
+    }
+
+    async fn exclusive_job(
+        &self,
+        job: &'static str,
+    ) -> Result<Option<Box<dyn Send + Sync>>, StoreError> {
+        Ok(self
+            .try_job_lock(job)
+            .await?
+            .map(|lock| Box::new(lock) as Box<dyn Send + Sync>))
     }
 
     async fn sealed_signing_keys(&self) -> Result<Option<(i64, Vec<u8>)>, StoreError> {
