@@ -43,6 +43,9 @@ pub enum Command {
     Events(EventsArgs),
     /// Make the running gateway re-read its configuration (as SIGHUP does).
     Reload,
+    /// The store itself.
+    #[command(subcommand)]
+    Store(StoreCommand),
 }
 
 #[derive(Debug, Args)]
@@ -65,6 +68,26 @@ pub struct EventsArgs {
     /// Show at most the newest this many matches (at most 10000).
     #[arg(long, default_value_t = 100)]
     pub limit: usize,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StoreCommand {
+    /// Copy this config's redb store (users, passkeys, sessions, events, signing keys) into a
+    /// PostgreSQL database; idempotent, prints counts. Stop the gateway first.
+    Migrate(StoreMigrateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct StoreMigrateArgs {
+    /// The database: postgres://USER@HOST:PORT/DATABASE.
+    #[arg(long)]
+    pub to: String,
+    /// The environment variable holding the database password (instead of one in the URL).
+    #[arg(long)]
+    pub password_env: Option<String>,
+    /// The key-encryption key the replicas will use (64 hex digits): seals the signing keys.
+    #[arg(long)]
+    pub key_encryption_key_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -8,8 +8,8 @@ use pingora::server::RunArgs;
 use crate::admin::{admin_socket_path, execute, run_via_socket, AdminCommand, Target};
 use crate::cli::{Cli, Command};
 use crate::config::Config;
+use crate::gateway::create_private_dir;
 use crate::gateway::Gateway;
-use crate::gateway::{create_private_dir, STORE_FILE};
 use crate::session::Sessions;
 use crate::store::{Store, StoreError};
 
@@ -29,6 +29,17 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Keys(cmd) => admin(&cli.config, AdminCommand::Keys(cmd)),
         Command::Events(args) => crate::admin::events::run(&cli.config, &args),
         Command::Reload => reload(&cli.config),
+        Command::Store(crate::cli::StoreCommand::Migrate(args)) => {
+            let config = Config::load(&cli.config)?;
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            println!(
+                "{}",
+                runtime.block_on(crate::admin::migrate(&config, &args))?
+            );
+            Ok(())
+        }
     }
 }
 
@@ -57,7 +68,7 @@ pub fn admin_output(path: &std::path::Path, command: AdminCommand) -> anyhow::Re
             };
         }
         create_private_dir(&config.server.data_dir)?;
-        let store = Store::open(config.server.data_dir.join(STORE_FILE)).map_err(|e| match e {
+        let store = Store::open_configured(&config, Default::default()).map_err(|e| match e {
             StoreError::Locked { .. } => anyhow::anyhow!(
                 "the store is in use by a running gateway, but its admin socket {} does not answer",
                 socket.display()

@@ -16,6 +16,7 @@ use crate::identity::{convenience_headers, AssertionSigner, HeaderPreset, Identi
 use crate::policy::{decide, Decision, Requester};
 use crate::routing::Router;
 use crate::session::{LiveSession, Sessions};
+use crate::store::StoreError;
 
 /// What the gateway decided about one request.
 #[derive(Debug)]
@@ -30,6 +31,9 @@ pub enum Verdict {
         /// The signed-in session, when the request carried a valid cookie.
         session: Option<Arc<LiveSession>>,
     },
+    /// A route serves it, but the request's session could not be checked (the store did not
+    /// answer): 503, neither let through nor sent to sign in again, which would not help.
+    StoreUnavailable(StoreError),
 }
 
 /// Decides the request for the checked `host` (canonical) and normalized `path`, with the
@@ -45,7 +49,13 @@ pub async fn decide_request(
     let Some(route) = router.route_index(host, path) else {
         return Verdict::NoRoute;
     };
-    let session = session_of(sessions, headers, now).await;
+    let session = match sessions.from_headers(headers, now).await {
+        Ok(live) => live,
+        Err(e) => {
+            tracing::warn!(error = %e, "session check failed");
+            return Verdict::StoreUnavailable(e);
+        }
+    };
     let user = session.as_ref().map(|s| Requester {
         username: &s.identity.username,
         groups: &s.identity.groups,
@@ -55,22 +65,6 @@ pub async fn decide_request(
         route,
         decision,
         session,
-    }
-}
-
-/// The session named by the cookie, checked in memory (a store read only on a cache miss). A
-/// store failure counts as no session: fail closed.
-async fn session_of(
-    sessions: &Sessions,
-    headers: &HeaderMap,
-    now: i64,
-) -> Option<Arc<LiveSession>> {
-    match sessions.from_headers(headers, now).await {
-        Ok(live) => live,
-        Err(e) => {
-            tracing::warn!(error = %e, "session check failed");
-            None
-        }
     }
 }
 

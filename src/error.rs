@@ -215,6 +215,7 @@ impl From<PasskeyError> for ApiError {
                 // Expired ceremonies are purged by the next upkeep.
                 retry_after_secs: crate::gateway::UPKEEP_INTERVAL.as_secs(),
             },
+            PasskeyError::Store(e @ StoreError::Storage(_)) => ApiError::StoreUnavailable(e),
             e @ (PasskeyError::WebAuthn(_)
             | PasskeyError::Serialization(_)
             | PasskeyError::Store(_)) => ApiError::internal(e),
@@ -242,6 +243,10 @@ impl From<BadUsername> for ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> ApiError {
+        // The backend itself failed (PostgreSQL down, a timeout): 503, retry later.
+        if matches!(e, StoreError::Storage(_)) {
+            return ApiError::StoreUnavailable(e);
+        }
         ApiError::internal(e)
     }
 }

@@ -10,7 +10,7 @@ use std::time::SystemTime;
 pub use crate::clock::unix_now;
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::identity::{AssertionSigner, IdentityError, KeyRing};
+use crate::identity::{AssertionSigner, IdentityError, KeyRing, SharedKeys};
 use crate::limits::CeremonyLimiter;
 use crate::metrics::{Metrics, Pulled};
 use crate::passkey::{Ceremonies, RelyingPartyError};
@@ -22,7 +22,7 @@ use crate::store::{Store, StoreError};
 pub const UPKEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(15);
 
 /// The store's file name inside `server.data_dir`.
-pub const STORE_FILE: &str = "gateway.redb";
+pub use crate::store::STORE_FILE;
 
 /// Why a gateway could not be built. Causes are sources (`main` prints the chain), so no
 /// message repeats its cause's text.
@@ -68,6 +68,9 @@ pub struct Gateway {
     metrics: Arc<Metrics>,
     /// What `/readyz` checks besides the store (`health.rs`).
     readiness: crate::health::Readiness,
+    /// The signing keys in the store, shared by replicas, and the version installed (`None`
+    /// when the keys live in the data directory's file).
+    shared_keys: Option<(SharedKeys, std::sync::atomic::AtomicI64)>,
 }
 
 /// The narrow handles the proxy's phases use (see [`Gateway::proxy_handles`]).
@@ -93,11 +96,12 @@ impl Gateway {
         let dir = config.server.data_dir.clone();
         create_private_dir(&dir)?;
         let clock = Arc::new(Clock::default());
-        let store = Store::open_with_clock(dir.join(STORE_FILE), clock.clone())?;
-        let keys = KeyRing::load_or_create(&dir, config.identity.algorithm)?;
+        let store = Store::open_configured(&config, clock.clone())?;
+        let (keys, shared_keys) = load_keys(&config, &store)?;
         let signer =
             AssertionSigner::new(&keys, config.public_origin(), config.identity.token_ttl)?;
         let sessions = Arc::new(Sessions::for_config(store.clone(), &config));
+        sessions.follow_store();
         let ceremonies = Ceremonies::new(&config, store.clone(), sessions.clone())?;
         let server = &config.server;
         let limiter = CeremonyLimiter::new(
@@ -119,6 +123,7 @@ impl Gateway {
             clock,
             metrics,
             readiness: crate::health::Readiness::default(),
+            shared_keys,
         }))
     }
 
@@ -257,7 +262,17 @@ impl Gateway {
 
     /// Switches to a new signing key; the old one stays published for `identity.key_overlap`.
     pub fn rotate_keys(&self) -> Result<String, IdentityError> {
-        let ring = rotate_key_file(&self.config())?;
+        let ring = match &self.shared_keys {
+            Some((shared, installed)) => {
+                let config = self.config();
+                let identity = &config.identity;
+                let (version, ring) =
+                    shared.rotate_blocking(identity.algorithm, identity.key_overlap)?;
+                installed.store(version, std::sync::atomic::Ordering::Relaxed);
+                ring
+            }
+            None => rotate_key_file(&self.config())?,
+        };
         self.signer.install(&ring);
         Ok(ring.current().kid().to_string())
     }
@@ -287,28 +302,98 @@ impl Gateway {
                 tracing::warn!(error = %e, "could not sample passkeys for the decoys");
             }
         }
+        self.follow_shared_keys().await;
         if let Err(e) = self.sessions.flush_last_seen(now).await {
             tracing::warn!(error = %e, "could not write session activity");
         }
         // Off the request path (a request only refuses an expired session), once a minute:
         // it scans every session, and until then `session list` already hides them.
+        // On a shared store, one replica at a time runs each purge (`exclusive_job`).
         if round % 4 == 0 {
-            if let Err(e) = self.sessions.end_expired(now).await {
-                tracing::warn!(error = %e, "could not delete expired sessions");
+            if let Some(_held) = self.job("end_expired").await {
+                if let Err(e) = self.sessions.end_expired(now).await {
+                    tracing::warn!(error = %e, "could not delete expired sessions");
+                }
             }
         }
-        if let Err(e) = self.store.purge_expired(now).await {
-            tracing::warn!(error = %e, "could not purge expired records");
+        if let Some(_held) = self.job("purge_expired").await {
+            if let Err(e) = self.store.purge_expired(now).await {
+                tracing::warn!(error = %e, "could not purge expired records");
+            }
         }
         let retention = i64::try_from(self.config().audit.retention.as_secs()).unwrap_or(i64::MAX);
         let cutoff = now.saturating_sub(retention);
-        if let Err(e) = self.store.purge_events(cutoff, now).await {
-            tracing::warn!(error = %e, "could not purge old audit events");
+        if let Some(_held) = self.job("purge_events").await {
+            if let Err(e) = self.store.purge_events(cutoff, now).await {
+                tracing::warn!(error = %e, "could not purge old audit events");
+            }
         }
         if let Some(limiter) = &self.limiter {
             limiter.upkeep();
         }
     }
+}
+
+impl Gateway {
+    /// The store's guard for a periodic job, or `None` when another replica runs it now (or
+    /// the store cannot say: the job waits for the next round).
+    async fn job(&self, job: &'static str) -> Option<Box<dyn Send + Sync>> {
+        match self.store.exclusive_job(job).await {
+            Ok(held) => held,
+            Err(e) => {
+                tracing::warn!(error = %e, job, "could not take a periodic job's lock");
+                None
+            }
+        }
+    }
+
+    /// Installs the shared ring when another replica rotated it (one cheap read per round).
+    async fn follow_shared_keys(&self) {
+        let Some((shared, installed)) = &self.shared_keys else {
+            return;
+        };
+        let current = installed.load(std::sync::atomic::Ordering::Relaxed);
+        match shared.version().await {
+            Ok(Some(version)) if version != current => match shared.load().await {
+                Ok(Some((version, ring))) => {
+                    self.signer.install(&ring);
+                    installed.store(version, std::sync::atomic::Ordering::Relaxed);
+                    tracing::info!(
+                        kid = ring.current().kid(),
+                        "installed the shared signing key"
+                    );
+                }
+                Ok(None) => {}
+                Err(e) => tracing::warn!(error = %e, "could not load the shared signing keys"),
+            },
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "could not check the shared signing keys"),
+        }
+    }
+}
+
+/// The signing keys: from the store when it keeps them (shared by replicas, sealed with
+/// `store.key_encryption_key_*`), else from the data directory's key file.
+#[allow(clippy::type_complexity)]
+fn load_keys(
+    config: &Config,
+    store: &Store,
+) -> Result<(KeyRing, Option<(SharedKeys, std::sync::atomic::AtomicI64)>), StartError> {
+    let alg = config.identity.algorithm;
+    if !store.keeps_signing_keys() {
+        return Ok((KeyRing::load_or_create(&config.server.data_dir, alg)?, None));
+    }
+    let shared = shared_keys(config, store)?;
+    let (version, ring) = shared.load_or_create_blocking(alg)?;
+    Ok((ring, Some((shared, version.into()))))
+}
+
+/// The store's shared ring, sealed with the configured key-encryption key.
+pub fn shared_keys(config: &Config, store: &Store) -> Result<SharedKeys, IdentityError> {
+    let kek = config.store.key_encryption_key.clone().ok_or_else(|| {
+        IdentityError::Shared("store.key_encryption_key_file (or _env) is not set".into())
+    })?;
+    Ok(SharedKeys::new(store.clone(), kek))
 }
 
 /// Rotates the signing key file in `config`'s data directory and returns the new ring: the one

@@ -135,6 +135,9 @@ pub fn restart_only_changes(old: &Config, new: &Config) -> Vec<String> {
         "identity.trusted_proxy_headers",
         identity.trusted_proxy_headers
     );
+    // The store (backend, database, pool, keys) is opened once, at start. Its password and
+    // key-encryption key are compared by where they come from (`Debug` redacts the values).
+    same!("store", store);
     // The webhook workers are built at start. The secrets are compared apart: `Debug` redacts
     // them, so the line above would miss a new secret.
     same!("events", events);
@@ -181,5 +184,13 @@ mod tests {
             restart_only_changes(&base, &config("/", "another-secret-0123")),
             ["`events`"]
         );
+    }
+
+    #[test]
+    fn a_store_change_needs_a_restart() {
+        let base = config("/", "0123456789abcdef0");
+        let mut moved = base.clone();
+        moved.store.pool_size += 1;
+        assert_eq!(restart_only_changes(&base, &moved), ["`store`"]);
     }
 }

@@ -24,6 +24,7 @@ mod policy;
 mod proxying;
 mod real_server;
 mod reload;
+mod replicas;
 mod request_rules;
 mod revocation;
 mod self_service;

@@ -4,10 +4,12 @@
 
 pub mod events;
 mod http;
+mod migrate;
 mod ops;
 mod socket;
 
 pub use http::serve_admin_http;
+pub use migrate::migrate;
 pub use socket::{
     admin_socket_path, run_via_socket, serve_admin_socket, socket_path_of_file, SocketAnswer,
 };

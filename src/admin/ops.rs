@@ -192,6 +192,12 @@ pub async fn session(target: &Target, cmd: SessionCommand) -> Result<String, Adm
 pub async fn rotate_keys(target: &Target) -> Result<String, AdminError> {
     let kid = match target {
         Target::Live(gw) => gw.rotate_keys()?,
+        Target::Offline { config, store, .. } if store.keeps_signing_keys() => {
+            let identity = &config.identity;
+            let shared = crate::gateway::shared_keys(config, store)?;
+            let (_, ring) = shared.rotate_blocking(identity.algorithm, identity.key_overlap)?;
+            ring.current().kid().to_string()
+        }
         Target::Offline { config, .. } => {
             let ring = rotate_key_file(config)?;
             ring.current().kid().to_string()

@@ -20,7 +20,8 @@ pub(super) fn check(raw: &RawConfig) -> Check {
     check_session(raw)?;
     check_identity(raw)?;
     check_routes(&raw.routes)?;
-    super::events::check(&raw.events)
+    super::events::check(&raw.events)?;
+    super::store::check(&raw.store)
 }
 
 fn check_public_url(raw: &RawConfig) -> Check {

@@ -32,6 +32,8 @@ pub(super) struct RawConfig {
     pub routes: Vec<RouteConfig>,
     #[serde(default)]
     pub events: super::events::EventsConfig,
+    #[serde(default)]
+    pub store: super::store::StoreConfig,
 }
 
 /// `[server]`: sockets, storage, trust and process settings.

@@ -10,6 +10,7 @@ mod events;
 mod file;
 mod listen;
 mod resolve;
+mod store;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -20,6 +21,7 @@ pub use file::{
     SessionConfig, TlsConfig, WebauthnConfig,
 };
 pub use resolve::{LoadedTls, Upstream};
+pub use store::{Password, StoreBackend, StoreConfig};
 
 use crate::policy::AccessRule;
 
@@ -42,6 +44,8 @@ pub struct Config {
     pub tls: Option<LoadedTls>,
     /// `[events]`: webhooks the audit events are sent to.
     pub events: EventsConfig,
+    /// `[store]`: the backend, and PostgreSQL's settings with the password resolved.
+    pub store: StoreConfig,
 }
 
 /// One `[[route]]`, with its upstream resolved.

@@ -30,6 +30,8 @@ pub struct LoadedTls {
 type Resolved<T> = Result<T, (String, String)>;
 
 pub(super) fn resolve(path: &Path, raw: RawConfig) -> Resolved<Config> {
+    let mut store = raw.store;
+    super::store::resolve_password(&mut store)?;
     let tls = raw.server.tls.as_ref().map(load_tls).transpose()?;
     let routes = raw
         .routes
@@ -49,6 +51,7 @@ pub(super) fn resolve(path: &Path, raw: RawConfig) -> Resolved<Config> {
         events: raw.events,
         routes,
         tls,
+        store,
     })
 }
 

@@ -321,3 +321,89 @@ fn admin_listen_may_not_share_a_port_with_listen() {
         "g.toml: `server.admin_listen`: port 8080 is also in server.listen; use another"
     );
 }
+
+#[test]
+#[allow(clippy::unwrap_used)]
+fn store_settings_are_checked_naming_the_key() {
+    let store = |section: &str| format!("{BASE}[store]\n{section}");
+    let kek = "key_encryption_key_env = \"PKGW_TEST_KEK_SET\"\n";
+    let cases: Vec<(String, &str)> = vec![
+        (
+            store("url = \"postgres://h/db\"\n"),
+            "g.toml: `store.url`: is only used with store.backend = \"postgres\"",
+        ),
+        (
+            store("backend = \"postgres\"\n"),
+            "g.toml: `store.url`: is required with store.backend = \"postgres\"",
+        ),
+        (
+            store(&format!("backend = \"postgres\"\nurl = \"mysql://h/db\"\n{kek}")),
+            "g.toml: `store.url`: must be a postgres:// or postgresql:// URL",
+        ),
+        (
+            store(&format!("backend = \"postgres\"\nurl = \"postgres://h\"\n{kek}")),
+            "g.toml: `store.url`: must name the database (postgres://host/DATABASE)",
+        ),
+        (
+            store("backend = \"postgres\"\nurl = \"postgres://h/db\"\n"),
+            "g.toml: `store.key_encryption_key_file`: is required with store.backend = \"postgres\" (or store.key_encryption_key_env): it seals the signing keys the replicas share",
+        ),
+        (
+            store(&format!("backend = \"postgres\"\nurl = \"postgres://u:pw@h/db\"\npassword_env = \"X\"\n{kek}")),
+            "g.toml: `store.url`: holds a password and store.password_env/password_file names another; keep one",
+        ),
+        (
+            store(&format!("backend = \"postgres\"\nurl = \"postgres://h/db\"\npool_size = 0\n{kek}")),
+            "g.toml: `store.pool_size`: must be between 1 and 1024",
+        ),
+        (
+            store(&format!("backend = \"postgres\"\nurl = \"postgres://h/db\"\nstatement_timeout = \"10ms\"\n{kek}")),
+            "g.toml: `store.statement_timeout`: must be at least 100ms",
+        ),
+        (
+            store(&format!("backend = \"postgres\"\nurl = \"postgres://h/db\"\npassword_env = \"PKGW_TEST_UNSET_VARIABLE\"\n{kek}")),
+            "g.toml: `store.password_env`: the environment variable `PKGW_TEST_UNSET_VARIABLE` is not set (or not UTF-8)",
+        ),
+        (
+            store("backend = \"postgres\"\nurl = \"postgres://h/db\"\nkey_encryption_key_file = \"/nonexistent/kek\"\n"),
+            "g.toml: `store.key_encryption_key_file`: cannot read `/nonexistent/kek`: No such file or directory (os error 2)",
+        ),
+    ];
+    for (text, expected) in cases {
+        let error = load(&text).map(drop).unwrap_err();
+        assert_eq!(error.to_string(), expected, "for:\n{text}");
+    }
+}
+
+#[test]
+#[allow(clippy::unwrap_used)]
+fn a_store_password_and_kek_come_from_files_and_are_never_printed() {
+    let dir = tempfile::tempdir().unwrap();
+    let password = dir.path().join("password");
+    std::fs::write(&password, "s3cret-pw\n").unwrap();
+    let kek = dir.path().join("kek");
+    std::fs::write(&kek, format!("{}\n", "ab".repeat(32))).unwrap();
+    let text = format!(
+        "{BASE}[store]\nbackend = \"postgres\"\nurl = \"postgres://pkgw@127.0.0.1/pkgw\"\npassword_file = {:?}\nkey_encryption_key_file = {:?}\n",
+        password.display().to_string(),
+        kek.display().to_string()
+    );
+    let config = load(&text).unwrap();
+    assert_eq!(
+        config.store.password.as_ref().map(Password::expose),
+        Some("s3cret-pw")
+    );
+    assert!(config.store.key_encryption_key.is_some());
+    let printed = format!("{config:?}");
+    assert!(!printed.contains("s3cret-pw") && !printed.contains(&"ab".repeat(32)));
+    let bad = dir.path().join("bad-kek");
+    std::fs::write(&bad, "not hex").unwrap();
+    let text = format!(
+        "{BASE}[store]\nbackend = \"postgres\"\nurl = \"postgres://h/db\"\nkey_encryption_key_file = {:?}\n",
+        bad.display().to_string()
+    );
+    assert_eq!(
+        load(&text).map(drop).unwrap_err().to_string(),
+        "g.toml: `store.key_encryption_key_file`: must be 64 hex digits (32 bytes; `openssl rand -hex 32`)"
+    );
+}

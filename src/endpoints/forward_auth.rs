@@ -93,6 +93,7 @@ async fn answer(gw: &Gateway, req: &Request, peer_trusted: bool) -> Result<Reply
         // nginx turns anything but 2xx/401/403 into a 500: an unknown address is refused.
         Verdict::NoRoute if original.dialect == Dialect::Nginx => return Err(no_route_forbidden()),
         Verdict::NoRoute => return Err(ApiError::NotFound),
+        Verdict::StoreUnavailable(e) => return Err(ApiError::StoreUnavailable(e)),
         Verdict::Routed {
             route,
             decision,

@@ -239,16 +239,31 @@ impl KeyRing {
         overlap: Duration,
         now: SystemTime,
     ) -> Result<KeyRing, IdentityError> {
-        let now = OffsetDateTime::from(now);
         let previous = match Self::load(dir)? {
-            Some(ring) => ring.keys,
+            Some(ring) => Some(ring),
             None => {
                 create_dir(dir)?;
-                Vec::new()
+                None
             }
         };
+        let ring = KeyRing::rotated(previous, alg, overlap, now)?;
+        write_key_file(dir, &ring.keys, WriteMode::Replace)?;
+        tracing::info!(kid = ring.keys[0].kid(), alg = %alg, "rotated identity signing key");
+        Ok(ring)
+    }
+
+    /// `previous` (if any) with a new current `alg` key; the previous current key is retired and
+    /// published until `now + overlap`; retired keys past their overlap are dropped. In memory:
+    /// the caller stores the result (a file, or the shared store).
+    pub fn rotated(
+        previous: Option<KeyRing>,
+        alg: KeyAlgorithm,
+        overlap: Duration,
+        now: SystemTime,
+    ) -> Result<KeyRing, IdentityError> {
+        let now = OffsetDateTime::from(now);
         let mut keys = vec![SigningKey::generate(alg, now)?];
-        for mut key in previous {
+        for mut key in previous.map(|ring| ring.keys).unwrap_or_default() {
             if key.retired_at.is_none() {
                 key.retired_at = Some(now);
                 key.publish_until = Some(now + overlap);
@@ -257,9 +272,17 @@ impl KeyRing {
                 keys.push(key);
             }
         }
-        write_key_file(dir, &keys, WriteMode::Replace)?;
-        tracing::info!(kid = keys[0].kid(), alg = %alg, "rotated identity signing key");
         Ok(KeyRing { keys })
+    }
+
+    /// The ring in the key file's text form (private keys included: seal it before storing).
+    pub fn to_text(&self) -> Result<String, String> {
+        encode_keys(&self.keys)
+    }
+
+    /// Parses [`KeyRing::to_text`]'s form, with every check the key file gets.
+    pub fn from_text(text: &str) -> Result<KeyRing, String> {
+        parse_key_file(text).map(|keys| KeyRing { keys })
     }
 
     /// The key that signs new assertions.
@@ -337,18 +360,8 @@ fn parse_key_file(text: &str) -> Result<Vec<SigningKey>, String> {
     }
 }
 
-enum WriteMode {
-    /// Fail with `AlreadyExists` rather than replace a file another process just wrote.
-    CreateNew,
-    Replace,
-}
-
-/// Writes the key file atomically: a 0600 temp file in the same dir, fsync, then rename (or
-/// hard-link for a no-clobber create), then fsync the dir, so a crash leaves the old file or
-/// the new one, never half of one.
-fn write_key_file(dir: &Path, keys: &[SigningKey], mode: WriteMode) -> Result<(), IdentityError> {
-    let path = dir.join(KEY_FILE_NAME);
-    let temp = dir.join(format!(".{KEY_FILE_NAME}.{}.tmp", uuid::Uuid::new_v4()));
+/// The key file's JSON text for `keys`.
+fn encode_keys(keys: &[SigningKey]) -> Result<String, String> {
     let file = KeyFile {
         version: KEY_FILE_VERSION,
         keys: keys
@@ -363,9 +376,24 @@ fn write_key_file(dir: &Path, keys: &[SigningKey], mode: WriteMode) -> Result<()
             })
             .collect(),
     };
-    let text = serde_json::to_string_pretty(&file).map_err(|e| IdentityError::KeyFileCorrupt {
+    serde_json::to_string_pretty(&file).map_err(|e| e.to_string())
+}
+
+enum WriteMode {
+    /// Fail with `AlreadyExists` rather than replace a file another process just wrote.
+    CreateNew,
+    Replace,
+}
+
+/// Writes the key file atomically: a 0600 temp file in the same dir, fsync, then rename (or
+/// hard-link for a no-clobber create), then fsync the dir, so a crash leaves the old file or
+/// the new one, never half of one.
+fn write_key_file(dir: &Path, keys: &[SigningKey], mode: WriteMode) -> Result<(), IdentityError> {
+    let path = dir.join(KEY_FILE_NAME);
+    let temp = dir.join(format!(".{KEY_FILE_NAME}.{}.tmp", uuid::Uuid::new_v4()));
+    let text = encode_keys(keys).map_err(|reason| IdentityError::KeyFileCorrupt {
         path: path.clone(),
-        reason: e.to_string(),
+        reason,
     })?;
 
     let result = write_temp(&temp, text.as_bytes()).and_then(|()| match mode {

@@ -12,6 +12,7 @@ mod assertion;
 mod headers;
 mod jwks;
 mod keys;
+mod shared;
 
 #[cfg(test)]
 mod tests;
@@ -24,6 +25,7 @@ pub use headers::{
     convenience_headers, is_identity_header, preset_header_names, HeaderPreset, ASSERTION_HEADER,
 };
 pub use keys::{KeyAlgorithm, KeyRing};
+pub use shared::{KeyEncryptionKey, SharedKeys};
 
 /// Who the signed-in user is, as the upstream is told: built by the caller from the stored user.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,6 +79,9 @@ pub enum IdentityError {
     /// Signing an assertion failed.
     #[error("signing the identity assertion: {0}")]
     Signing(#[from] jsonwebtoken::errors::Error),
+    /// The signing keys shared through the store could not be read, opened or written.
+    #[error("shared signing keys: {0}")]
+    Shared(String),
 }
 
 /// Selects jsonwebtoken's aws-lc-rs backend for the whole process, once.

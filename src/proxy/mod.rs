@@ -306,13 +306,16 @@ impl GatewayProxy {
         ctx: &mut RequestCtx,
         verdict: Verdict,
     ) -> Option<Reply> {
-        let Verdict::Routed {
-            route: index,
-            decision,
-            session: live,
-        } = verdict
-        else {
-            return Some(ApiError::NotFound.into_reply());
+        let (index, decision, live) = match verdict {
+            Verdict::Routed {
+                route,
+                decision,
+                session,
+            } => (route, decision, session),
+            Verdict::NoRoute => return Some(ApiError::NotFound.into_reply()),
+            Verdict::StoreUnavailable(e) => {
+                return Some(ApiError::StoreUnavailable(e).into_reply())
+            }
         };
         let live_config = ctx.live.clone();
         let route = &live_config.router.routes()[index];

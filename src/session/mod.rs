@@ -15,6 +15,7 @@
 
 mod cookie;
 mod device;
+mod replicas;
 mod revoke;
 
 pub use cookie::{new_session_value, CookieSpec};
@@ -134,6 +135,8 @@ pub struct Sessions {
     cookie: CookieSpec,
     /// Sessions ended by any revocation since start (the `session_revocations` metric).
     revoked: AtomicU64,
+    /// Other replicas' revocations, when the store is shared (`replicas.rs`).
+    feed: replicas::FeedSlot,
 }
 
 impl Sessions {
@@ -157,6 +160,7 @@ impl Sessions {
             absolute_secs,
             cookie,
             revoked: AtomicU64::new(0),
+            feed: Default::default(),
         }
     }
 
@@ -208,7 +212,12 @@ impl Sessions {
         now: i64,
     ) -> Result<Option<Arc<LiveSession>>, StoreError> {
         let hash = hash_secret(cookie_value);
-        let cached = self.read().map.get(&hash).cloned();
+        // On a shared store, an entry is trusted only while revocations are known to arrive.
+        let cached = if self.cache_trusted() {
+            self.read().map.get(&hash).cloned()
+        } else {
+            None
+        };
         let live = match cached {
             Some(live) => live,
             None => match self.load(hash).await? {

@@ -40,6 +40,46 @@ pub trait Storage:
     fn commit_time(&self) -> std::time::Duration {
         std::time::Duration::ZERO
     }
+
+    /// For a backend other processes share: starts delivering their revocations to `sink`
+    /// (see `revocations.rs`) and returns true. A backend only this process uses returns false.
+    fn follow_revocations(&self, sink: std::sync::Arc<dyn super::RevocationSink>) -> bool {
+        let _ = sink;
+        false
+    }
+
+    /// For a periodic job that one process at a time should run on a shared store: a guard
+    /// while this process may run `job`, `None` while another does. Always granted on a store
+    /// only this process uses.
+    async fn exclusive_job(
+        &self,
+        job: &'static str,
+    ) -> Result<Option<Box<dyn Send + Sync>>, StoreError> {
+        let _ = job;
+        Ok(Some(Box::new(())))
+    }
+
+    /// Whether the identity signing keys live here, shared by replicas (sealed by the caller),
+    /// rather than in the data directory's key file.
+    fn keeps_signing_keys(&self) -> bool {
+        false
+    }
+
+    /// The sealed signing-key ring and its version, if one is stored.
+    async fn sealed_signing_keys(&self) -> Result<Option<(i64, Vec<u8>)>, StoreError> {
+        Ok(None)
+    }
+
+    /// Stores a sealed ring if the stored version is still `expected` (`None`: none stored);
+    /// false when another process changed it first.
+    async fn swap_sealed_signing_keys(
+        &self,
+        expected: Option<i64>,
+        sealed: Vec<u8>,
+    ) -> Result<bool, StoreError> {
+        let _ = (expected, sealed);
+        Err(StoreError::Invalid("this backend keeps no signing keys"))
+    }
 }
 
 /// Users: create, look up, list, disable or enable, change groups, remove.

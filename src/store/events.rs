@@ -193,11 +193,16 @@ fn period_rows(batch: &Batch<'_>, now: i64) -> Result<usize, StoreError> {
 }
 
 /// Zero-padded hex sorts like the number, so one range covers one period.
-fn period_prefix(now: i64) -> String {
+pub(super) fn period_prefix(now: i64) -> String {
     format!("{:016x}/", now.div_euclid(TALLY_PERIOD_SECS).max(0))
 }
 
-fn tally_key(now: i64, kind: EventKind, client: &str, user: Option<uuid::Uuid>) -> String {
+pub(super) fn tally_key(
+    now: i64,
+    kind: EventKind,
+    client: &str,
+    user: Option<uuid::Uuid>,
+) -> String {
     let user = user.map_or_else(|| "-".to_string(), |u| u.to_string());
     format!("{}{kind}/{client}/{user}", period_prefix(now))
 }

@@ -13,12 +13,15 @@
 
 mod backend;
 mod ceremonies;
+mod configured;
 mod enrollments;
 mod error;
 mod events;
 mod model;
 mod passkeys;
+mod postgres;
 mod redb_store;
+mod revocations;
 mod sessions;
 mod tables;
 mod users;
@@ -39,7 +42,10 @@ pub use model::{
 pub use backend::{
     CeremonyStore, EnrollmentStore, EventStore, PasskeyStore, SessionStore, Storage, UserStore,
 };
+pub use configured::{postgres_options, STORE_FILE};
+pub use postgres::{Export, Imported, PostgresOptions, PostgresStore, LISTENER_NAME, MIGRATIONS};
 pub use redb_store::RedbStore;
+pub use revocations::{Revocation, RevocationSink, REVOCATION_BOUND};
 
 use crate::clock::Clock;
 // The store tests (`tests/`) read the wall clock through `super::*`.

@@ -286,7 +286,7 @@ impl<T: Send> Settle for Applied<T> {
 }
 
 // Audit events also go to the log, after they are durable. Never a secret in any field.
-fn log_event(event: &Event) {
+pub(super) fn log_event(event: &Event) {
     tracing::info!(
         event_id = event.id,
         kind = %event.kind,

@@ -6,9 +6,7 @@ use super::{assert_err, now, World};
 use crate::store::*;
 use uuid::Uuid;
 
-#[tokio::test]
-async fn a_registration_ceremony_is_single_use() {
-    let world = World::new();
+async fn a_registration_ceremony_is_single_use(world: World) {
     let alice = world.user("alice").await;
     let completion = world.registration(&alice, b"cred-a").await;
     let mut replay = completion.clone();
@@ -30,9 +28,7 @@ async fn a_registration_ceremony_is_single_use() {
     assert_eq!(world.store.passkeys_of(alice.id).await.unwrap().len(), 1);
 }
 
-#[tokio::test]
-async fn an_expired_ceremony_is_hidden_and_cannot_be_completed() {
-    let world = World::new();
+async fn an_expired_ceremony_is_hidden_and_cannot_be_completed(world: World) {
     let alice = world.user("alice").await;
     let id = world
         .ceremony_with(CeremonyKind::Registration, Some(alice.id), None, now() - 1)
@@ -47,9 +43,7 @@ async fn an_expired_ceremony_is_hidden_and_cannot_be_completed() {
     assert!(world.store.passkeys_of(alice.id).await.unwrap().is_empty());
 }
 
-#[tokio::test]
-async fn a_ceremony_serves_only_its_own_kind_and_user() {
-    let world = World::new();
+async fn a_ceremony_serves_only_its_own_kind_and_user(world: World) {
     let alice = world.user("alice").await;
     let bob = world.user("bob").await;
     let key = world.register(&alice, b"cred-a").await;
@@ -83,9 +77,7 @@ async fn a_ceremony_serves_only_its_own_kind_and_user() {
     );
 }
 
-#[tokio::test]
-async fn credential_ids_are_unique_across_users_and_a_refusal_writes_nothing() {
-    let world = World::new();
+async fn credential_ids_are_unique_across_users_and_a_refusal_writes_nothing(world: World) {
     let alice = world.user("alice").await;
     let bob = world.user("bob").await;
     world.register(&alice, b"shared-cred").await;
@@ -108,9 +100,7 @@ async fn credential_ids_are_unique_across_users_and_a_refusal_writes_nothing() {
     );
 }
 
-#[tokio::test]
-async fn passkeys_per_user_are_capped() {
-    let world = World::new();
+async fn passkeys_per_user_are_capped(world: World) {
     let alice = world.user("alice").await;
     for credential in [b"cred-1", b"cred-2"] {
         let mut completion = world.registration(&alice, credential).await;
@@ -153,9 +143,7 @@ async fn enroll(
     }
 }
 
-#[tokio::test]
-async fn an_enrollment_token_is_single_use_and_signs_the_user_in() {
-    let world = World::new();
+async fn an_enrollment_token_is_single_use_and_signs_the_user_in(world: World) {
     let alice = world.user("alice").await;
     let token = hash_secret("one-time-link");
     let stored = world
@@ -180,9 +168,7 @@ async fn an_enrollment_token_is_single_use_and_signs_the_user_in() {
     assert_eq!(world.store.passkeys_of(alice.id).await.unwrap().len(), 1);
 }
 
-#[tokio::test]
-async fn an_expired_enrollment_token_is_refused() {
-    let world = World::new();
+async fn an_expired_enrollment_token_is_refused(world: World) {
     let alice = world.user("alice").await;
     let token = hash_secret("stale-link");
     world
@@ -200,9 +186,7 @@ async fn an_expired_enrollment_token_is_refused() {
     assert_eq!(world.store.session(session.id_hash).await.unwrap(), None);
 }
 
-#[tokio::test]
-async fn another_users_enrollment_token_is_refused() {
-    let world = World::new();
+async fn another_users_enrollment_token_is_refused(world: World) {
     let alice = world.user("alice").await;
     let bob = world.user("bob").await;
     let bobs_token = hash_secret("bobs-link");
@@ -234,9 +218,7 @@ async fn another_users_enrollment_token_is_refused() {
     );
 }
 
-#[tokio::test]
-async fn a_login_updates_the_passkey_and_its_ceremony_is_single_use() {
-    let world = World::new();
+async fn a_login_updates_the_passkey_and_its_ceremony_is_single_use(world: World) {
     let alice = world.user("alice").await;
     let key = world.register(&alice, b"cred-a").await;
     let ceremony_id = world.ceremony(CeremonyKind::Login, None).await;
@@ -282,9 +264,7 @@ async fn a_login_updates_the_passkey_and_its_ceremony_is_single_use() {
     );
 }
 
-#[tokio::test]
-async fn a_suspected_clone_is_flagged_and_its_ceremony_spent() {
-    let world = World::new();
+async fn a_suspected_clone_is_flagged_and_its_ceremony_spent(world: World) {
     let alice = world.user("alice").await;
     let key = world.register(&alice, b"cred-a").await;
     let ceremony_id = world.ceremony(CeremonyKind::Login, None).await;
@@ -309,18 +289,14 @@ async fn a_suspected_clone_is_flagged_and_its_ceremony_spent() {
     assert_eq!(events[0].passkey_id, Some(key.id));
 }
 
-#[tokio::test]
-async fn a_discarded_ceremony_is_gone() {
-    let world = World::new();
+async fn a_discarded_ceremony_is_gone(world: World) {
     let id = world.ceremony(CeremonyKind::Login, None).await;
     assert!(world.store.ceremony(id).await.unwrap().is_some());
     world.store.discard_ceremony(id).await.unwrap();
     assert_eq!(world.store.ceremony(id).await.unwrap(), None);
 }
 
-#[tokio::test]
-async fn a_complete_refuses_a_session_that_is_not_for_its_passkey() {
-    let world = World::new();
+async fn a_complete_refuses_a_session_that_is_not_for_its_passkey(world: World) {
     let alice = world.user("alice").await;
     let bob = world.user("bob").await;
     let key = world.register(&alice, b"cred-a").await;
@@ -388,3 +364,18 @@ async fn a_begun_ceremony_is_visible_at_once_and_kept_by_the_next_durable_commit
     acknowledge(unsynced);
     wait_to_be_killed();
 }
+
+super::contract_tests!(
+    a_registration_ceremony_is_single_use,
+    an_expired_ceremony_is_hidden_and_cannot_be_completed,
+    a_ceremony_serves_only_its_own_kind_and_user,
+    credential_ids_are_unique_across_users_and_a_refusal_writes_nothing,
+    passkeys_per_user_are_capped,
+    an_enrollment_token_is_single_use_and_signs_the_user_in,
+    an_expired_enrollment_token_is_refused,
+    another_users_enrollment_token_is_refused,
+    a_login_updates_the_passkey_and_its_ceremony_is_single_use,
+    a_suspected_clone_is_flagged_and_its_ceremony_spent,
+    a_discarded_ceremony_is_gone,
+    a_complete_refuses_a_session_that_is_not_for_its_passkey,
+);

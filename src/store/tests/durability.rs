@@ -62,7 +62,7 @@ async fn reopening_after_drop_keeps_everything() {
     let events = world.store.events(100).await.unwrap();
     let key = world.store.passkey(key.id).await.unwrap().unwrap();
 
-    let World { dir, store } = world;
+    let World { dir, store, .. } = world;
     drop(store);
     let store = Store::open(dir.path().join("gateway.redb")).unwrap();
     store.health().await.unwrap();

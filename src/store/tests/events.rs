@@ -12,9 +12,7 @@ fn failure(client: &str, user_id: Option<Uuid>) -> LoginFailure {
     }
 }
 
-#[tokio::test]
-async fn failures_from_one_network_in_one_period_share_a_row() {
-    let world = World::new();
+async fn failures_from_one_network_in_one_period_share_a_row(world: World) {
     let t = 1_000 * TALLY_PERIOD_SECS;
     for i in 0..50 {
         let event = world
@@ -42,9 +40,7 @@ async fn failures_from_one_network_in_one_period_share_a_row() {
     assert_eq!((other.count, next_period.count), (1, 1));
 }
 
-#[tokio::test]
-async fn a_busy_period_holds_a_bounded_number_of_rows() {
-    let world = World::new();
+async fn a_busy_period_holds_a_bounded_number_of_rows(world: World) {
     let t = 2_000 * TALLY_PERIOD_SECS;
     for i in 0..(MAX_TALLIES + 50) {
         let client = format!("2001:db8:{i:x}::/64");
@@ -63,9 +59,7 @@ async fn a_busy_period_holds_a_bounded_number_of_rows() {
     );
 }
 
-#[tokio::test]
-async fn retention_deletes_old_events_and_stale_tallies() {
-    let world = World::new();
+async fn retention_deletes_old_events_and_stale_tallies(world: World) {
     let t = 3_000 * TALLY_PERIOD_SECS;
     world
         .store
@@ -95,9 +89,7 @@ async fn retention_deletes_old_events_and_stale_tallies() {
     assert_eq!(again.count, 1);
 }
 
-#[tokio::test]
-async fn the_ceremony_cap_counts_stored_ceremonies() {
-    let world = World::new();
+async fn the_ceremony_cap_counts_stored_ceremonies(world: World) {
     let ceremony = |id| Ceremony {
         id,
         kind: CeremonyKind::Login,
@@ -126,3 +118,10 @@ async fn the_ceremony_cap_counts_stored_ceremonies() {
         .await
         .unwrap();
 }
+
+super::contract_tests!(
+    failures_from_one_network_in_one_period_share_a_row,
+    a_busy_period_holds_a_bounded_number_of_rows,
+    retention_deletes_old_events_and_stale_tallies,
+    the_ceremony_cap_counts_stored_ceremonies,
+);

@@ -1,6 +1,9 @@
-//! Tests of the store against real redb files in temporary directories, one module per noun.
-//! Each test builds its own store; times come from the real clock because the read operations
-//! (`ceremony`, `session`, `enrollment`) hide expired records by it.
+//! Tests of the store, one module per noun: one contract suite run against both backends, a
+//! real redb file in a temporary directory and a real PostgreSQL database of the test's own
+//! (`pg.rs`; `contract_tests!` makes each test a `redb::` and a `postgres::` test). Each test
+//! builds its own store; times come from the real clock because the read operations
+//! (`ceremony`, `session`, `enrollment`) hide expired records by it. The writer, the file and
+//! the crash tests are redb's own.
 
 // Tests may unwrap: a failure is the report.
 #![allow(clippy::unwrap_used)]
@@ -10,6 +13,7 @@ mod crash;
 mod durability;
 mod events;
 mod passkeys;
+pub(crate) mod pg;
 mod sessions;
 mod users;
 
@@ -22,20 +26,63 @@ use uuid::Uuid;
 pub(crate) struct World {
     pub(crate) dir: TempDir,
     pub(crate) store: Store,
+    /// The PostgreSQL database the store lives in, dropped after the store.
+    pub(crate) database: Option<pg::TestDatabase>,
 }
+
+/// Runs each named contract test (`async fn name(world: World)`) on both backends.
+macro_rules! contract_tests {
+    ($($name:ident),* $(,)?) => {
+        mod redb {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name(crate::store::tests::World::new()).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name(crate::store::tests::World::postgres().await).await
+                }
+            )*
+        }
+    };
+}
+pub(super) use contract_tests;
 
 impl World {
     pub(crate) fn new() -> World {
         let dir = tempfile::tempdir().expect("temp dir");
         let store = Store::open(dir.path().join("gateway.redb")).expect("open store");
-        World { dir, store }
+        World {
+            dir,
+            store,
+            database: None,
+        }
+    }
+
+    /// A fresh PostgreSQL database of this test's own, migrated, and a store on it.
+    pub(crate) async fn postgres() -> World {
+        let database = pg::TestDatabase::create().await;
+        World {
+            dir: tempfile::tempdir().expect("temp dir"),
+            store: database.handle().await,
+            database: Some(database),
+        }
     }
 
     /// A fresh store in a new directory inside `parent` (a crash test's child writes there).
     pub(crate) fn new_in(parent: &std::path::Path) -> World {
         let dir = tempfile::tempdir_in(parent).expect("temp dir");
         let store = Store::open(dir.path().join("gateway.redb")).expect("open store");
-        World { dir, store }
+        World {
+            dir,
+            store,
+            database: None,
+        }
     }
 
     /// A fresh world and its store as the redb backend, for tests of the writer itself.
@@ -44,7 +91,12 @@ impl World {
         let redb = RedbStore::open(dir.path().join("gateway.redb"), Default::default())
             .expect("open store");
         let store = Store::with_backend(redb.clone());
-        (World { dir, store }, redb)
+        let world = World {
+            dir,
+            store,
+            database: None,
+        };
+        (world, redb)
     }
 
     pub(super) fn path(&self) -> PathBuf {
@@ -65,7 +117,7 @@ impl World {
     }
 
     /// Stores a live ceremony of `kind` for `user_id` and returns its id.
-    pub(super) async fn ceremony(&self, kind: CeremonyKind, user_id: Option<Uuid>) -> Uuid {
+    pub(crate) async fn ceremony(&self, kind: CeremonyKind, user_id: Option<Uuid>) -> Uuid {
         self.ceremony_with(kind, user_id, None, now() + 300).await
     }
 
@@ -104,7 +156,7 @@ impl World {
     }
 
     /// A registration completion (with a fresh ceremony) that is valid as it stands.
-    pub(super) async fn registration(
+    pub(crate) async fn registration(
         &self,
         user: &User,
         credential_id: &[u8],
@@ -164,7 +216,7 @@ pub(super) fn passkey(user_id: Uuid, credential_id: &[u8]) -> Passkey {
     }
 }
 
-pub(super) fn session(passkey: &Passkey, cookie: &str) -> SessionRecord {
+pub(crate) fn session(passkey: &Passkey, cookie: &str) -> SessionRecord {
     SessionRecord {
         id_hash: hash_secret(cookie),
         user_id: passkey.user_id,
@@ -177,7 +229,7 @@ pub(super) fn session(passkey: &Passkey, cookie: &str) -> SessionRecord {
     }
 }
 
-pub(super) fn login(
+pub(crate) fn login(
     ceremony_id: Uuid,
     passkey: &Passkey,
     session: SessionRecord,

@@ -5,9 +5,7 @@ use super::{assert_err, login, session, World};
 use crate::store::*;
 use uuid::Uuid;
 
-#[tokio::test]
-async fn a_users_passkeys_are_listed_newest_first() {
-    let world = World::new();
+async fn a_users_passkeys_are_listed_newest_first(world: World) {
     let alice = world.user("alice").await;
     let mut ids = Vec::new();
     for (age, credential) in [(30, b"old"), (10, b"new"), (20, b"mid")] {
@@ -31,9 +29,7 @@ async fn a_users_passkeys_are_listed_newest_first() {
     );
 }
 
-#[tokio::test]
-async fn a_passkey_is_found_by_id_and_by_credential_id() {
-    let world = World::new();
+async fn a_passkey_is_found_by_id_and_by_credential_id(world: World) {
     let alice = world.user("alice").await;
     let key = world.register(&alice, b"cred-a").await;
     assert_eq!(
@@ -56,9 +52,7 @@ async fn a_passkey_is_found_by_id_and_by_credential_id() {
     );
 }
 
-#[tokio::test]
-async fn only_the_owner_can_rename_a_passkey() {
-    let world = World::new();
+async fn only_the_owner_can_rename_a_passkey(world: World) {
     let alice = world.user("alice").await;
     let mallory = world.user("mallory").await;
     let key = world.register(&alice, b"cred-a").await;
@@ -93,9 +87,7 @@ async fn only_the_owner_can_rename_a_passkey() {
     );
 }
 
-#[tokio::test]
-async fn another_users_passkey_cannot_be_deleted() {
-    let world = World::new();
+async fn another_users_passkey_cannot_be_deleted(world: World) {
     let alice = world.user("alice").await;
     let mallory = world.user("mallory").await;
     let key = world.register(&alice, b"cred-a").await;
@@ -109,9 +101,7 @@ async fn another_users_passkey_cannot_be_deleted() {
     assert!(world.store.passkey(key.id).await.unwrap().is_some());
 }
 
-#[tokio::test]
-async fn the_owner_cannot_delete_the_last_passkey_but_an_admin_can_revoke_it() {
-    let world = World::new();
+async fn the_owner_cannot_delete_the_last_passkey_but_an_admin_can_revoke_it(world: World) {
     let alice = world.user("alice").await;
     let key = world.register(&alice, b"cred-a").await;
     let session = world.login(&key, "cookie").await;
@@ -139,9 +129,7 @@ async fn the_owner_cannot_delete_the_last_passkey_but_an_admin_can_revoke_it() {
     );
 }
 
-#[tokio::test]
-async fn deleting_a_passkey_revokes_exactly_the_sessions_it_created() {
-    let world = World::new();
+async fn deleting_a_passkey_revokes_exactly_the_sessions_it_created(world: World) {
     let alice = world.user("alice").await;
     let doomed = world.register(&alice, b"cred-a").await;
     let kept = world.register(&alice, b"cred-b").await;
@@ -182,9 +170,7 @@ async fn deleting_a_passkey_revokes_exactly_the_sessions_it_created() {
 
 /// Two sign-ins verified against the same stored count: the one with the higher count commits
 /// first; the other's lower count and older credential must not overwrite it.
-#[tokio::test]
-async fn a_login_that_was_overtaken_never_moves_the_count_back() {
-    let world = World::new();
+async fn a_login_that_was_overtaken_never_moves_the_count_back(world: World) {
     let user = world.user("tabs").await;
     let passkey = world.register(&user, b"tabs").await;
     let mut later = login(
@@ -208,3 +194,13 @@ async fn a_login_that_was_overtaken_never_moves_the_count_back() {
     assert_eq!(stored.sign_count, 7);
     assert_eq!(stored.credential, b"credential at 7");
 }
+
+super::contract_tests!(
+    a_users_passkeys_are_listed_newest_first,
+    a_passkey_is_found_by_id_and_by_credential_id,
+    only_the_owner_can_rename_a_passkey,
+    another_users_passkey_cannot_be_deleted,
+    the_owner_cannot_delete_the_last_passkey_but_an_admin_can_revoke_it,
+    deleting_a_passkey_revokes_exactly_the_sessions_it_created,
+    a_login_that_was_overtaken_never_moves_the_count_back,
+);

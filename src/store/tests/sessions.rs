@@ -21,9 +21,7 @@ fn secrets_are_hashed_and_the_hash_round_trips_as_hex() {
     );
 }
 
-#[tokio::test]
-async fn sessions_are_listed_per_user_or_all_and_revoked() {
-    let world = World::new();
+async fn sessions_are_listed_per_user_or_all_and_revoked(world: World) {
     let alice = world.user("alice").await;
     let bob = world.user("bob").await;
     let key_a = world.register(&alice, b"cred-a").await;
@@ -64,9 +62,7 @@ async fn sessions_are_listed_per_user_or_all_and_revoked() {
         .contains(&EventKind::SessionRevoked));
 }
 
-#[tokio::test]
-async fn a_session_past_its_absolute_expiry_is_hidden() {
-    let world = World::new();
+async fn a_session_past_its_absolute_expiry_is_hidden(world: World) {
     let alice = world.user("alice").await;
     let key = world.register(&alice, b"cred-a").await;
     let ceremony = world.ceremony(CeremonyKind::Login, None).await;
@@ -87,9 +83,7 @@ async fn a_session_past_its_absolute_expiry_is_hidden() {
     assert!(world.store.sessions_of(None).await.unwrap().is_empty());
 }
 
-#[tokio::test]
-async fn touching_sessions_moves_last_seen_forward_only_and_skips_missing_ones() {
-    let world = World::new();
+async fn touching_sessions_moves_last_seen_forward_only_and_skips_missing_ones(world: World) {
     let alice = world.user("alice").await;
     let key = world.register(&alice, b"cred-a").await;
     let one = world.login(&key, "one").await;
@@ -117,9 +111,7 @@ async fn touching_sessions_moves_last_seen_forward_only_and_skips_missing_ones()
     );
 }
 
-#[tokio::test]
-async fn purge_removes_only_what_expired() {
-    let world = World::new();
+async fn purge_removes_only_what_expired(world: World) {
     let alice = world.user("alice").await;
     let key = world.register(&alice, b"cred-a").await;
     let t = now();
@@ -198,3 +190,10 @@ fn a_session_stored_before_device_and_client_existed_still_loads() {
         serde_json::from_str(&serde_json::to_string(&record).unwrap()).unwrap();
     assert_eq!(again, record);
 }
+
+super::contract_tests!(
+    sessions_are_listed_per_user_or_all_and_revoked,
+    a_session_past_its_absolute_expiry_is_hidden,
+    touching_sessions_moves_last_seen_forward_only_and_skips_missing_ones,
+    purge_removes_only_what_expired,
+);

@@ -3,9 +3,7 @@
 use super::{assert_err, now, World};
 use crate::store::*;
 
-#[tokio::test]
-async fn usernames_are_unique() {
-    let world = World::new();
+async fn usernames_are_unique(world: World) {
     let alice = world.user("alice").await;
     let again = world
         .store
@@ -27,9 +25,7 @@ async fn usernames_are_unique() {
     assert_eq!(world.store.user_by_name("bob").await.unwrap(), None);
 }
 
-#[tokio::test]
-async fn users_are_listed_by_name() {
-    let world = World::new();
+async fn users_are_listed_by_name(world: World) {
     world.user("carol").await;
     world.user("alice").await;
     world.user("bob").await;
@@ -44,9 +40,7 @@ async fn users_are_listed_by_name() {
     assert_eq!(names, ["alice", "bob", "carol"]);
 }
 
-#[tokio::test]
-async fn disabling_revokes_sessions_and_refuses_login_and_registration() {
-    let world = World::new();
+async fn disabling_revokes_sessions_and_refuses_login_and_registration(world: World) {
     let alice = world.user("alice").await;
     let key = world.register(&alice, b"cred-a").await;
     let first = world.login(&key, "cookie-1").await;
@@ -79,9 +73,7 @@ async fn disabling_revokes_sessions_and_refuses_login_and_registration() {
     assert!(kinds.contains(&EventKind::UserDisabled) && kinds.contains(&EventKind::UserEnabled));
 }
 
-#[tokio::test]
-async fn disabling_or_removing_an_unknown_user_is_not_found() {
-    let world = World::new();
+async fn disabling_or_removing_an_unknown_user_is_not_found(world: World) {
     assert_err!(
         world.store.set_user_disabled("nobody", true).await,
         StoreError::NotFound
@@ -96,9 +88,7 @@ async fn disabling_or_removing_an_unknown_user_is_not_found() {
     );
 }
 
-#[tokio::test]
-async fn groups_can_be_replaced() {
-    let world = World::new();
+async fn groups_can_be_replaced(world: World) {
     world.user("alice").await;
     let groups = vec!["admins".to_string(), "ops".to_string()];
     let user = world
@@ -111,9 +101,7 @@ async fn groups_can_be_replaced() {
     assert_eq!(stored.groups, groups);
 }
 
-#[tokio::test]
-async fn removing_a_user_removes_everything_it_owned() {
-    let world = World::new();
+async fn removing_a_user_removes_everything_it_owned(world: World) {
     let alice = world.user("alice").await;
     let bob = world.user("bob").await;
     let key_a = world.register(&alice, b"cred-a").await;
@@ -163,3 +151,12 @@ async fn removing_a_user_removes_everything_it_owned() {
     world.register(&new_alice, b"cred-a").await;
     assert!(world.event_kinds().await.contains(&EventKind::UserRemoved));
 }
+
+super::contract_tests!(
+    usernames_are_unique,
+    users_are_listed_by_name,
+    disabling_revokes_sessions_and_refuses_login_and_registration,
+    disabling_or_removing_an_unknown_user_is_not_found,
+    groups_can_be_replaced,
+    removing_a_user_removes_everything_it_owned,
+);

@@ -1,0 +1,297 @@
+//! Ceremonies on PostgreSQL and the atomic completes that spend them.
+//!
+//! A complete starts by `DELETE … RETURNING` its ceremony: of two completes racing with one id
+//! (on two replicas, say), the second waits on the row and then finds nothing. Every check
+//! follows inside the same transaction; a refused complete rolls back, the ceremony included,
+//! so a refusal changes nothing, as with redb. Locks are taken in one order, user row before
+//! passkey row, so completes, deletes and removals cannot deadlock one another.
+
+use async_trait::async_trait;
+use tokio_postgres::Transaction;
+use uuid::Uuid;
+
+use super::events::append;
+use super::passkeys::{event, locked, put};
+use super::users::active_user;
+use super::{is_unique_violation, json, record, PostgresStore};
+use crate::store::backend::CeremonyStore;
+use crate::store::model::{
+    Ceremony, CeremonyKind, Enrollment, EventKind, LoginCompletion, Passkey,
+    RegistrationCompletion, SessionRecord, User,
+};
+use crate::store::{Event, StoreError};
+
+#[async_trait]
+impl CeremonyStore for PostgresStore {
+    async fn put_ceremony(&self, ceremony: Ceremony, max_live: u64) -> Result<(), StoreError> {
+        let max_live = i64::try_from(max_live).unwrap_or(i64::MAX);
+        let mut conn = self.conn().await?;
+        let txn = conn.transaction().await?;
+        // The counter row is locked until commit: the cap is exact across replicas.
+        let row = txn
+            .query_one("SELECT n FROM ceremony_count FOR UPDATE", &[])
+            .await?;
+        if row.try_get::<_, i64>(0)? >= max_live {
+            return Err(StoreError::TooManyCeremonies);
+        }
+        txn.execute(
+            "INSERT INTO ceremonies (id, expires_at, record) VALUES ($1, $2, $3)",
+            &[&ceremony.id, &ceremony.expires_at, &json(&ceremony)],
+        )
+        .await?;
+        txn.commit().await?;
+        self.committed(&[]);
+        Ok(())
+    }
+
+    async fn ceremony(&self, id: Uuid) -> Result<Option<Ceremony>, StoreError> {
+        let now = self.now();
+        let conn = self.conn().await?;
+        let row = conn
+            .query_opt(
+                "SELECT record FROM ceremonies WHERE id = $1 AND expires_at > $2",
+                &[&id, &now],
+            )
+            .await?;
+        row.map(|row| record(&row, "ceremonies")).transpose()
+    }
+
+    async fn ceremony_count(&self) -> Result<u64, StoreError> {
+        let conn = self.conn().await?;
+        let row = conn.query_one("SELECT n FROM ceremony_count", &[]).await?;
+        Ok(u64::try_from(row.try_get::<_, i64>(0)?).unwrap_or(0))
+    }
+
+    async fn discard_ceremony(&self, id: Uuid) -> Result<(), StoreError> {
+        let conn = self.conn().await?;
+        conn.execute("DELETE FROM ceremonies WHERE id = $1", &[&id])
+            .await?;
+        self.committed(&[]);
+        Ok(())
+    }
+
+    async fn complete_registration(
+        &self,
+        completion: RegistrationCompletion,
+    ) -> Result<Passkey, StoreError> {
+        let mut conn = self.conn().await?;
+        let txn = conn.transaction().await?;
+        let mut emitted = Vec::new();
+        let passkey = register(&txn, completion, &mut emitted).await?;
+        txn.commit().await.map_err(duplicate_or)?;
+        self.committed(&emitted);
+        Ok(passkey)
+    }
+
+    async fn complete_login(
+        &self,
+        completion: LoginCompletion,
+    ) -> Result<(User, Passkey), StoreError> {
+        let mut conn = self.conn().await?;
+        let txn = conn.transaction().await?;
+        let mut emitted = Vec::new();
+        let done = login(&txn, completion, &mut emitted).await?;
+        txn.commit().await?;
+        self.committed(&emitted);
+        Ok(done)
+    }
+
+    async fn flag_clone_suspected(
+        &self,
+        passkey_id: Uuid,
+        ceremony_id: Uuid,
+    ) -> Result<Passkey, StoreError> {
+        let now = self.now();
+        let mut conn = self.conn().await?;
+        let txn = conn.transaction().await?;
+        let mut passkey = locked(&txn, passkey_id).await?;
+        passkey.clone_suspected = true;
+        put(&txn, &passkey).await?;
+        // Flag even when the ceremony is already gone: the signal matters more.
+        txn.execute("DELETE FROM ceremonies WHERE id = $1", &[&ceremony_id])
+            .await?;
+        let detail = format!("{:?}: sign count went backwards", passkey.name);
+        let mut emitted = Vec::new();
+        let new = event(EventKind::CloneSuspected, &passkey, detail);
+        append(&txn, new, now, &mut emitted).await?;
+        txn.commit().await?;
+        self.committed(&emitted);
+        Ok(passkey)
+    }
+}
+
+async fn register(
+    txn: &Transaction<'_>,
+    completion: RegistrationCompletion,
+    emitted: &mut Vec<Event>,
+) -> Result<Passkey, StoreError> {
+    let RegistrationCompletion {
+        ceremony_id,
+        passkey,
+        spend_enrollment,
+        new_session,
+        max_passkeys_per_user,
+        now,
+    } = completion;
+    if let Some(session) = &new_session {
+        check_session_source(session, &passkey)?;
+    }
+    let ceremony = spend_ceremony(txn, ceremony_id, CeremonyKind::Registration, now).await?;
+    // A registration ceremony is begun for one user; it cannot be completed for another.
+    if ceremony.user_id != Some(passkey.user_id) {
+        return Err(StoreError::CeremonyNotFound);
+    }
+    // Exclusive: two registrations of one user run one after the other, so the cap is exact.
+    active_user(txn, passkey.user_id, true).await?;
+    let taken = txn
+        .query_opt(
+            "SELECT 1 FROM passkeys WHERE credential_id = $1 OR id = $2",
+            &[&passkey.credential_id, &passkey.id],
+        )
+        .await?;
+    if taken.is_some() {
+        return Err(StoreError::DuplicateCredential);
+    }
+    let count: i64 = txn
+        .query_one(
+            "SELECT count(*) FROM passkeys WHERE user_id = $1",
+            &[&passkey.user_id],
+        )
+        .await?
+        .try_get(0)?;
+    if usize::try_from(count).unwrap_or(usize::MAX) >= max_passkeys_per_user {
+        return Err(StoreError::TooManyPasskeys {
+            max: max_passkeys_per_user,
+        });
+    }
+    // A ceremony begun with an enrollment link must spend that very link.
+    if ceremony.enrollment_token_hash.is_some()
+        && ceremony.enrollment_token_hash != spend_enrollment
+    {
+        return Err(StoreError::EnrollmentInvalid);
+    }
+    if let Some(hash) = spend_enrollment {
+        let row = txn
+            .query_opt(
+                "DELETE FROM enrollments WHERE token_hash = $1 RETURNING record",
+                &[&&hash.0[..]],
+            )
+            .await?;
+        let token: Option<Enrollment> = row.map(|row| record(&row, "enrollments")).transpose()?;
+        match token {
+            Some(token) if token.expires_at > now && token.user_id == passkey.user_id => {}
+            _ => return Err(StoreError::EnrollmentInvalid),
+        }
+    }
+    txn.execute(
+        "INSERT INTO passkeys (id, user_id, credential_id, created_at, record)
+         VALUES ($1, $2, $3, $4, $5)",
+        &[
+            &passkey.id,
+            &passkey.user_id,
+            &passkey.credential_id,
+            &passkey.created_at,
+            &json(&passkey),
+        ],
+    )
+    .await
+    .map_err(duplicate_or)?;
+    if let Some(session) = &new_session {
+        super::sessions::insert(txn, session).await?;
+    }
+    let how = if spend_enrollment.is_some() {
+        "with an enrollment link"
+    } else {
+        "from a session"
+    };
+    let detail = format!("{:?} registered {how}", passkey.name);
+    append(
+        txn,
+        event(EventKind::PasskeyRegistered, &passkey, detail),
+        now,
+        emitted,
+    )
+    .await?;
+    Ok(passkey)
+}
+
+async fn login(
+    txn: &Transaction<'_>,
+    completion: LoginCompletion,
+    emitted: &mut Vec<Event>,
+) -> Result<(User, Passkey), StoreError> {
+    let now = completion.now;
+    let ceremony = spend_ceremony(txn, completion.ceremony_id, CeremonyKind::Login, now).await?;
+    // The owner first (the lock order), read without a lock: a passkey never changes owner.
+    let owner: Option<Uuid> = txn
+        .query_opt(
+            "SELECT user_id FROM passkeys WHERE id = $1",
+            &[&completion.passkey_id],
+        )
+        .await?
+        .map(|row| row.try_get(0))
+        .transpose()?;
+    let owner = owner.ok_or(StoreError::NotFound)?;
+    // A username-scoped login may only be completed by that user's passkey.
+    if ceremony.user_id.is_some_and(|user_id| user_id != owner) {
+        return Err(StoreError::NotFound);
+    }
+    let user = active_user(txn, owner, false).await?;
+    // Locked: concurrent logins with one passkey (on any replica) update its count in turn.
+    let mut passkey = locked(txn, completion.passkey_id).await?;
+    check_session_source(&completion.new_session, &passkey)?;
+    // Never backwards: a concurrent sign-in that overtook this one left a newer count; keep it.
+    if completion.new_sign_count >= passkey.sign_count {
+        passkey.sign_count = completion.new_sign_count;
+        passkey.backup_state = completion.backup_state;
+        passkey.backup_eligible = completion.backup_eligible;
+        if let Some(credential) = completion.credential {
+            passkey.credential = credential;
+        }
+    }
+    passkey.last_used_at = Some(now);
+    put(txn, &passkey).await?;
+    super::sessions::insert(txn, &completion.new_session).await?;
+    let detail = format!("with {:?}", passkey.name);
+    append(txn, event(EventKind::Login, &passkey, detail), now, emitted).await?;
+    Ok((user, passkey))
+}
+
+/// Deletes the ceremony and returns it if it was live and of `kind`; else `CeremonyNotFound`
+/// (and the caller's rollback puts it back).
+async fn spend_ceremony(
+    txn: &Transaction<'_>,
+    id: Uuid,
+    kind: CeremonyKind,
+    now: i64,
+) -> Result<Ceremony, StoreError> {
+    let row = txn
+        .query_opt(
+            "DELETE FROM ceremonies WHERE id = $1 RETURNING record",
+            &[&id],
+        )
+        .await?;
+    let ceremony: Option<Ceremony> = row.map(|row| record(&row, "ceremonies")).transpose()?;
+    ceremony
+        .filter(|ceremony| ceremony.kind == kind && ceremony.expires_at > now)
+        .ok_or(StoreError::CeremonyNotFound)
+}
+
+/// A session created by a complete must name the passkey (and so the user) that created it.
+fn check_session_source(session: &SessionRecord, passkey: &Passkey) -> Result<(), StoreError> {
+    if session.user_id != passkey.user_id || session.passkey_id != passkey.id {
+        return Err(StoreError::Invalid(
+            "the new session is not for this passkey",
+        ));
+    }
+    Ok(())
+}
+
+/// A unique violation at insert or commit is a credential registered meanwhile.
+fn duplicate_or(error: tokio_postgres::Error) -> StoreError {
+    if is_unique_violation(&error) {
+        StoreError::DuplicateCredential
+    } else {
+        error.into()
+    }
+}

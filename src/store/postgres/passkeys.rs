@@ -1,0 +1,168 @@
+//! Passkey operations on PostgreSQL after registration: list, look up, rename, delete (owner),
+//! revoke (admin). Another user's passkey answers `NotFound`, like a missing one. Deleting locks
+//! the owner's row first, so two deletes of a user's last two passkeys cannot both succeed,
+//! then the passkey's row, which a login holds while it adds a session for it.
+
+use async_trait::async_trait;
+use tokio_postgres::Transaction;
+use uuid::Uuid;
+
+use super::events::append;
+use super::notify::publish;
+use super::{json, record, records, PostgresStore};
+use crate::store::backend::PasskeyStore;
+use crate::store::model::{EventKind, NewEvent, Passkey, SecretHash};
+use crate::store::revocations::Revocation;
+use crate::store::StoreError;
+
+#[async_trait]
+impl PasskeyStore for PostgresStore {
+    async fn passkeys_of(&self, user_id: Uuid) -> Result<Vec<Passkey>, StoreError> {
+        let conn = self.conn().await?;
+        let rows = conn
+            .query(
+                "SELECT record FROM passkeys WHERE user_id = $1 ORDER BY created_at DESC, id DESC",
+                &[&user_id],
+            )
+            .await?;
+        records(&rows, "passkeys")
+    }
+
+    async fn passkey(&self, id: Uuid) -> Result<Option<Passkey>, StoreError> {
+        let conn = self.conn().await?;
+        let row = conn
+            .query_opt("SELECT record FROM passkeys WHERE id = $1", &[&id])
+            .await?;
+        row.map(|row| record(&row, "passkeys")).transpose()
+    }
+
+    async fn passkey_by_credential_id(
+        &self,
+        credential_id: &[u8],
+    ) -> Result<Option<Passkey>, StoreError> {
+        let conn = self.conn().await?;
+        let row = conn
+            .query_opt(
+                "SELECT record FROM passkeys WHERE credential_id = $1",
+                &[&credential_id],
+            )
+            .await?;
+        row.map(|row| record(&row, "passkeys")).transpose()
+    }
+
+    async fn rename_passkey(
+        &self,
+        user_id: Uuid,
+        id: Uuid,
+        name: String,
+    ) -> Result<Passkey, StoreError> {
+        let now = self.now();
+        let mut conn = self.conn().await?;
+        let txn = conn.transaction().await?;
+        let mut passkey = locked(&txn, id).await?;
+        if passkey.user_id != user_id {
+            return Err(StoreError::NotFound);
+        }
+        passkey.name = name;
+        put(&txn, &passkey).await?;
+        let mut emitted = Vec::new();
+        let detail = format!("renamed to {:?}", passkey.name);
+        let new = event(EventKind::PasskeyRenamed, &passkey, detail);
+        append(&txn, new, now, &mut emitted).await?;
+        txn.commit().await?;
+        self.committed(&emitted);
+        Ok(passkey)
+    }
+
+    async fn delete_passkey(&self, user_id: Uuid, id: Uuid) -> Result<Vec<SecretHash>, StoreError> {
+        let now = self.now();
+        let mut conn = self.conn().await?;
+        let txn = conn.transaction().await?;
+        // The owner's row orders concurrent deletes of the same user's passkeys.
+        txn.query_opt("SELECT 1 FROM users WHERE id = $1 FOR UPDATE", &[&user_id])
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        let passkey = locked(&txn, id).await?;
+        if passkey.user_id != user_id {
+            return Err(StoreError::NotFound);
+        }
+        let row = txn
+            .query_one(
+                "SELECT count(*) FROM passkeys WHERE user_id = $1",
+                &[&user_id],
+            )
+            .await?;
+        if row.try_get::<_, i64>(0)? <= 1 {
+            return Err(StoreError::LastPasskey);
+        }
+        let revoked = delete(&txn, &passkey, "deleted by its owner", now).await?;
+        txn.commit().await?;
+        self.committed(&revoked.1);
+        Ok(revoked.0)
+    }
+
+    async fn revoke_passkey(&self, id: Uuid) -> Result<Vec<SecretHash>, StoreError> {
+        let now = self.now();
+        let mut conn = self.conn().await?;
+        let txn = conn.transaction().await?;
+        let passkey = locked(&txn, id).await?;
+        let revoked = delete(&txn, &passkey, "revoked by an administrator", now).await?;
+        txn.commit().await?;
+        self.committed(&revoked.1);
+        Ok(revoked.0)
+    }
+}
+
+/// The passkey `id`, its row locked for update; `NotFound` when there is none.
+pub(super) async fn locked(txn: &Transaction<'_>, id: Uuid) -> Result<Passkey, StoreError> {
+    let row = txn
+        .query_opt(
+            "SELECT record FROM passkeys WHERE id = $1 FOR UPDATE",
+            &[&id],
+        )
+        .await?
+        .ok_or(StoreError::NotFound)?;
+    record(&row, "passkeys")
+}
+
+/// Rewrites a passkey's record (its key columns never change).
+pub(super) async fn put(txn: &Transaction<'_>, passkey: &Passkey) -> Result<(), StoreError> {
+    txn.execute(
+        "UPDATE passkeys SET record = $2 WHERE id = $1",
+        &[&passkey.id, &json(passkey)],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Removes a passkey and the sessions it created, and records why; returns the revoked
+/// sessions and the event to log once committed.
+async fn delete(
+    txn: &Transaction<'_>,
+    passkey: &Passkey,
+    why: &str,
+    now: i64,
+) -> Result<(Vec<SecretHash>, Vec<crate::store::Event>), StoreError> {
+    let revoked = super::users::delete_sessions_where(txn, "passkey_id", passkey.id).await?;
+    txn.execute("DELETE FROM passkeys WHERE id = $1", &[&passkey.id])
+        .await?;
+    publish(txn, &[Revocation::Passkey(passkey.id)]).await?;
+    let detail = format!(
+        "{:?} {why}; {} session(s) revoked",
+        passkey.name,
+        revoked.len()
+    );
+    let mut emitted = Vec::new();
+    let new = event(EventKind::PasskeyDeleted, passkey, detail);
+    append(txn, new, now, &mut emitted).await?;
+    Ok((revoked, emitted))
+}
+
+pub(super) fn event(kind: EventKind, passkey: &Passkey, detail: String) -> NewEvent {
+    NewEvent {
+        kind,
+        user_id: Some(passkey.user_id),
+        passkey_id: Some(passkey.id),
+        detail,
+    }
+}
