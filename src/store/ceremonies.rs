@@ -12,8 +12,9 @@ use super::backend::CeremonyStore;
 use super::events::append;
 use super::model::{
     Ceremony, CeremonyKind, Enrollment, EventKind, LoginCompletion, NewEvent, Passkey,
-    RegistrationCompletion, SessionRecord, User,
+    RegistrationCompletion, User,
 };
+use super::rules::{check_session_source, spendable};
 use super::tables::{encode, get_by_hash, get_by_id, CEREMONIES};
 use super::writer::Batch;
 use super::{passkeys, sessions, RedbStore, StoreError};
@@ -236,21 +237,7 @@ fn live_ceremony(
     kind: CeremonyKind,
     now: i64,
 ) -> Result<Ceremony, StoreError> {
-    let ceremony: Option<Ceremony> = get_by_id(&batch.ceremonies, id)?;
-    ceremony
-        .filter(|ceremony| ceremony.kind == kind && ceremony.expires_at > now)
-        .ok_or(StoreError::CeremonyNotFound)
-}
-
-/// A session created by a complete must name the passkey (and so the user) that created it:
-/// deleting that passkey revokes it, and a mismatch would sign in the wrong person.
-fn check_session_source(session: &SessionRecord, passkey: &Passkey) -> Result<(), StoreError> {
-    if session.user_id != passkey.user_id || session.passkey_id != passkey.id {
-        return Err(StoreError::Invalid(
-            "the new session is not for this passkey",
-        ));
-    }
-    Ok(())
+    spendable(get_by_id(&batch.ceremonies, id)?, kind, now)
 }
 
 /// The user if it exists and is not disabled.

@@ -13,6 +13,7 @@
 
 use super::backend::EventStore;
 use super::model::{Event, EventKind, LoginFailure, NewEvent};
+use super::rules::appended_event;
 use super::tables::{decode, encode, EVENTS};
 use super::writer::Batch;
 use super::{RedbStore, StoreError};
@@ -102,17 +103,7 @@ impl EventStore for RedbStore {
 /// Appends an event to the batch's transaction. Operations call it last, after their checks.
 pub(super) fn append(batch: &mut Batch<'_>, new: NewEvent, now: i64) -> Result<Event, StoreError> {
     let (id, at) = next_slot(batch, now)?;
-    let event = Event {
-        id,
-        at,
-        kind: new.kind,
-        user_id: new.user_id,
-        passkey_id: new.passkey_id,
-        detail: new.detail,
-        count: 1,
-        client: None,
-        last_at: None,
-    };
+    let event = appended_event(new, id, at);
     put(batch, &event)?;
     Ok(event)
 }

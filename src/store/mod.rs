@@ -22,6 +22,7 @@ mod passkeys;
 mod postgres;
 mod redb_store;
 mod revocations;
+mod rules;
 mod sessions;
 mod tables;
 mod users;

@@ -7,7 +7,8 @@
 
 use super::backend::SessionStore;
 use super::events::append;
-use super::model::{EventKind, NewEvent, SecretHash, SessionRecord};
+use super::model::{SecretHash, SessionRecord};
+use super::rules::revoked_event;
 use super::tables::{decode, encode, get_by_hash, SESSIONS, USER_SESSIONS};
 use super::writer::Batch;
 use super::{RedbStore, StoreError};
@@ -174,13 +175,4 @@ pub(super) fn remove(batch: &mut Batch<'_>, session: &SessionRecord) -> Result<(
         .user_sessions
         .remove(session.user_id.as_u128(), &session.id_hash.0)?;
     Ok(())
-}
-
-fn revoked_event(user_id: Uuid, count: usize) -> NewEvent {
-    NewEvent {
-        kind: EventKind::SessionRevoked,
-        user_id: Some(user_id),
-        passkey_id: None,
-        detail: format!("{count} session(s) revoked"),
-    }
 }

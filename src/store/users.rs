@@ -7,6 +7,7 @@
 use super::backend::UserStore;
 use super::events::append;
 use super::model::{EventKind, NewEvent, NewUser, SecretHash, User};
+use super::rules::new_user;
 use super::tables::{all_by_id, encode, get_by_id, USERNAMES, USERS};
 use super::writer::Batch;
 use super::{passkeys, sessions, RedbStore, StoreError};
@@ -22,15 +23,7 @@ impl UserStore for RedbStore {
             if batch.usernames.get(new.username.as_str())?.is_some() {
                 return Err(StoreError::Conflict("username"));
             }
-            let user = User {
-                id: Uuid::new_v4(),
-                username: new.username,
-                display_name: new.display_name,
-                email: new.email,
-                groups: new.groups,
-                disabled: false,
-                created_at: now,
-            };
+            let user = new_user(new, now);
             put(batch, &user)?;
             batch
                 .usernames

@@ -17,8 +17,9 @@ use super::{is_unique_violation, json, record, PostgresStore};
 use crate::store::backend::CeremonyStore;
 use crate::store::model::{
     Ceremony, CeremonyKind, Enrollment, EventKind, LoginCompletion, Passkey,
-    RegistrationCompletion, SessionRecord, User,
+    RegistrationCompletion, User,
 };
+use crate::store::rules::{check_session_source, spendable};
 use crate::store::{Event, StoreError};
 
 #[async_trait]
@@ -271,20 +272,8 @@ async fn spend_ceremony(
             &[&id],
         )
         .await?;
-    let ceremony: Option<Ceremony> = row.map(|row| record(&row, "ceremonies")).transpose()?;
-    ceremony
-        .filter(|ceremony| ceremony.kind == kind && ceremony.expires_at > now)
-        .ok_or(StoreError::CeremonyNotFound)
-}
-
-/// A session created by a complete must name the passkey (and so the user) that created it.
-fn check_session_source(session: &SessionRecord, passkey: &Passkey) -> Result<(), StoreError> {
-    if session.user_id != passkey.user_id || session.passkey_id != passkey.id {
-        return Err(StoreError::Invalid(
-            "the new session is not for this passkey",
-        ));
-    }
-    Ok(())
+    let found: Option<Ceremony> = row.map(|row| record(&row, "ceremonies")).transpose()?;
+    spendable(found, kind, now)
 }
 
 /// A unique violation at insert or commit is a credential registered meanwhile.

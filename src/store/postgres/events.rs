@@ -10,6 +10,7 @@ use super::{json, record, records, PostgresStore};
 use crate::store::backend::EventStore;
 use crate::store::events::{period_prefix, tally_key, MAX_TALLIES, TALLY_PERIOD_SECS};
 use crate::store::model::{Event, EventKind, LoginFailure, NewEvent};
+use crate::store::rules::appended_event;
 use crate::store::StoreError;
 
 /// Events deleted by one purge at most, so one upkeep's transaction stays short.
@@ -99,17 +100,7 @@ pub(super) async fn append(
     emitted: &mut Vec<Event>,
 ) -> Result<Event, StoreError> {
     let (id, at) = next_slot(txn, now).await?;
-    let event = Event {
-        id,
-        at,
-        kind: new.kind,
-        user_id: new.user_id,
-        passkey_id: new.passkey_id,
-        detail: new.detail,
-        count: 1,
-        client: None,
-        last_at: None,
-    };
+    let event = appended_event(new, id, at);
     insert(txn, &event).await?;
     emitted.push(event.clone());
     Ok(event)

@@ -10,8 +10,9 @@ use super::events::append;
 use super::notify::publish;
 use super::{json, record, PostgresStore};
 use crate::store::backend::SessionStore;
-use crate::store::model::{EventKind, NewEvent, SecretHash, SessionRecord};
+use crate::store::model::{SecretHash, SessionRecord};
 use crate::store::revocations::Revocation;
+use crate::store::rules::revoked_event;
 use crate::store::StoreError;
 
 /// The columns a session is read back from.
@@ -175,13 +176,4 @@ pub(super) fn hash_of(row: &Row) -> Result<SecretHash, StoreError> {
         .try_into()
         .map_err(|_| StoreError::Corrupt("a session hash is not 32 bytes".into()))?;
     Ok(SecretHash(bytes))
-}
-
-fn revoked_event(user_id: Uuid, count: usize) -> NewEvent {
-    NewEvent {
-        kind: EventKind::SessionRevoked,
-        user_id: Some(user_id),
-        passkey_id: None,
-        detail: format!("{count} session(s) revoked"),
-    }
 }

@@ -13,21 +13,14 @@ use super::{is_unique_violation, json, record, records, PostgresStore};
 use crate::store::backend::UserStore;
 use crate::store::model::{EventKind, NewEvent, NewUser, SecretHash, User};
 use crate::store::revocations::Revocation;
+use crate::store::rules::new_user;
 use crate::store::StoreError;
 
 #[async_trait]
 impl UserStore for PostgresStore {
     async fn create_user(&self, new: NewUser) -> Result<User, StoreError> {
         let now = self.now();
-        let user = User {
-            id: Uuid::new_v4(),
-            username: new.username,
-            display_name: new.display_name,
-            email: new.email,
-            groups: new.groups,
-            disabled: false,
-            created_at: now,
-        };
+        let user = new_user(new, now);
         let mut conn = self.conn().await?;
         let txn = conn.transaction().await?;
         let inserted = txn
