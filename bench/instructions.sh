@@ -41,15 +41,9 @@ GATEWAYS=("$@")
 
 WORK=$(mktemp -d /tmp/passkey-instructions.XXXXXX)
 PIDS=()
-cleanup() {
-  local pid
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-  if [[ ${BENCH_KEEP:-0} == 1 ]]; then echo "work directory kept: $WORK" >&2; else rm -rf "$WORK"; fi
-}
-trap cleanup EXIT
 # shellcheck source=bench/lib.sh
 source "$ROOT/bench/lib.sh"
+trap cleanup EXIT
 
 UP_PORT=$(free_port)
 upstream_nginx_conf "$WORK/upstream" "$UP_PORT"

@@ -2,6 +2,14 @@
 # ports, waiting for a server, and the two configurations both measure, so a figure from one
 # script compares with the other's.
 
+# Stops every process in PIDS, then removes WORK (kept with BENCH_KEEP=1). Set as the EXIT trap.
+cleanup() {
+  local pid
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  if [[ ${BENCH_KEEP:-0} == 1 ]]; then echo "work directory kept: $WORK" >&2; else rm -rf "$WORK"; fi
+}
+
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 # Waits until URL answers 2xx, at most TRIES tenths of a second (default 300).

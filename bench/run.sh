@@ -96,15 +96,9 @@ WORK=$(mktemp -d /tmp/passkey-bench.XXXXXX)
 RESULTS="$WORK/results.jsonl"
 : > "$RESULTS"
 PIDS=()
-cleanup() {
-  local pid
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-  if [[ ${BENCH_KEEP:-0} == 1 ]]; then echo "work directory kept: $WORK" >&2; else rm -rf "$WORK"; fi
-}
-trap cleanup EXIT
 # shellcheck source=bench/lib.sh
 source "$ROOT/bench/lib.sh"
+trap cleanup EXIT
 
 stop_pid() {
   local pid=$1 i
