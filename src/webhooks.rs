@@ -51,8 +51,31 @@ pub fn signature(secret: &str, now: i64, body: &[u8]) -> String {
 }
 
 /// Sends events to every configured webhook until the task is dropped; returns at once when
-/// none is configured.
+/// none is configured. Events committed from when it has read the log's end on are sent.
 pub async fn run(gw: Arc<Gateway>) {
+    let cursor = log_end(&gw).await;
+    run_from(gw, cursor).await;
+}
+
+/// Reads the log's end first, then runs the webhooks in a task: every event committed after
+/// this returns is sent (for callers, such as tests, that act right after starting them).
+pub async fn start(gw: Arc<Gateway>) -> tokio::task::JoinHandle<()> {
+    let cursor = log_end(&gw).await;
+    tokio::spawn(run_from(gw, cursor))
+}
+
+/// The newest event's id now (0 for an empty log); retried while the store does not answer.
+async fn log_end(gw: &Gateway) -> u64 {
+    loop {
+        match gw.store().events(1).await {
+            Ok(newest) => return newest.first().map_or(0, |e| e.id),
+            Err(e) => tracing::warn!(error = %e, "webhooks: cannot read the event log yet"),
+        }
+        tokio::time::sleep(POLL_EVERY).await;
+    }
+}
+
+async fn run_from(gw: Arc<Gateway>, cursor: u64) {
     let config = gw.config();
     let events = config.events.clone();
     if events.webhooks.is_empty() {
@@ -84,7 +107,7 @@ pub async fn run(gw: Arc<Gateway>) {
     }
     // Dropped with this task: the workers stop too.
     let _stop = AbortAll(workers);
-    dispatch(&gw, &hooks).await;
+    dispatch(&gw, &hooks, cursor).await;
 }
 
 /// Aborts the workers when the dispatcher's task ends.
@@ -99,15 +122,8 @@ impl Drop for AbortAll {
 }
 
 /// Reads new events and queues each for the webhooks that want its kind.
-async fn dispatch(gw: &Gateway, hooks: &[Arc<Hook>]) {
-    // Only events from now on: a restart does not resend the whole log.
-    let mut cursor = loop {
-        match gw.store().events(1).await {
-            Ok(newest) => break newest.first().map_or(0, |e| e.id),
-            Err(e) => tracing::warn!(error = %e, "webhooks: cannot read the event log yet"),
-        }
-        tokio::time::sleep(POLL_EVERY).await;
-    };
+/// Only events after `cursor`: a restart does not resend the whole log.
+async fn dispatch(gw: &Gateway, hooks: &[Arc<Hook>], mut cursor: u64) {
     let mut tick = tokio::time::interval(POLL_EVERY);
     loop {
         tick.tick().await;

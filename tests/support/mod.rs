@@ -53,7 +53,8 @@ impl TestGateway {
         gw.readiness().set_listening();
         tokio::spawn(gw.clone().upkeep());
         tokio::spawn(passkey_gateway::admin::serve_admin_socket(gw.clone()));
-        tokio::spawn(passkey_gateway::webhooks::run(gw.clone()));
+        // The log's end is read before the test acts, so its first events are sent too.
+        passkey_gateway::webhooks::start(gw.clone()).await;
         TestGateway {
             addr,
             gw,
