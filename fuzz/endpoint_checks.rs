@@ -232,7 +232,6 @@ fn request(input: &Input, live: &str) -> Request {
     Request {
         method,
         path,
-        query: None,
         headers,
         body: body.into(),
         client_ip: Some(IpAddr::V4(client)),
@@ -270,7 +269,6 @@ async fn begin_live(world: &World) -> String {
     let begin = Request {
         method: Method::POST,
         path: "/passkeys/login/begin".into(),
-        query: None,
         headers: HeaderMap::from_iter([(
             http::header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),

@@ -14,8 +14,6 @@ pub struct Request {
     pub method: Method,
     /// Normalized, decoded path (what policy saw).
     pub path: String,
-    /// The raw query string, if any.
-    pub query: Option<String>,
     pub headers: HeaderMap,
     pub body: Bytes,
     /// The client address as far as the gateway can trust it.

@@ -38,7 +38,6 @@ fn post(path: &str, body: Value, client_ip: IpAddr) -> Request {
     Request {
         method: Method::POST,
         path: path.to_string(),
-        query: None,
         headers,
         body: Bytes::from(body.to_string()),
         client_ip: Some(client_ip),

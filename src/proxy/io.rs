@@ -41,7 +41,6 @@ pub fn request(
     Request {
         method: header.method.clone(),
         path,
-        query: header.uri.query().map(str::to_string),
         headers: header.headers.clone(),
         body,
         client_ip,
