@@ -14,7 +14,7 @@ use super::model::{
     Ceremony, CeremonyKind, Enrollment, EventKind, LoginCompletion, NewEvent, Passkey,
     RegistrationCompletion, User,
 };
-use super::rules::{check_session_source, spendable};
+use super::rules::{check_registration, check_session_source, spendable};
 use super::tables::{encode, get_by_hash, get_by_id, CEREMONIES};
 use super::writer::Batch;
 use super::{passkeys, sessions, RedbStore, StoreError};
@@ -133,17 +133,8 @@ fn register(
         return Err(StoreError::DuplicateCredential);
     }
     let count = batch.user_passkeys.get(passkey.user_id.as_u128())?.len();
-    if usize::try_from(count).unwrap_or(usize::MAX) >= max_passkeys_per_user {
-        return Err(StoreError::TooManyPasskeys {
-            max: max_passkeys_per_user,
-        });
-    }
-    // A ceremony begun with an enrollment link must spend that very link.
-    if ceremony.enrollment_token_hash.is_some()
-        && ceremony.enrollment_token_hash != spend_enrollment
-    {
-        return Err(StoreError::EnrollmentInvalid);
-    }
+    let held = usize::try_from(count).unwrap_or(usize::MAX);
+    check_registration(held, max_passkeys_per_user, &ceremony, spend_enrollment)?;
     if let Some(hash) = spend_enrollment {
         let token: Option<Enrollment> = get_by_hash(&batch.enrollments, &hash.0)?;
         match token {

@@ -13,7 +13,7 @@
 
 use super::backend::EventStore;
 use super::model::{Event, EventKind, LoginFailure, NewEvent};
-use super::rules::appended_event;
+use super::rules::{appended_event, new_tally};
 use super::tables::{decode, encode, EVENTS};
 use super::writer::Batch;
 use super::{RedbStore, StoreError};
@@ -153,17 +153,7 @@ fn tally(batch: &mut Batch<'_>, failure: LoginFailure, now: i64) -> Result<Event
     }
     // No row yet, or retention purged it meanwhile: start a new one.
     let (id, at) = next_slot(batch, now)?;
-    let event = Event {
-        id,
-        at,
-        kind,
-        user_id: if overflow { None } else { failure.user_id },
-        passkey_id: if overflow { None } else { failure.passkey_id },
-        detail: failure.reason,
-        count: 1,
-        client: Some(if overflow { "*".into() } else { client }),
-        last_at: Some(at),
-    };
+    let event = new_tally((id, at), kind, failure, client, overflow);
     put(batch, &event)?;
     batch.event_tallies.insert(key.as_str(), id)?;
     Ok(event)

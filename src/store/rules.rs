@@ -6,7 +6,8 @@
 use uuid::Uuid;
 
 use super::model::{
-    Ceremony, CeremonyKind, Event, EventKind, NewEvent, NewUser, Passkey, SessionRecord, User,
+    Ceremony, CeremonyKind, Event, EventKind, LoginFailure, NewEvent, NewUser, Passkey, SecretHash,
+    SessionRecord, User,
 };
 use super::StoreError;
 
@@ -70,5 +71,48 @@ pub(super) fn appended_event(new: NewEvent, id: u64, at: i64) -> Event {
         count: 1,
         client: None,
         last_at: None,
+    }
+}
+
+/// What a registration's complete checks before it writes: the user's passkey cap (`held` is how
+/// many they have now), and that a ceremony begun with an enrollment link spends that very link.
+pub(super) fn check_registration(
+    held: usize,
+    max_passkeys_per_user: usize,
+    ceremony: &Ceremony,
+    spend_enrollment: Option<SecretHash>,
+) -> Result<(), StoreError> {
+    if held >= max_passkeys_per_user {
+        return Err(StoreError::TooManyPasskeys {
+            max: max_passkeys_per_user,
+        });
+    }
+    if ceremony.enrollment_token_hash.is_some()
+        && ceremony.enrollment_token_hash != spend_enrollment
+    {
+        return Err(StoreError::EnrollmentInvalid);
+    }
+    Ok(())
+}
+
+/// The first row of a failed-sign-in tally at slot (`id`, `at`); the overflow row of a busy
+/// period names no user and the client `*`.
+pub(super) fn new_tally(
+    (id, at): (u64, i64),
+    kind: EventKind,
+    failure: LoginFailure,
+    client: String,
+    overflow: bool,
+) -> Event {
+    Event {
+        id,
+        at,
+        kind,
+        user_id: if overflow { None } else { failure.user_id },
+        passkey_id: if overflow { None } else { failure.passkey_id },
+        detail: failure.reason,
+        count: 1,
+        client: Some(if overflow { "*".into() } else { client }),
+        last_at: Some(at),
     }
 }

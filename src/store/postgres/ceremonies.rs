@@ -19,7 +19,7 @@ use crate::store::model::{
     Ceremony, CeremonyKind, Enrollment, EventKind, LoginCompletion, Passkey,
     RegistrationCompletion, User,
 };
-use crate::store::rules::{check_session_source, spendable};
+use crate::store::rules::{check_registration, check_session_source, spendable};
 use crate::store::{Event, StoreError};
 
 #[async_trait]
@@ -160,17 +160,8 @@ async fn register(
         )
         .await?
         .try_get(0)?;
-    if usize::try_from(count).unwrap_or(usize::MAX) >= max_passkeys_per_user {
-        return Err(StoreError::TooManyPasskeys {
-            max: max_passkeys_per_user,
-        });
-    }
-    // A ceremony begun with an enrollment link must spend that very link.
-    if ceremony.enrollment_token_hash.is_some()
-        && ceremony.enrollment_token_hash != spend_enrollment
-    {
-        return Err(StoreError::EnrollmentInvalid);
-    }
+    let held = usize::try_from(count).unwrap_or(usize::MAX);
+    check_registration(held, max_passkeys_per_user, &ceremony, spend_enrollment)?;
     if let Some(hash) = spend_enrollment {
         let row = txn
             .query_opt(

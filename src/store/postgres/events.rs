@@ -10,7 +10,7 @@ use super::{json, record, records, PostgresStore};
 use crate::store::backend::EventStore;
 use crate::store::events::{period_prefix, tally_key, MAX_TALLIES, TALLY_PERIOD_SECS};
 use crate::store::model::{Event, EventKind, LoginFailure, NewEvent};
-use crate::store::rules::appended_event;
+use crate::store::rules::{appended_event, new_tally};
 use crate::store::StoreError;
 
 /// Events deleted by one purge at most, so one upkeep's transaction stays short.
@@ -170,17 +170,7 @@ async fn tally(
     }
     // No row yet, or retention purged it meanwhile: start a new one.
     let (id, at) = next_slot(txn, now).await?;
-    let event = Event {
-        id,
-        at,
-        kind,
-        user_id: if overflow { None } else { failure.user_id },
-        passkey_id: if overflow { None } else { failure.passkey_id },
-        detail: failure.reason,
-        count: 1,
-        client: Some(if overflow { "*".into() } else { client }),
-        last_at: Some(at),
-    };
+    let event = new_tally((id, at), kind, failure, client, overflow);
     insert(txn, &event).await?;
     txn.execute(
         "INSERT INTO event_tallies (key, event_id) VALUES ($1, $2)
