@@ -8,21 +8,14 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use crate::support::passkeys::{enroll, Browser};
-use crate::support::{client, EchoUpstream, TestGateway};
+use crate::support::{client, metrics_text, EchoUpstream, TestGateway};
 
 /// A scrape, parsed by a Prometheus text-format parser.
 struct Scrape(prometheus_parse::Scrape);
 
 impl Scrape {
     async fn fetch(admin: SocketAddr) -> Scrape {
-        let text = client()
-            .get(format!("http://{admin}/metrics"))
-            .send()
-            .await
-            .expect("scrape")
-            .text()
-            .await
-            .expect("body");
+        let text = metrics_text(admin).await;
         let lines = text.lines().map(|l| Ok(l.to_string()));
         Scrape(prometheus_parse::Scrape::parse(lines).expect("valid exposition"))
     }

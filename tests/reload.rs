@@ -12,7 +12,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::support::passkeys::{enroll, Browser};
-use crate::support::{client, config, EchoUpstream, TestGateway};
+use crate::support::{client, config, metrics_text, EchoUpstream, TestGateway};
 
 /// An upstream that answers each request only once the test releases it: a request held
 /// "in flight" for as long as the test needs.
@@ -237,14 +237,7 @@ async fn an_invalid_or_restart_only_change_is_refused_and_the_old_config_keeps_s
         200
     );
 
-    let metrics = client()
-        .get(format!("http://{admin}/metrics"))
-        .send()
-        .await
-        .expect("scrape")
-        .text()
-        .await
-        .expect("body");
+    let metrics = metrics_text(admin).await;
     assert!(
         metrics.contains("passkey_gateway_config_reloads_total{outcome=\"failure\"} 2"),
         "{metrics}"

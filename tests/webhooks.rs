@@ -17,7 +17,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::support::passkeys::{enroll, Browser};
-use crate::support::{client, EchoUpstream, TestGateway};
+use crate::support::{metrics_text, EchoUpstream, TestGateway};
 
 const SECRET: &str = "test-secret-0123456789abcdef";
 
@@ -236,14 +236,7 @@ async fn a_hanging_receiver_never_holds_up_sign_ins_and_the_queue_stays_bounded(
     let dropped = "passkey_gateway_webhook_deliveries_total{outcome=\"dropped\"} 4";
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let text = client()
-            .get(format!("http://{admin}/metrics"))
-            .send()
-            .await
-            .expect("scrape")
-            .text()
-            .await
-            .expect("body");
+        let text = metrics_text(admin).await;
         if text.contains(dropped) {
             break;
         }

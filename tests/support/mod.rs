@@ -141,6 +141,18 @@ pub fn config(server: &str, rest: &str) -> String {
 }
 
 /// A client that never follows redirects and never uses a proxy from the environment.
+/// The Prometheus text the admin listener at `admin` serves now.
+pub async fn metrics_text(admin: SocketAddr) -> String {
+    client()
+        .get(format!("http://{admin}/metrics"))
+        .send()
+        .await
+        .expect("scrape")
+        .text()
+        .await
+        .expect("body")
+}
+
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
