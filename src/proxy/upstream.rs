@@ -19,8 +19,6 @@ const X_FORWARDED_PROTO: &str = "x-forwarded-proto";
 const X_FORWARDED_HOST: &str = "x-forwarded-host";
 const X_FORWARDED_PORT: &str = "x-forwarded-port";
 const X_REAL_IP: &str = "x-real-ip";
-/// The most headers the gateway adds: 5 forwarded, the assertion and 4 convenience headers.
-const ADDED_HEADERS: usize = 10;
 
 /// What `request_filter` checked, for the upstream request to carry unchanged in meaning.
 #[derive(Debug, Default)]
@@ -69,9 +67,6 @@ pub fn set_target(upstream: &mut RequestHeader, checked: &CheckedTarget) -> Resu
 /// `append_header` costs half of `insert_header`, which looks for values to replace in both the
 /// header map and the case map.
 pub fn set_forwarded(upstream: &mut RequestHeader, decided: &Forwarded) -> Result<()> {
-    // Room for what the gateway adds (these and the identity headers) in one step rather than a
-    // rehash half-way (pingora's case map still grows on its own).
-    upstream.headers.reserve(ADDED_HEADERS);
     if let Some(chain) = &decided.for_chain {
         upstream.append_header(X_FORWARDED_FOR, chain.as_str())?;
     }
