@@ -6,7 +6,9 @@
 //! knobs, for `bench/instructions.sh`'s `FLOOR_VARIANTS`, come from the environment:
 //! `FLOOR_POOL` (`upstream_keepalive_pool_size`), `FLOOR_KEEPALIVE` (downstream keep-alive
 //! seconds; 0 closes after each request), `FLOOR_UPSTREAM_IDLE` (the upstream connection's idle
-//! timeout in seconds, `HttpPeer::options.idle_timeout`).
+//! timeout in seconds, `HttpPeer::options.idle_timeout`), `FLOOR_RECV_BUF` (the upstream socket's
+//! receive buffer, `HttpPeer::options.tcp_recv_buf`), `FLOOR_ALT_TIMER=1`
+//! (`runtime_enable_alt_timer`).
 
 use std::time::Duration;
 
@@ -20,6 +22,7 @@ struct Floor {
     upstream: std::net::SocketAddr,
     keepalive: Option<u64>,
     upstream_idle: Option<Duration>,
+    recv_buf: Option<usize>,
 }
 
 #[async_trait]
@@ -40,6 +43,7 @@ impl ProxyHttp for Floor {
         if let Some(idle) = self.upstream_idle {
             peer.options.idle_timeout = Some(idle);
         }
+        peer.options.tcp_recv_buf = self.recv_buf;
         Ok(Box::new(peer))
     }
 }
@@ -67,6 +71,7 @@ pub fn run() {
         graceful_shutdown_timeout_seconds: Some(1),
         ..ServerConf::default()
     };
+    conf.runtime_enable_alt_timer = env_number("FLOOR_ALT_TIMER") == Some(1);
     if let Some(pool) = env_number("FLOOR_POOL") {
         conf.upstream_keepalive_pool_size = usize::try_from(pool).expect("pool size");
     }
@@ -74,6 +79,7 @@ pub fn run() {
         upstream,
         keepalive: env_number("FLOOR_KEEPALIVE"),
         upstream_idle: env_number("FLOOR_UPSTREAM_IDLE").map(Duration::from_secs),
+        recv_buf: env_number("FLOOR_RECV_BUF").map(|b| usize::try_from(b).expect("buffer size")),
     };
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
