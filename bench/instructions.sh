@@ -16,7 +16,13 @@
 # `cargo build --release --bin passkey-gateway` there.
 #
 # Prints one table (markdown) on stdout. Environment: BENCH_REQUESTS, BENCH_KEEP=1 (keep the work
-# directory with the callgrind files, for `callgrind_annotate`).
+# directory with the callgrind files, for `callgrind_annotate`), BENCH_BUILD=0 (use the release
+# binaries already built, e.g. while the next build runs), FLOOR_VARIANTS: more rows for
+# pingora alone with other knobs, `;`-separated `LABEL|[VAR=VALUE...] EXAMPLE [ARGS...]`, e.g.
+# `mimalloc|pingora_floor_mimalloc 2;1 thread|pingora_floor 1;pool 1|FLOOR_POOL=1 pingora_floor 2`
+# (EXAMPLE is an example binary, ARGS follow LISTEN and UPSTREAM; the knobs are listed in
+# `examples/support/floor.rs`). The ratios stay against the plain `pingora_floor`. BENCH_NGINX=1
+# adds nginx as the same plain proxy (one process, `master_process off`), access log off and on.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -31,8 +37,8 @@ done
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 
 say "building (release): passkey-gateway, examples loadgen and pingora_floor"
-cargo build --locked -q --release --bin passkey-gateway --example loadgen --example pingora_floor \
-  || die "cargo build failed"
+[[ ${BENCH_BUILD:-1} == 0 ]] || cargo build --locked -q --release --bin passkey-gateway --example loadgen --example pingora_floor \
+  --example pingora_floor_mimalloc || die "cargo build failed"
 TARGET_DIR=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
 LOADGEN="$TARGET_DIR/release/examples/loadgen"
 FLOOR="$TARGET_DIR/release/examples/pingora_floor"
@@ -97,6 +103,38 @@ wait_http "http://127.0.0.1:$FLOOR_PORT/" 600
 FLOOR_IR=$(count "$CG_PID" "http://127.0.0.1:$FLOOR_PORT/app")
 stop "$CG_PID"
 
+FLOOR_ROWS=()
+IFS=';' read -r -a VARIANTS <<<"${FLOOR_VARIANTS:-}"
+for variant in "${VARIANTS[@]}"; do
+  [[ -n $variant ]] || continue
+  label=${variant%%|*}; read -r -a words <<<"${variant#*|}"
+  envs=(); while [[ ${words[0]:-} == *=* ]]; do envs+=("${words[0]}"); words=("${words[@]:1}"); done
+  [[ -x $TARGET_DIR/release/examples/${words[0]:-} ]] || die "floor variant '$label': no example ${words[0]:-}"
+  say "pingora alone, $label, under callgrind"
+  port=$(free_port)
+  # `env` runs valgrind (not the reverse), so callgrind follows the floor and its pid is ours.
+  env "${envs[@]}" valgrind --tool=callgrind --callgrind-out-file="$WORK/cg.out.%p" \
+    "$TARGET_DIR/release/examples/${words[0]}" "127.0.0.1:$port" "127.0.0.1:$UP_PORT" "${words[@]:1}" \
+    >"$WORK/floor-variant.log" 2>&1 &
+  CG_PID=$!; PIDS+=("$CG_PID")
+  wait_http "http://127.0.0.1:$port/" 600
+  FLOOR_ROWS+=("pingora alone, $label|$(count "$CG_PID" "http://127.0.0.1:$port/app")")
+  stop "$CG_PID"
+done
+
+if [[ ${BENCH_NGINX:-0} == 1 ]]; then
+  for log in off on; do
+    say "nginx alone, access log $log, under callgrind"
+    port=$(free_port)
+    proxy_nginx_conf "$WORK/nginx-$log" "$port" "$UP_PORT" single \
+      "$([[ $log == off ]] && echo off || echo "$WORK/nginx-$log/access.log")"
+    under_callgrind "$WORK/nginx-$log.log" "$NGINX" -p "$WORK/nginx-$log" -c "$WORK/nginx-$log/nginx.conf"
+    wait_http "http://127.0.0.1:$port/" 600
+    FLOOR_ROWS+=("nginx, access log $log|$(count "$CG_PID" "http://127.0.0.1:$port/app")")
+    stop "$CG_PID"
+  done
+fi
+
 ROWS=()
 for spec in "${GATEWAYS[@]}"; do
   label=${spec%%=*}; bin=${spec#*=}
@@ -111,6 +149,10 @@ echo
 echo "| binary | authenticated \`/app\` | × pingora alone | public \`/pub\` | × pingora alone |"
 echo "|---|---:|---:|---:|---:|"
 echo "| pingora alone (\`examples/pingora_floor\`) | $FLOOR_IR | 1.00 | $FLOOR_IR | 1.00 |"
+for row in "${FLOOR_ROWS[@]}"; do
+  python3 -c 'import sys; l,a,f=sys.argv[1],int(sys.argv[2]),int(sys.argv[3]); print(f"| {l} | {a} | {a/f:.2f} | {a} | {a/f:.2f} |")' \
+    "${row%%|*}" "${row#*|}" "$FLOOR_IR"
+done
 for row in "${ROWS[@]}"; do
   read -r label auth public <<<"$row"
   python3 -c 'import sys; l,a,p,f=sys.argv[1],int(sys.argv[2]),int(sys.argv[3]),int(sys.argv[4]); print(f"| {l} | {a} | {a/f:.2f} | {p} | {p/f:.2f} |")' \

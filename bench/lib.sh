@@ -76,3 +76,40 @@ access = "authenticated"
 CONF
   echo "$conf"
 }
+
+# nginx as a plain reverse proxy in front of UP_PORT: upstream keepalive, `WORKERS` workers, an
+# access-log line per request unless LOG is `off`. `WORKERS=single` runs one process with no master
+# (for callgrind). Writes DIR/nginx.conf.
+proxy_nginx_conf() { # DIR PORT UP_PORT WORKERS [LOG]
+  local dir=$1 port=$2 up=$3 workers=$4 log=${5:-$1/access.log} processes
+  processes="worker_processes $workers;"
+  [[ $workers == single ]] && processes="worker_processes 1; master_process off;"
+  mkdir -p "$dir"
+  cat > "$dir/nginx.conf" <<CONF
+$([[ $(id -u) == 0 ]] && echo "user root;")
+$processes
+daemon off;
+pid $dir/nginx.pid;
+error_log $dir/error.log warn;
+events { worker_connections 8192; }
+http {
+  access_log $log;
+  client_body_temp_path $dir/body; proxy_temp_path $dir/proxy;
+  fastcgi_temp_path $dir/fcgi; uwsgi_temp_path $dir/uwsgi; scgi_temp_path $dir/scgi;
+  keepalive_requests 1000000;
+  keepalive_timeout 120s;
+  upstream app { server 127.0.0.1:$up; keepalive 256; keepalive_requests 1000000; }
+  server {
+    listen 127.0.0.1:$port;
+    location / {
+      proxy_pass http://app;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host \$host;
+      proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+      proxy_set_header X-Forwarded-Proto \$scheme;
+    }
+  }
+}
+CONF
+}

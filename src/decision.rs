@@ -12,10 +12,10 @@ use std::time::SystemTime;
 
 use http::{HeaderMap, HeaderValue};
 
-use crate::identity::{convenience_headers, AssertionSigner, HeaderPreset, IdentityError};
+use crate::identity::{AssertionSigner, HeaderPreset, IdentityError};
 use crate::policy::{decide, Decision, Requester};
 use crate::routing::Router;
-use crate::session::{LiveSession, Sessions};
+use crate::session::{Convenience, LiveSession, Sessions};
 use crate::store::StoreError;
 
 /// What the gateway decided about one request.
@@ -74,8 +74,8 @@ pub async fn decide_request(
 pub struct IdentityHeaders {
     /// `X-Passkey-Assertion`.
     pub assertion: HeaderValue,
-    /// The preset's unsigned headers, in a stable order.
-    pub convenience: Vec<(&'static str, String)>,
+    /// The preset's unsigned headers, in a stable order (built once per session).
+    pub convenience: Convenience,
 }
 
 /// Builds [`IdentityHeaders`] for `live` and the route's `audience`.
@@ -86,9 +86,9 @@ pub fn identity_headers(
     audience: &str,
 ) -> Result<IdentityHeaders, IdentityError> {
     let assertion =
-        signer.assertion_header(&live.identity, &live.sid(), audience, SystemTime::now())?;
+        signer.assertion_header(&live.identity, live.sid(), audience, SystemTime::now())?;
     Ok(IdentityHeaders {
         assertion,
-        convenience: convenience_headers(preset, &live.identity),
+        convenience: live.convenience_headers(preset),
     })
 }

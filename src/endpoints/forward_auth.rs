@@ -122,8 +122,8 @@ fn allowed(gw: &Gateway, session: Option<&LiveSession>, audience: &str) -> Resul
             identity_headers(gw.signer(), preset, live, audience).map_err(ApiError::internal)?;
         let token = identity.assertion.to_str().map_err(ApiError::internal)?;
         reply = reply.header(ASSERTION_HEADER, token);
-        for (name, value) in identity.convenience {
-            reply = reply.header(name, value);
+        for (name, value) in identity.convenience.iter() {
+            reply = reply.header(name, value.as_str());
         }
     }
     for name in preset_header_names(preset) {

@@ -95,21 +95,27 @@ pub fn preset_header_names(preset: HeaderPreset) -> &'static [&'static str] {
 /// True when `name` is any preset's identity header or in the `X-Passkey-` namespace, in any
 /// case and with `_` in place of `-` (some servers and CGI-style apps treat them alike).
 pub fn is_identity_header(name: &str) -> bool {
-    let folded: String = name
-        .trim()
-        .chars()
-        .map(|c| {
-            if c == '_' {
-                '-'
-            } else {
-                c.to_ascii_lowercase()
-            }
-        })
-        .collect();
-    folded.starts_with(RESERVED_PREFIX)
+    // Compared byte by byte without allocating: this runs for every header of every forwarded
+    // request.
+    let name = name.trim().as_bytes();
+    let prefix = RESERVED_PREFIX.as_bytes();
+    name.get(..prefix.len())
+        .is_some_and(|start| same_folded(start, prefix))
         || ALL_IDENTITY_HEADERS
             .iter()
-            .any(|known| known.eq_ignore_ascii_case(&folded))
+            .any(|known| same_folded(name, known.as_bytes()))
+}
+
+/// Whether two names are equal once lowercased and with `_` read as `-`.
+fn same_folded(a: &[u8], b: &[u8]) -> bool {
+    let fold = |c: u8| {
+        if c == b'_' {
+            b'-'
+        } else {
+            c.to_ascii_lowercase()
+        }
+    };
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| fold(*x) == fold(*y))
 }
 
 /// The convenience headers for `identity` under `preset`, in a stable order.

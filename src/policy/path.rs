@@ -71,6 +71,29 @@ pub enum PathError {
 pub fn normalize_path(raw_path: &str) -> Result<String, PathError> {
     let end = raw_path.find(['?', '#']).unwrap_or(raw_path.len());
     let path = &raw_path[..end];
+    if is_plain(path) {
+        return Ok(path.to_owned());
+    }
+    normalize_general(path)
+}
+
+/// A path every rule leaves as it is, the common case: absolute, only unreserved characters and
+/// `/`, no `//`, no `.` or `..` segment. No `%`, `;`, `\` or control character, so decoding
+/// changes nothing and no segment is dropped or climbed
+/// (`tests::plain_paths_take_the_general_rules_unchanged` checks it against them).
+fn is_plain(path: &str) -> bool {
+    let allowed =
+        |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'-' | b'.' | b'_' | b'~');
+    path.starts_with('/')
+        && path.bytes().all(allowed)
+        && !path.contains("//")
+        && path[1..]
+            .split('/')
+            .all(|segment| segment != "." && segment != "..")
+}
+
+/// [`normalize_path`] for any path (query and fragment already removed).
+fn normalize_general(path: &str) -> Result<String, PathError> {
     if path.is_empty() {
         return Ok("/".to_owned());
     }
@@ -195,6 +218,45 @@ fn decode_once(segment: &str) -> Result<String, PathError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(4096))]
+
+        /// The shortcut for plain paths returns what the general rules return.
+        #[test]
+        fn plain_paths_take_the_general_rules_unchanged(
+            pieces in prop::collection::vec(
+                prop::sample::select(vec!["/", "a", "Z", "9", ".", "..", "-", "_", "~", "%2e", ";", "//"]),
+                0..12,
+            ),
+        ) {
+            let path = format!("/{}", pieces.concat());
+            if is_plain(&path) {
+                prop_assert_eq!(normalize_general(&path), Ok(path.clone()));
+            }
+        }
+    }
+
+    #[test]
+    fn plain_paths() {
+        for plain in [
+            "/",
+            "/app",
+            "/app/",
+            "/a.b/c-d_e~f/",
+            "/.well-known/x",
+            "/a/.../b",
+        ] {
+            assert!(is_plain(plain), "{plain}");
+            assert_eq!(normalize_path(plain).as_deref(), Ok(plain));
+        }
+        for not in [
+            "", "app", "//a", "/a//b", "/a/./b", "/a/..", "/.", "/a%2e", "/a;b", "/a\\b",
+        ] {
+            assert!(!is_plain(not), "{not}");
+        }
+    }
 
     #[test]
     fn bypass_attempts_never_land_under_public() {

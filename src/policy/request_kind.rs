@@ -3,7 +3,9 @@
 //!
 //! Owns: that one classification. Does not own: the responses themselves.
 
-use http::{header::ACCEPT, HeaderMap, Method};
+use http::{header::ACCEPT, HeaderMap, HeaderName, Method};
+
+static SEC_FETCH_MODE: HeaderName = HeaderName::from_static("sec-fetch-mode");
 
 /// True for a GET/HEAD navigation: `Sec-Fetch-Mode: navigate`, or an `Accept` that includes
 /// `text/html` (with a non-zero `q`), for clients that send no fetch metadata.
@@ -11,7 +13,7 @@ pub fn wants_html(method: &Method, headers: &HeaderMap) -> bool {
     if method != Method::GET && method != Method::HEAD {
         return false;
     }
-    let navigate = headers.get_all("sec-fetch-mode").iter().any(|v| {
+    let navigate = headers.get_all(&SEC_FETCH_MODE).iter().any(|v| {
         v.to_str()
             .is_ok_and(|v| v.trim().eq_ignore_ascii_case("navigate"))
     });

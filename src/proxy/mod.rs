@@ -18,7 +18,7 @@ mod io;
 mod response;
 mod upstream;
 
-pub use forwarded::{client_ip, forwarded, Forwarded, Incoming, Peer};
+pub use forwarded::{client_ip, forwarded, ip_text, Forwarded, Incoming, Peer};
 pub use hygiene::HeaderHygiene;
 
 use std::sync::Arc;
@@ -26,7 +26,7 @@ use std::time::Instant;
 
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
-use http::StatusCode;
+use http::{HeaderName, StatusCode};
 use pingora::http::ResponseHeader;
 use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
@@ -243,9 +243,9 @@ impl ProxyHttp for GatewayProxy {
         ctx.live.counters(ctx.route).count(status);
         self.metrics.observe_duration(took);
         tracing::info!(
-            target: "access",
+            target: crate::logging::ACCESS_TARGET,
             method = %header.method,
-            client = %client.map_or_else(|| "-".to_string(), |ip| ip.to_string()),
+            client = %client.map_or_else(|| "-".to_string(), ip_text),
             host = ctx.inbound.host.as_deref().unwrap_or("-"),
             // The normalized path that was checked, never the query: queries may carry tokens.
             path = if ctx.inbound.path.is_empty() { "-" } else { &ctx.inbound.path },
@@ -335,32 +335,35 @@ impl GatewayProxy {
             );
         }
         let header = session.req_header();
-        let navigation = wants_html(&header.method, &header.headers);
+        // Only a refusal needs it: an allowed request skips reading `Accept`.
+        let navigation = || wants_html(&header.method, &header.headers);
         match decision {
             Decision::Allow => None,
-            Decision::NeedLogin => Some(login_needed(&ctx.inbound.target, navigation)),
-            Decision::Forbidden => {
-                Some(forbidden(&live_config.config.webauthn.rp_name, navigation))
-            }
+            Decision::NeedLogin => Some(login_needed(&ctx.inbound.target, navigation())),
+            Decision::Forbidden => Some(forbidden(
+                &live_config.config.webauthn.rp_name,
+                navigation(),
+            )),
         }
     }
 
     /// The client and forwarded headers for this request (see `forwarded.rs`).
     fn forwarded(&self, session: &Session, ctx: &RequestCtx) -> Forwarded {
         let headers = &session.req_header().headers;
-        let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+        // Looked up by prebuilt names: a `&str` name is parsed and lowercased on every lookup.
+        let text = |name: &HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
         // Every line joined: a proxy may add its own line rather than extend the first.
         let lines: Vec<&str> = headers
-            .get_all("x-forwarded-for")
+            .get_all(&X_FORWARDED_FOR)
             .iter()
             .filter_map(|v| v.to_str().ok())
             .collect();
         let xff = (!lines.is_empty()).then(|| lines.join(","));
         let incoming = Incoming {
             xff: xff.as_deref(),
-            proto: text("x-forwarded-proto"),
-            host: text("x-forwarded-host"),
-            port: text("x-forwarded-port"),
+            proto: text(&X_FORWARDED_PROTO),
+            host: text(&X_FORWARDED_HOST),
+            port: text(&X_FORWARDED_PORT),
         };
         let trusted = &ctx.live.config.server.trusted_proxies;
         forwarded(
@@ -371,6 +374,11 @@ impl GatewayProxy {
         )
     }
 }
+
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+static X_FORWARDED_PORT: HeaderName = HeaderName::from_static("x-forwarded-port");
 
 fn peer_of(session: &Session) -> Peer {
     let addr = session
@@ -393,7 +401,7 @@ fn is_websocket(session: &Session) -> bool {
     session
         .req_header()
         .headers
-        .get("upgrade")
+        .get(http::header::UPGRADE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
 }

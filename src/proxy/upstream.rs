@@ -3,14 +3,22 @@
 //! a signed-in user the signed assertion and convenience headers. (Removing what the client must
 //! not send is `hygiene.rs`.)
 
+use http::HeaderValue;
 use pingora::http::RequestHeader;
 use pingora::prelude::*;
 
-use super::forwarded::Forwarded;
+use super::forwarded::{ip_text, Forwarded};
 
 use crate::decision::identity_headers;
 use crate::identity::{AssertionSigner, HeaderPreset, ASSERTION_HEADER};
 use crate::session::{CookieSpec, LiveSession};
+
+// Sent in this case (pingora keeps the case given for the upstream's wire).
+const X_FORWARDED_FOR: &str = "x-forwarded-for";
+const X_FORWARDED_PROTO: &str = "x-forwarded-proto";
+const X_FORWARDED_HOST: &str = "x-forwarded-host";
+const X_FORWARDED_PORT: &str = "x-forwarded-port";
+const X_REAL_IP: &str = "x-real-ip";
 
 /// What `request_filter` checked, for the upstream request to carry unchanged in meaning.
 #[derive(Debug, Default)]
@@ -32,7 +40,7 @@ pub fn strip_session_cookie(cookie: &CookieSpec, upstream: &mut RequestHeader) -
         .collect();
     upstream.remove_header(&http::header::COOKIE);
     if !values.is_empty() {
-        upstream.insert_header(http::header::COOKIE, values.join("; "))?;
+        upstream.append_header(http::header::COOKIE, values.join("; "))?;
     }
     Ok(())
 }
@@ -52,21 +60,25 @@ pub fn set_target(upstream: &mut RequestHeader, checked: &CheckedTarget) -> Resu
     Ok(())
 }
 
-/// `X-Forwarded-For/-Proto/-Host/-Port` and `X-Real-IP` as decided (see `forwarded.rs`); the
-/// client's own values were removed by the hygiene pass.
+/// `X-Forwarded-For/-Proto/-Host/-Port` and `X-Real-IP` as decided (see `forwarded.rs`).
+///
+/// Appended, not inserted: the hygiene pass has already removed every client value of these
+/// names (`hygiene.rs`, `GATEWAY_SET`), so appending gives the same request, and pingora's
+/// `append_header` costs half of `insert_header`, which looks for values to replace in both the
+/// header map and the case map.
 pub fn set_forwarded(upstream: &mut RequestHeader, decided: &Forwarded) -> Result<()> {
     if let Some(chain) = &decided.for_chain {
-        upstream.insert_header("x-forwarded-for", chain.as_str())?;
+        upstream.append_header(X_FORWARDED_FOR, chain.as_str())?;
     }
     if let Some(client) = decided.client {
-        upstream.insert_header("x-real-ip", client.to_string())?;
+        upstream.append_header(X_REAL_IP, ip_text(client))?;
     }
-    upstream.insert_header("x-forwarded-proto", decided.proto)?;
+    upstream.append_header(X_FORWARDED_PROTO, HeaderValue::from_static(decided.proto))?;
     if let Some(host) = &decided.host {
-        upstream.insert_header("x-forwarded-host", host.as_str())?;
+        upstream.append_header(X_FORWARDED_HOST, host.as_str())?;
     }
     if let Some(port) = decided.port {
-        upstream.insert_header("x-forwarded-port", port.to_string())?;
+        upstream.append_header(X_FORWARDED_PORT, port.to_string())?;
     }
     Ok(())
 }
@@ -82,9 +94,11 @@ pub fn add_identity(
 ) -> Result<()> {
     let identity = identity_headers(signer, preset, live, audience)
         .map_err(|e| Error::because(InternalError, "signing the identity assertion", e))?;
-    upstream.insert_header(ASSERTION_HEADER, identity.assertion)?;
-    for (name, value) in identity.convenience {
-        upstream.insert_header(name, value)?;
+    // Appended for the reason `set_forwarded` gives: the hygiene pass removed every identity
+    // header a client sent (`identity::is_identity_header`).
+    upstream.append_header(ASSERTION_HEADER, identity.assertion)?;
+    for (name, value) in identity.convenience.iter() {
+        upstream.append_header(*name, value.as_str())?;
     }
     Ok(())
 }

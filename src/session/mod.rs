@@ -24,12 +24,12 @@ pub use revoke::Admission;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
 
 use uuid::Uuid;
 
 use crate::config::Config;
-use crate::identity::Identity;
+use crate::identity::{convenience_headers, HeaderPreset, Identity};
 use crate::store::{hash_secret, SecretHash, SessionRecord, Store, StoreError, User};
 
 /// How often, at most, a session's `last_seen` is written to the store.
@@ -47,6 +47,8 @@ const FLUSH_SLICE: usize = 2_048;
 #[derive(Debug)]
 pub struct LiveSession {
     pub hash: SecretHash,
+    /// `public_id(hash)`, derived once: every proxied request's assertion names it.
+    sid: String,
     pub user_id: Uuid,
     /// Shared with the assertion cache, which compares it before reusing a token.
     pub identity: Arc<Identity>,
@@ -55,12 +57,19 @@ pub struct LiveSession {
     pub expires_at: i64,
     last_seen: AtomicI64,
     flushed: AtomicI64,
+    /// The convenience headers per preset (`Convenience`), built on first use: this entry's
+    /// identity never changes, so neither do they, and every proxied request sends them.
+    convenience: [OnceLock<Convenience>; 4],
 }
+
+/// A preset's unsigned identity headers, in a stable order (`identity::convenience_headers`).
+pub type Convenience = Arc<[(&'static str, String)]>;
 
 impl LiveSession {
     fn new(record: &SessionRecord, user: &User) -> LiveSession {
         LiveSession {
             hash: record.id_hash,
+            sid: public_id(&record.id_hash),
             user_id: user.id,
             identity: Arc::new(identity_of(user)),
             passkey_id: record.passkey_id,
@@ -68,12 +77,19 @@ impl LiveSession {
             expires_at: record.expires_at,
             last_seen: AtomicI64::new(record.last_seen),
             flushed: AtomicI64::new(record.last_seen),
+            convenience: Default::default(),
         }
     }
 
+    /// `identity::convenience_headers(preset, identity)`, built once per preset.
+    pub fn convenience_headers(&self, preset: HeaderPreset) -> Convenience {
+        let slot = &self.convenience[preset as usize];
+        Arc::clone(slot.get_or_init(|| convenience_headers(preset, &self.identity).into()))
+    }
+
     /// A public, non-secret id for this session (logs, `sid` claim, admin CLI).
-    pub fn sid(&self) -> String {
-        public_id(&self.hash)
+    pub fn sid(&self) -> &str {
+        &self.sid
     }
 
     pub fn last_seen(&self) -> i64 {
