@@ -29,4 +29,5 @@ mod request_rules;
 mod revocation;
 mod self_service;
 mod service_manager;
+mod tls_reload;
 mod webhooks;
