@@ -78,6 +78,8 @@ pub fn tls_settings(gw: &Gateway) -> Result<Option<TlsSettings>, StartError> {
         TlsSettings::intermediate(&tls.cert.to_string_lossy(), &tls.key.to_string_lossy())
             .map_err(StartError::Tls)?;
     settings.set_cert_resolver(served);
+    // ALPN `h2` then `http/1.1`: browsers get HTTP/2, WebSockets and older clients HTTP/1.1.
+    settings.enable_h2();
     Ok(Some(settings))
 }
 
@@ -127,8 +129,13 @@ pub fn proxy_app(gw: Arc<Gateway>) -> Arc<ProxyApp> {
 }
 
 /// One place builds the app, so both paths run the same connection limits.
-fn guarded(proxy: HttpProxy<GatewayProxy>, gw: &Gateway) -> ProxyApp {
-    GuardedApp::new(proxy, ConnectionLimits::new(&gw.config().server))
+fn guarded(mut proxy: HttpProxy<GatewayProxy>, gw: &Gateway) -> ProxyApp {
+    let server = &gw.config().server;
+    // An h2 connection with no open stream is closed as an idle HTTP/1.1 one is.
+    let mut options = proxy.server_options.take().unwrap_or_default();
+    options.h2_idle_timeout = Some(server.keepalive_timeout);
+    proxy.server_options = Some(options);
+    GuardedApp::new(proxy, ConnectionLimits::new(server))
 }
 
 /// Serves HTTP/1.1 connections from a listener the caller bound (e.g. on port 0), until

@@ -17,6 +17,7 @@ mod expiry;
 mod forward_auth;
 mod forward_auth_proxies;
 mod fuzz_corpus;
+mod http2;
 mod identity;
 mod operations;
 mod passkeys;

@@ -6,6 +6,7 @@
 pub mod aaguid;
 pub mod echo;
 pub mod fronting;
+pub mod h2;
 pub mod passkeys;
 pub mod qr;
 pub mod raw;
@@ -89,29 +90,7 @@ impl TestGateway {
     /// The usual world for passkey tests: `/` public, `/app` for signed-in users, `/admin` for
     /// the `admins` group, all to `upstream`; `extra` goes into `[webauthn]`.
     pub async fn app(upstream: SocketAddr, extra: &str) -> TestGateway {
-        TestGateway::start(&config(
-            "",
-            &format!(
-                r#"
-            {extra}
-            [[route]]
-            name = "public"
-            upstream = "http://{upstream}"
-            access = "public"
-            [[route]]
-            name = "app"
-            path = "/app"
-            upstream = "http://{upstream}"
-            public_paths = ["/app/public"]
-            [[route]]
-            name = "admin"
-            path = "/admin"
-            upstream = "http://{upstream}"
-            allow_groups = ["admins"]
-            "#
-            ),
-        ))
-        .await
+        TestGateway::start(&config("", &app_routes(upstream, extra))).await
     }
 
     /// Serves the admin listener's endpoints (`/metrics`, `/healthz`, `/readyz`) on port 0.
@@ -137,6 +116,29 @@ impl TestGateway {
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base())
     }
+}
+
+/// [`TestGateway::app`]'s routes (and `extra` in `[webauthn]`), for a world built otherwise.
+pub fn app_routes(upstream: SocketAddr, extra: &str) -> String {
+    format!(
+        r#"
+            {extra}
+            [[route]]
+            name = "public"
+            upstream = "http://{upstream}"
+            access = "public"
+            [[route]]
+            name = "app"
+            path = "/app"
+            upstream = "http://{upstream}"
+            public_paths = ["/app/public"]
+            [[route]]
+            name = "admin"
+            path = "/admin"
+            upstream = "http://{upstream}"
+            allow_groups = ["admins"]
+            "#
+    )
 }
 
 /// A test config: `public_url` on the gateway's own port, a temporary `data_dir`, rp id

@@ -39,6 +39,11 @@ impl TestCa {
         self.issuer.pem()
     }
 
+    /// The CA certificate, DER.
+    pub fn root_der(&self) -> rustls::pki_types::CertificateDer<'static> {
+        self.issuer.der().clone()
+    }
+
     /// A new `localhost` certificate and key in `dir` as `<name>.crt` and `<name>.key`.
     pub fn leaf(&self, dir: &Path, name: &str) -> Leaf {
         let params = CertificateParams::new(vec!["localhost".to_string()]).expect("params");
