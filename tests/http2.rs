@@ -49,8 +49,11 @@ async fn alpn_gives_browsers_h2_and_keeps_http1() {
     }
     // A `Host` beside `:authority` that names another host is refused, not routed by either
     // (pingora 0.9.1 answers 400 as it accepts the stream; `proxy::inbound` would too).
-    let other = [("host", "admin.example")];
-    let resp = h2::request(&gw, "GET", "/x", &other).await.expect("sent");
+    let request = http::Request::get(gw.url("/x"))
+        .header("host", "admin.example")
+        .body(())
+        .expect("request");
+    let resp = h2::exchange(gw.addr, request).await;
     assert_eq!(resp.status, 400, "{}", resp.body);
     assert!(!resp.body.contains("\"upstream\""), "{}", resp.body);
 }

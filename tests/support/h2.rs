@@ -44,21 +44,27 @@ pub async fn tls_connect(addr: SocketAddr, alpn: &[&[u8]]) -> TlsStream<TcpStrea
     tls
 }
 
-/// `method target` with `headers` (no `Host`: HTTP/1.1 gets `Host: localhost`, HTTP/2 the
-/// `:authority` `localhost:port`). HTTP/2 when `gw` serves TLS, else HTTP/1.1. `None` when the
-/// target cannot be written as an HTTP/2 `:path` at all (so no h2 client can send it).
+/// `method target` with `headers`: HTTP/2 when `gw` serves TLS, else HTTP/1.1. A `host` in
+/// `headers` is the host as each protocol writes it: `Host` in HTTP/1.1, `:authority` in HTTP/2
+/// (default `localhost`, with the port in HTTP/2). `None` when the target or host cannot be
+/// written as an HTTP/2 `:path` or `:authority` at all (so no h2 client can send it).
 pub async fn request(
     gw: &TestGateway,
     method: &str,
     target: &str,
     headers: &[(&str, &str)],
 ) -> Option<RawResponse> {
+    let is_host = |name: &&str| name.eq_ignore_ascii_case("host");
+    let host = headers.iter().find(|(n, _)| is_host(n)).map(|(_, v)| *v);
+    let headers = headers.iter().filter(|(n, _)| !is_host(n));
     if gw.gw.config().tls.is_none() {
-        let lines: String = headers.iter().map(|(k, v)| format!("\n{k}: {v}")).collect();
-        let head = format!("{method} {target} HTTP/1.1\nHost: localhost{lines}");
+        let lines: String = headers.map(|(k, v)| format!("\n{k}: {v}")).collect();
+        let host = host.unwrap_or("localhost");
+        let head = format!("{method} {target} HTTP/1.1\nHost: {host}{lines}");
         return Some(raw::request(gw.addr, &head).await);
     }
-    let uri = http::Uri::try_from(format!("https://localhost:{}{target}", gw.addr.port())).ok()?;
+    let authority = host.map_or_else(|| format!("localhost:{}", gw.addr.port()), str::to_string);
+    let uri = http::Uri::try_from(format!("https://{authority}{target}")).ok()?;
     let mut request = http::Request::builder().method(method).uri(uri);
     for (name, value) in headers {
         if name.eq_ignore_ascii_case("cookie") {
@@ -70,11 +76,11 @@ pub async fn request(
         }
     }
     let request = request.body(()).expect("request");
-    Some(h2_exchange(gw.addr, request).await)
+    Some(exchange(gw.addr, request).await)
 }
 
-/// One request on a new h2 connection; the whole response.
-async fn h2_exchange(addr: SocketAddr, request: http::Request<()>) -> RawResponse {
+/// One request on a new h2 connection to `addr`; the whole response.
+pub async fn exchange(addr: SocketAddr, request: http::Request<()>) -> RawResponse {
     let tls = tls_connect(addr, &[b"h2"]).await;
     let (client, connection) = h2::client::handshake(tls).await.expect("h2 handshake");
     tokio::spawn(connection);
