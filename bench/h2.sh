@@ -67,38 +67,8 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 
   -addext subjectAltName=DNS:localhost -keyout "$WORK/key.pem" -out "$WORK/cert.pem" 2>/dev/null \
   || die "openssl could not make a certificate"
 upstream_nginx_conf "$WORK/upstream" "$UP_PORT"
-# nginx as an h2 TLS reverse proxy: the gateway's thread count, the same upstream keep-alive and
-# access-log line per request as bench/run.sh's nginx proxy, the same P-256 certificate.
-mkdir -p "$WORK/proxy"
-cat > "$WORK/proxy/nginx.conf" <<EOF
-$([[ $(id -u) == 0 ]] && echo "user root;")
-worker_processes 2;
-daemon off;
-pid $WORK/proxy/nginx.pid;
-error_log $WORK/proxy/error.log warn;
-events { worker_connections 8192; }
-http {
-  access_log $WORK/proxy/access.log;
-  client_body_temp_path $WORK/proxy/body; proxy_temp_path $WORK/proxy/proxy;
-  fastcgi_temp_path $WORK/proxy/fcgi; uwsgi_temp_path $WORK/proxy/uwsgi; scgi_temp_path $WORK/proxy/scgi;
-  keepalive_requests 1000000;
-  keepalive_timeout 120s;
-  upstream app { server 127.0.0.1:$UP_PORT; keepalive 256; keepalive_requests 1000000; }
-  server {
-    listen 127.0.0.1:$NGX_PORT ssl http2;
-    ssl_certificate $WORK/cert.pem;
-    ssl_certificate_key $WORK/key.pem;
-    location / {
-      proxy_pass http://app;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_set_header Host \$host;
-      proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
-      proxy_set_header X-Forwarded-Proto \$scheme;
-    }
-  }
-}
-EOF
+# nginx as in bench/run.sh, listening with TLS and HTTP/2 on the same P-256 certificate.
+proxy_nginx_conf "$WORK/proxy" "$NGX_PORT" "$UP_PORT" "$WORK/cert.pem" "$WORK/key.pem"
 "$NGINX" -p "$WORK/upstream" -c "$WORK/upstream/nginx.conf" & PIDS+=($!)
 "$NGINX" -p "$WORK/proxy" -c "$WORK/proxy/nginx.conf" & PIDS+=($!)
 wait_http "http://127.0.0.1:$UP_PORT/"

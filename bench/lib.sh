@@ -47,6 +47,47 @@ http {
 CONF
 }
 
+# nginx as a plain reverse proxy to 127.0.0.1:UP: 2 workers (the gateway's threads), upstream
+# keep-alive, one access-log line per request (the gateway logs one too). With CERT and KEY it
+# listens with TLS and HTTP/2 (bench/h2.sh). Writes DIR/nginx.conf.
+proxy_nginx_conf() { # DIR PORT UP [CERT KEY]
+  local dir=$1 port=$2 up=$3 cert=${4:-} key=${5:-} listen tls=""
+  listen="listen 127.0.0.1:$port;"
+  if [[ -n $cert ]]; then
+    listen="listen 127.0.0.1:$port ssl http2;"
+    tls="ssl_certificate $cert; ssl_certificate_key $key;"
+  fi
+  mkdir -p "$dir"
+  cat > "$dir/nginx.conf" <<CONF
+$([[ $(id -u) == 0 ]] && echo "user root;")
+worker_processes 2;
+daemon off;
+pid $dir/nginx.pid;
+error_log $dir/error.log warn;
+events { worker_connections 8192; }
+http {
+  access_log $dir/access.log;
+  client_body_temp_path $dir/body; proxy_temp_path $dir/proxy;
+  fastcgi_temp_path $dir/fcgi; uwsgi_temp_path $dir/uwsgi; scgi_temp_path $dir/scgi;
+  keepalive_requests 1000000;
+  keepalive_timeout 120s;
+  upstream app { server 127.0.0.1:$up; keepalive 256; keepalive_requests 1000000; }
+  server {
+    $listen
+    $tls
+    location / {
+      proxy_pass http://app;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host \$host;
+      proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+      proxy_set_header X-Forwarded-Proto \$scheme;
+    }
+  }
+}
+CONF
+}
+
 # The gateway: 2 threads, a public (`/pub`) and an authenticated (`/app`) route to the same
 # upstream, no ceremony rate limit (one client address makes every request here), loopback as
 # the trusted fronting proxy (wrk plays one in the forward-auth scenario). Prints the path.

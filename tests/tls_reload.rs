@@ -49,13 +49,36 @@ async fn refused(world: &TestGateway) -> String {
     err
 }
 
+/// Two certificates, and the files the config names (`live`), holding the first for now.
+struct Certificates {
+    first: Leaf,
+    second: Leaf,
+    live: Leaf,
+    _dir: tempfile::TempDir,
+}
+
+fn certificates() -> Certificates {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ca = test_ca();
+    let (first, second) = (ca.leaf(dir.path(), "first"), ca.leaf(dir.path(), "second"));
+    let live = ca.leaf(dir.path(), "live");
+    copy_over(&first, &live);
+    Certificates {
+        first,
+        second,
+        live,
+        _dir: dir,
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reload_serves_the_new_certificate_and_keeps_connections_in_flight() {
-    let pem = tempfile::tempdir().expect("tempdir");
-    let ca = test_ca();
-    let (first, second) = (ca.leaf(pem.path(), "first"), ca.leaf(pem.path(), "second"));
-    let live = ca.leaf(pem.path(), "live");
-    copy_over(&first, &live);
+    let Certificates {
+        first,
+        second,
+        live,
+        _dir,
+    } = certificates();
     let echo = EchoUpstream::start().await;
     let (held, release, arrived) = held_upstream().await;
     let text = tls_config("", &routes(echo.addr, held), &live);
@@ -117,11 +140,12 @@ async fn a_reload_serves_the_new_certificate_and_keeps_connections_in_flight() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broken_certificate_is_refused_and_the_old_one_keeps_serving() {
-    let pem = tempfile::tempdir().expect("tempdir");
-    let ca = test_ca();
-    let (first, second) = (ca.leaf(pem.path(), "first"), ca.leaf(pem.path(), "second"));
-    let live = ca.leaf(pem.path(), "live");
-    copy_over(&first, &live);
+    let Certificates {
+        first,
+        second,
+        live,
+        _dir: pem,
+    } = certificates();
     let echo = EchoUpstream::start().await;
     let routes = routes(echo.addr, echo.addr);
     let world = TestGateway::start(&tls_config("", &routes, &live)).await;
