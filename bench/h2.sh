@@ -47,13 +47,16 @@ if (( ${#need_apt[@]} )); then
 fi
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 
-say "building ($PROFILE): passkey-gateway, example bench_seed"
+say "building ($PROFILE): passkey-gateway; debug: example bench_seed"
 PROFILE_FLAG=(); PROFILE_DIR=debug
 if [[ $PROFILE == release ]]; then PROFILE_FLAG=(--release); PROFILE_DIR=release; fi
-cargo build --locked -q "${PROFILE_FLAG[@]}" --bin passkey-gateway --example bench_seed || die "cargo build failed"
+cargo build --locked -q "${PROFILE_FLAG[@]}" --bin passkey-gateway || die "cargo build failed"
+# The seeder writes one session: its profile does not matter, and a release example would build
+# every dev-dependency in release first.
+cargo build --locked -q --example bench_seed || die "cargo build failed"
 TARGET_DIR=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
 GATEWAY="$TARGET_DIR/$PROFILE_DIR/passkey-gateway"
-SEED="$TARGET_DIR/$PROFILE_DIR/examples/bench_seed"
+SEED="$TARGET_DIR/debug/examples/bench_seed"
 
 WORK=$(mktemp -d /tmp/passkey-h2.XXXXXX)
 PIDS=()
