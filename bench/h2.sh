@@ -146,7 +146,7 @@ if bad:
     sys.exit(f"errors or non-2xx answers: {bad}")
 med = lambda s, c, k: statistics.median(r[k] for r in rows if r["scenario"] == s and r["conc"] == c)
 names = {"nginx": "nginx `http2` TLS proxy", "gw_pub": "gateway, public route", "gw_auth": "gateway, authenticated route"}
-print(f"Medians of {sys.argv[2]} interleaved runs, {sys.argv[3]} s each, `h2load -t 2 -m 10`, TLS 1.3, P-256.\n")
+print(f"Medians of {sys.argv[2]} interleaved runs, {sys.argv[3]} s each, `h2load -t 2 -m 10`, P-256 certificate.\n")
 print("| c | target | req/s | vs nginx | p50 ms | p99 ms | p99 vs nginx |")
 print("|---|---|---|---|---|---|---|")
 for c in sorted({r["conc"] for r in rows}):
