@@ -79,9 +79,15 @@ CONF
 
 # nginx as a plain reverse proxy in front of UP_PORT: upstream keepalive, `WORKERS` workers, an
 # access-log line per request unless LOG is `off`. `WORKERS=single` runs one process with no master
-# (for callgrind). Writes DIR/nginx.conf.
-proxy_nginx_conf() { # DIR PORT UP_PORT WORKERS [LOG]
-  local dir=$1 port=$2 up=$3 workers=$4 log=${5:-$1/access.log} processes
+# (for callgrind). With CERT and KEY it listens with TLS and HTTP/2 (bench/h2.sh). Writes
+# DIR/nginx.conf.
+proxy_nginx_conf() { # DIR PORT UP_PORT WORKERS [LOG] [CERT KEY]
+  local dir=$1 port=$2 up=$3 workers=$4 log=${5:-$1/access.log} cert=${6:-} key=${7:-}
+  local processes listen="listen 127.0.0.1:$port;" tls=""
+  if [[ -n $cert ]]; then
+    listen="listen 127.0.0.1:$port ssl http2;"
+    tls="ssl_certificate $cert; ssl_certificate_key $key;"
+  fi
   processes="worker_processes $workers;"
   [[ $workers == single ]] && processes="worker_processes 1; master_process off;"
   mkdir -p "$dir"
@@ -100,7 +106,8 @@ http {
   keepalive_timeout 120s;
   upstream app { server 127.0.0.1:$up; keepalive 256; keepalive_requests 1000000; }
   server {
-    listen 127.0.0.1:$port;
+    $listen
+    $tls
     location / {
       proxy_pass http://app;
       proxy_http_version 1.1;

@@ -71,6 +71,8 @@ pub struct Gateway {
     /// The signing keys in the store, shared by replicas, and the version installed (`None`
     /// when the keys live in the data directory's file).
     shared_keys: Option<(SharedKeys, std::sync::atomic::AtomicI64)>,
+    /// What the TLS listeners serve, when `[server.tls]` is set; a reload installs new files.
+    certificate: Option<Arc<crate::tls::ServedCertificate>>,
 }
 
 /// The narrow handles the proxy's phases use (see [`Gateway::proxy_handles`]).
@@ -111,6 +113,10 @@ impl Gateway {
         );
         let metrics = Arc::new(Metrics::new());
         metrics.loaded(clock.now());
+        let certificate = config
+            .tls
+            .as_ref()
+            .map(|tls| Arc::new(crate::tls::ServedCertificate::new(tls.certified.clone())));
         let live = Live::new(Arc::new(config), &metrics);
         Ok(Arc::new(Gateway {
             live: Arc::new(ArcSwap::from_pointee(live)),
@@ -124,6 +130,7 @@ impl Gateway {
             metrics,
             readiness: crate::health::Readiness::default(),
             shared_keys,
+            certificate,
         }))
     }
 
@@ -172,9 +179,18 @@ impl Gateway {
         let summary = crate::reload::summary(&new);
         // Everything is ready: from here on, only swaps.
         self.ceremonies.install(webauthn);
+        // TLS on or off is a restart (checked above), so both sides are `Some` or both `None`.
+        if let (Some(served), Some(tls)) = (&self.certificate, &new.tls) {
+            served.install(tls.certified.clone());
+        }
         self.live
             .store(Arc::new(Live::new(Arc::new(new), &self.metrics)));
         Ok(summary)
+    }
+
+    /// The certificate the TLS listeners serve (`None` without `[server.tls]`).
+    pub fn served_certificate(&self) -> Option<Arc<crate::tls::ServedCertificate>> {
+        self.certificate.clone()
     }
 
     /// Users, passkeys, ceremonies and events. Sessions change only through [`Gateway::sessions`].

@@ -32,6 +32,7 @@ pub mod server;
 pub mod service_manager;
 pub mod session;
 pub mod store;
+pub mod tls;
 pub(crate) mod version;
 pub mod webhooks;
 

@@ -74,7 +74,7 @@ pub enum ReloadError {
 }
 
 /// The dotted keys whose change a reload cannot apply, because what they configure was built
-/// once at start (sockets, the store, keys, caches, the session cookie) or because changing
+/// once at start (sockets, TLS on or off, the store, keys, caches, the session cookie) or because changing
 /// them live would strand what is stored (the relying party id).
 pub fn restart_only_changes(old: &Config, new: &Config) -> Vec<String> {
     let mut changed = Vec::new();
@@ -92,7 +92,8 @@ pub fn restart_only_changes(old: &Config, new: &Config) -> Vec<String> {
     same!("server.listen", server.listen);
     same!("server.data_dir", server.data_dir);
     same!("server.admin_listen", server.admin_listen);
-    same!("server.tls", server.tls);
+    // TLS on or off changes the listeners; new files (or new paths) are served after a reload.
+    same!("server.tls", server.tls.is_some());
     same!("server.threads", server.threads);
     same!("server.grace_period", server.grace_period);
     same!("server.log_format", server.log_format);
@@ -153,8 +154,12 @@ pub fn restart_only_changes(old: &Config, new: &Config) -> Vec<String> {
 /// One line on what a successful reload applied.
 pub fn summary(config: &Config) -> String {
     let routes: Vec<&str> = config.routes.iter().map(|r| r.name.as_str()).collect();
+    let tls = match &config.tls {
+        Some(tls) => format!(", TLS certificate `{}`", tls.cert.display()),
+        None => String::new(),
+    };
     format!(
-        "reloaded {}: {} route(s) [{}], identity headers {:?}, {} allowed origin(s)",
+        "reloaded {}: {} route(s) [{}], identity headers {:?}, {} allowed origin(s){tls}",
         config.source.display(),
         routes.len(),
         routes.join(", "),

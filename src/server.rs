@@ -6,7 +6,7 @@ use std::os::fd::AsRawFd;
 use std::sync::Arc;
 
 use pingora::apps::ServerApp;
-use pingora::listeners::tls::TlsSettings;
+use pingora::listeners::tls::{Acceptor, TlsSettings};
 use pingora::protocols::{GetSocketDigest, SocketDigest};
 use pingora::proxy::{http_proxy, HttpProxy};
 use pingora::server::configuration::ServerConf;
@@ -58,20 +58,29 @@ pub fn build_server(gw: Arc<Gateway>) -> Result<Server, StartError> {
     let mut service = Service::new("passkey-gateway".to_string(), app);
     for addr in &config.server.listen {
         let addr = addr.to_string();
-        match &config.tls {
-            Some(tls) => {
-                let settings = TlsSettings::intermediate(
-                    &tls.cert.to_string_lossy(),
-                    &tls.key.to_string_lossy(),
-                )
-                .map_err(StartError::Tls)?;
-                service.add_tls_with_settings(&addr, None, settings);
-            }
+        match tls_settings(&gw)? {
+            Some(settings) => service.add_tls_with_settings(&addr, None, settings),
             None => service.add_tcp(&addr),
         }
     }
     server.add_service(service);
     Ok(server)
+}
+
+/// One TLS listener's settings, `None` without `[server.tls]`: the certificate comes from the
+/// gateway's [`ServedCertificate`](crate::tls::ServedCertificate), which a reload swaps; the
+/// files named here were checked at load and are not read again by pingora.
+pub fn tls_settings(gw: &Gateway) -> Result<Option<TlsSettings>, StartError> {
+    let (Some(tls), Some(served)) = (&gw.config().tls, gw.served_certificate()) else {
+        return Ok(None);
+    };
+    let mut settings =
+        TlsSettings::intermediate(&tls.cert.to_string_lossy(), &tls.key.to_string_lossy())
+            .map_err(StartError::Tls)?;
+    settings.set_cert_resolver(served);
+    // ALPN `h2` then `http/1.1`: browsers get HTTP/2, WebSockets and older clients HTTP/1.1.
+    settings.enable_h2();
+    Ok(Some(settings))
 }
 
 /// The gateway's periodic work and its admin socket, as a pingora background service: both stop
@@ -120,13 +129,38 @@ pub fn proxy_app(gw: Arc<Gateway>) -> Arc<ProxyApp> {
 }
 
 /// One place builds the app, so both paths run the same connection limits.
-fn guarded(proxy: HttpProxy<GatewayProxy>, gw: &Gateway) -> ProxyApp {
-    GuardedApp::new(proxy, ConnectionLimits::new(&gw.config().server))
+fn guarded(mut proxy: HttpProxy<GatewayProxy>, gw: &Gateway) -> ProxyApp {
+    let server = &gw.config().server;
+    // An h2 connection with no open stream is closed as an idle HTTP/1.1 one is.
+    let mut options = proxy.server_options.take().unwrap_or_default();
+    options.h2_idle_timeout = Some(server.keepalive_timeout);
+    proxy.server_options = Some(options);
+    GuardedApp::new(proxy, ConnectionLimits::new(server))
 }
 
 /// Serves HTTP/1.1 connections from a listener the caller bound (e.g. on port 0), until
 /// `shutdown` turns true. The proxy logic is exactly the one `Server` runs.
 pub async fn serve_listener(listener: TcpListener, app: Arc<ProxyApp>, shutdown: ShutdownWatch) {
+    serve(listener, app, None, shutdown).await
+}
+
+/// [`serve_listener`] behind TLS, with the settings the `Server`'s listeners get
+/// ([`tls_settings`]): the same certificate resolver, so a reload swaps what it serves too.
+pub async fn serve_tls_listener(
+    listener: TcpListener,
+    app: Arc<ProxyApp>,
+    settings: TlsSettings,
+    shutdown: ShutdownWatch,
+) {
+    serve(listener, app, Some(Arc::new(settings.build())), shutdown).await
+}
+
+async fn serve(
+    listener: TcpListener,
+    app: Arc<ProxyApp>,
+    tls: Option<Arc<Acceptor>>,
+    shutdown: ShutdownWatch,
+) {
     loop {
         let mut stop = shutdown.clone();
         let accepted = tokio::select! {
@@ -134,19 +168,32 @@ pub async fn serve_listener(listener: TcpListener, app: Arc<ProxyApp>, shutdown:
             _ = stop.changed() => return,
         };
         let Ok((tcp, _)) = accepted else { continue };
-        // As pingora's own listeners do: small replies must not wait for Nagle's algorithm.
-        let _ = tcp.set_nodelay(true);
-        let app = app.clone();
-        let shutdown = shutdown.clone();
+        let (app, shutdown, tls) = (app.clone(), shutdown.clone(), tls.clone());
         tokio::spawn(async move {
-            let digest = SocketDigest::from_raw_fd(tcp.as_raw_fd());
-            let mut stream: pingora::protocols::l4::stream::Stream = tcp.into();
-            stream.set_socket_digest(digest);
-            let mut next: Option<pingora::protocols::Stream> = Some(Box::new(stream));
+            let stream = l4_stream(tcp);
+            let stream: pingora::protocols::Stream = match tls {
+                // As pingora's TLS listener does: the handshake, then the app on the TLS stream.
+                Some(acceptor) => match acceptor.tls_handshake(stream).await {
+                    Ok(tls) => Box::new(tls),
+                    Err(e) => return tracing::debug!(error = %e, "TLS handshake failed"),
+                },
+                None => Box::new(stream),
+            };
+            let mut next = Some(stream);
             // Keep-alive: the app hands the connection back while it can be reused.
             while let Some(stream) = next.take() {
                 next = app.process_new(stream, &shutdown).await;
             }
         });
     }
+}
+
+/// An accepted socket as pingora's listeners hand it on.
+fn l4_stream(tcp: tokio::net::TcpStream) -> pingora::protocols::l4::stream::Stream {
+    // As pingora's own listeners do: small replies must not wait for Nagle's algorithm.
+    let _ = tcp.set_nodelay(true);
+    let digest = SocketDigest::from_raw_fd(tcp.as_raw_fd());
+    let mut stream: pingora::protocols::l4::stream::Stream = tcp.into();
+    stream.set_socket_digest(digest);
+    stream
 }

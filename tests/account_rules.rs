@@ -221,7 +221,12 @@ async fn ceremonies_are_rate_limited_per_address() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cookie_requests_from_other_origins_are_refused() {
     let up = EchoUpstream::start().await;
-    let gw = TestGateway::app(up.addr, "").await;
+    other_origins_are_refused(&TestGateway::app(up.addr, "").await).await;
+}
+
+/// Cookie-carrying requests from other origins refused on `gw` (a world of
+/// [`crate::support::app_routes`]), over whatever [`client`] negotiates with it.
+pub(crate) async fn other_origins_are_refused(gw: &TestGateway) {
     let (_, token) = enroll(&gw.gw, "jack", &[]).await;
     let mut browser = Browser::new(&gw.base());
     let registered = browser.register(Some(&token), "K").await;

@@ -138,15 +138,29 @@ async fn websocket_echo_passes_through() {
     let up = EchoUpstream::start().await;
     let gw = TestGateway::in_front_of(up.addr, "").await;
     let url = format!("ws://127.0.0.1:{}/ws", gw.addr.port());
-    // pingora 0.9.1 tears a tunnel down when the upstream's 101 is read before the upgrade
-    // request's empty body (cloudflare/pingora#946, open): the client sees the 101 and then EOF.
-    // A few attempts keep this test about *our* forwarding; it still fails if upgrades never work.
-    let mut torn_down = 0;
-    for _ in 0..5 {
-        let (mut ws, resp) = tokio_tungstenite::connect_async(&url)
+    echoes_within_a_few_attempts(|| async {
+        let (ws, resp) = tokio_tungstenite::connect_async(&url)
             .await
             .expect("websocket handshake");
         assert_eq!(resp.status(), 101);
+        ws
+    })
+    .await;
+}
+
+/// A WebSocket from `connect` echoes messages back. pingora 0.9.1 tears a tunnel down when the
+/// upstream's 101 is read before the upgrade request's empty body (cloudflare/pingora#946,
+/// open): the client sees the 101 and then EOF. A few attempts keep this about *our*
+/// forwarding; it still fails if upgrades never work.
+pub(crate) async fn echoes_within_a_few_attempts<S, F, Fut>(connect: F)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = tokio_tungstenite::WebSocketStream<S>>,
+{
+    let mut torn_down = 0;
+    for _ in 0..5 {
+        let mut ws = connect().await;
         match echo_twice(&mut ws).await {
             Ok(()) => return,
             Err(_) => torn_down += 1,

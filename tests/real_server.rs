@@ -170,6 +170,7 @@ async fn tls_on_a_self_signed_certificate() {
         .await
         .expect("TLS request");
     assert_eq!(resp.status(), 200);
+    assert_eq!(resp.version(), reqwest::Version::HTTP_2, "ALPN picked h2");
     let seen: Echoed = resp.json().await.expect("echo");
     assert_eq!(seen.path, "/over-tls");
     assert_eq!(

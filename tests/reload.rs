@@ -16,7 +16,7 @@ use crate::support::{client, config, metrics_text, EchoUpstream, TestGateway};
 
 /// An upstream that answers each request only once the test releases it: a request held
 /// "in flight" for as long as the test needs.
-async fn held_upstream() -> (SocketAddr, watch::Sender<bool>, Arc<AtomicUsize>) {
+pub(crate) async fn held_upstream() -> (SocketAddr, watch::Sender<bool>, Arc<AtomicUsize>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let (release, released) = watch::channel(false);
@@ -80,7 +80,7 @@ fn rewrite(world: &TestGateway, server: &str, rest: &str) {
 }
 
 /// `passkey-gateway reload`: (success, stdout, stderr).
-async fn reload(world: &TestGateway) -> (bool, String, String) {
+pub(crate) async fn reload(world: &TestGateway) -> (bool, String, String) {
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_passkey-gateway"))
         .arg("--config")
         .arg(&world.config_path)

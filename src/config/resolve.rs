@@ -20,11 +20,23 @@ pub struct Upstream {
     pub sni: String,
 }
 
-/// TLS material that has been read and parsed once.
-#[derive(Debug, Clone)]
+/// TLS material that has been read and parsed once: what a listener serves (`tls.rs`).
+#[derive(Clone)]
 pub struct LoadedTls {
     pub cert: PathBuf,
     pub key: PathBuf,
+    /// The chain and the key, checked to go together.
+    pub certified: std::sync::Arc<rustls::sign::CertifiedKey>,
+}
+
+impl std::fmt::Debug for LoadedTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The paths only: the key's bytes never reach a log.
+        f.debug_struct("LoadedTls")
+            .field("cert", &self.cert)
+            .field("key", &self.key)
+            .finish_non_exhaustive()
+    }
 }
 
 type Resolved<T> = Result<T, (String, String)>;
@@ -122,7 +134,7 @@ fn load_tls(tls: &TlsConfig) -> Resolved<LoadedTls> {
     let key_pem = read("server.tls.key", &tls.key)?;
     match rustls_pemfile::private_key(&mut key_pem.as_slice()) {
         Ok(Some(key)) => {
-            key_matches_cert(certs, key).map_err(|e| {
+            let certified = crate::tls::certified_key(certs, key).map_err(|e| {
                 (
                     "server.tls.key".to_string(),
                     format!("`{}` does not fit the certificate: {e}", tls.key.display()),
@@ -131,6 +143,7 @@ fn load_tls(tls: &TlsConfig) -> Resolved<LoadedTls> {
             Ok(LoadedTls {
                 cert: tls.cert.clone(),
                 key: tls.key.clone(),
+                certified,
             })
         }
         Ok(None) => Err((
@@ -142,18 +155,4 @@ fn load_tls(tls: &TlsConfig) -> Resolved<LoadedTls> {
             format!("`{}` is not valid PEM: {e}", tls.key.display()),
         )),
     }
-}
-
-/// Builds a rustls server config the way the listener will, so a mismatched or unsupported key
-/// fails here with a message instead of inside pingora's listener thread.
-fn key_matches_cert(
-    certs: Vec<rustls::pki_types::CertificateDer<'static>>,
-    key: rustls::pki_types::PrivateKeyDer<'static>,
-) -> Result<(), rustls::Error> {
-    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-    rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()?
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .map(|_| ())
 }

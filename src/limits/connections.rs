@@ -14,8 +14,13 @@
 //!   request header ([`on_request_header`]) because pingora resets it to "infinite" there.
 //!
 //! The proxy learns that a header has arrived through pingora's per-connection user context,
-//! which its `on_connection_reuse` hook receives once the header is parsed. Only HTTP/1.x is
-//! served: the gateway offers neither h2c nor h2 over ALPN.
+//! which its `on_connection_reuse` hook receives once the header is parsed.
+//!
+//! HTTP/2 (ALPN `h2` on TLS listeners; no h2c) runs pingora's own h2 connection loop, inside the
+//! same connection cap: its streams are multiplexed on one connection, so the per-request header
+//! deadline above does not apply; the connection is closed after `server.keepalive_timeout`
+//! with no open stream (pingora's `h2_idle_timeout`, set in `server::guarded`), and the h2 codec
+//! bounds header sizes and concurrent streams itself.
 
 use std::any::Any;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -25,7 +30,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use pingora::apps::{HttpServerApp, ReusedHttpStream, ServerApp};
 use pingora::protocols::http::ServerSession;
-use pingora::protocols::Stream;
+use pingora::protocols::{Stream, ALPN};
 use pingora::server::ShutdownWatch;
 use tokio::sync::Semaphore;
 
@@ -88,6 +93,10 @@ where
             // Dropping the stream closes the connection.
             return None;
         };
+        if matches!(stream.selected_alpn_proto(), Some(ALPN::H2)) {
+            // pingora's loop for the whole h2 connection; the slot is held until it ends.
+            return self.inner.process_new(stream, shutdown).await;
+        }
         let mut session = ServerSession::new_http1(stream);
         let limit = self.inner.server_options();
         session.set_keepalive_reuses_remaining(limit.and_then(|o| o.keepalive_request_limit));

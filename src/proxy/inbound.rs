@@ -30,12 +30,7 @@ pub struct Inbound {
 /// forward-auth applies to the original request too) and the `Connection` tokens; `Err` is the
 /// reply the gateway sends instead (400, 405, or 204 for `OPTIONS *`).
 pub fn inbound(header: &RequestHeader, hygiene: &HeaderHygiene) -> Result<Inbound, Reply> {
-    let hosts: Vec<&[u8]> = header
-        .headers
-        .get_all(http::header::HOST)
-        .iter()
-        .map(|v| v.as_bytes())
-        .collect();
+    let hosts = host_values(header).map_err(line_refused)?;
     let line = check_request_line(&header.method, header.raw_path(), &hosts, header.version)
         .map_err(line_refused)?;
     if let Some(why) = hygiene.refused_connection_header(&header.headers) {
@@ -51,6 +46,28 @@ pub fn inbound(header: &RequestHeader, hygiene: &HeaderHygiene) -> Result<Inboun
             absolute_authority: line.absolute_authority,
         },
     })
+}
+
+/// What names the host: every `Host` value; for HTTP/2, the `:authority` pseudo-header (which
+/// pingora keeps as the URI's authority, the target being `:path`), with any `Host` beside it
+/// required to name the same (RFC 9113 §8.3.1), so routing and the upstream's `Host` agree.
+fn host_values(header: &RequestHeader) -> Result<Vec<&[u8]>, LineError> {
+    let mut hosts = header
+        .headers
+        .get_all(http::header::HOST)
+        .iter()
+        .map(|v| v.as_bytes());
+    let authority = match header.version {
+        http::Version::HTTP_2 => header.uri.authority(),
+        _ => None,
+    };
+    let Some(authority) = authority.map(|a| a.as_str().as_bytes()) else {
+        return Ok(hosts.collect());
+    };
+    match hosts.all(|h| h.eq_ignore_ascii_case(authority)) {
+        true => Ok(vec![authority]),
+        false => Err(LineError::Host),
+    }
 }
 
 /// The reply for a refused request line; `OPTIONS *` is answered rather than refused.
@@ -126,6 +143,28 @@ mod tests {
         let mut header = RequestHeader::build("GET", target, None).ok()?;
         header.insert_header("host", "localhost").ok()?;
         Some(header)
+    }
+
+    fn h2(host: Option<&str>) -> RequestHeader {
+        let mut header = RequestHeader::build("GET", b"/app/x", None).expect("header");
+        header.set_version(http::Version::HTTP_2);
+        header.set_uri(http::Uri::from_static("https://App.Example:8443/app/x"));
+        if let Some(host) = host {
+            header.insert_header("host", host).expect("host");
+        }
+        header
+    }
+
+    #[test]
+    fn an_h2_request_is_routed_by_its_authority() {
+        let hygiene = HeaderHygiene::default();
+        let checked = inbound(&h2(None), &hygiene).expect("no Host is needed beside :authority");
+        assert_eq!(checked.host.as_deref(), Some("app.example"));
+        assert_eq!(checked.authority.as_deref(), Some("App.Example:8443"));
+        assert_eq!(checked.path, "/app/x");
+        assert!(inbound(&h2(Some("app.example:8443")), &hygiene).is_ok());
+        let other = inbound(&h2(Some("admin.example")), &hygiene);
+        assert_eq!(other.err().map(|r| r.status), Some(StatusCode::BAD_REQUEST));
     }
 
     proptest! {

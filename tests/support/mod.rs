@@ -6,16 +6,18 @@
 pub mod aaguid;
 pub mod echo;
 pub mod fronting;
+pub mod h2;
 pub mod passkeys;
 pub mod qr;
 pub mod raw;
 pub mod raw_upstream;
+pub mod tls;
 pub mod verifier;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use passkey_gateway::server::{proxy_app, serve_listener};
+use passkey_gateway::server::{proxy_app, serve_listener, serve_tls_listener, tls_settings};
 use passkey_gateway::{Config, Gateway};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -48,7 +50,11 @@ impl TestGateway {
         let config = Config::from_toml(&config_path, &text).expect("test config is valid");
         let gw = Gateway::new(config).expect("gateway starts");
         let (tx, rx) = watch::channel(false);
-        tokio::spawn(serve_listener(listener, proxy_app(gw.clone()), rx));
+        let app = proxy_app(gw.clone());
+        match tls_settings(&gw).expect("TLS settings") {
+            Some(tls) => tokio::spawn(serve_tls_listener(listener, app, tls, rx)),
+            None => tokio::spawn(serve_listener(listener, app, rx)),
+        };
         // Bound above, so the kernel accepts connections from here on.
         gw.readiness().set_listening();
         tokio::spawn(gw.clone().upkeep());
@@ -84,10 +90,38 @@ impl TestGateway {
     /// The usual world for passkey tests: `/` public, `/app` for signed-in users, `/admin` for
     /// the `admins` group, all to `upstream`; `extra` goes into `[webauthn]`.
     pub async fn app(upstream: SocketAddr, extra: &str) -> TestGateway {
-        TestGateway::start(&config(
-            "",
-            &format!(
-                r#"
+        TestGateway::start(&config("", &app_routes(upstream, extra))).await
+    }
+
+    /// Serves the admin listener's endpoints (`/metrics`, `/healthz`, `/readyz`) on port 0.
+    pub async fn admin_http(&self) -> SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("local addr");
+        tokio::spawn(passkey_gateway::admin::serve_admin_http(
+            listener,
+            self.gw.clone(),
+        ));
+        addr
+    }
+
+    /// The origin a browser on this gateway uses (`https` when it serves TLS).
+    pub fn base(&self) -> String {
+        let scheme = match self.gw.config().tls {
+            Some(_) => "https",
+            None => "http",
+        };
+        format!("{scheme}://localhost:{}", self.addr.port())
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base())
+    }
+}
+
+/// [`TestGateway::app`]'s routes (and `extra` in `[webauthn]`), for a world built otherwise.
+pub fn app_routes(upstream: SocketAddr, extra: &str) -> String {
+    format!(
+        r#"
             {extra}
             [[route]]
             name = "public"
@@ -104,30 +138,7 @@ impl TestGateway {
             upstream = "http://{upstream}"
             allow_groups = ["admins"]
             "#
-            ),
-        ))
-        .await
-    }
-
-    /// Serves the admin listener's endpoints (`/metrics`, `/healthz`, `/readyz`) on port 0.
-    pub async fn admin_http(&self) -> SocketAddr {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("local addr");
-        tokio::spawn(passkey_gateway::admin::serve_admin_http(
-            listener,
-            self.gw.clone(),
-        ));
-        addr
-    }
-
-    /// The origin a browser on this gateway uses.
-    pub fn base(&self) -> String {
-        format!("http://localhost:{}", self.addr.port())
-    }
-
-    pub fn url(&self, path: &str) -> String {
-        format!("http://localhost:{}{path}", self.addr.port())
-    }
+    )
 }
 
 /// A test config: `public_url` on the gateway's own port, a temporary `data_dir`, rp id
@@ -140,7 +151,6 @@ pub fn config(server: &str, rest: &str) -> String {
     )
 }
 
-/// A client that never follows redirects and never uses a proxy from the environment.
 /// The Prometheus text the admin listener at `admin` serves now.
 pub async fn metrics_text(admin: SocketAddr) -> String {
     client()
@@ -153,11 +163,19 @@ pub async fn metrics_text(admin: SocketAddr) -> String {
         .expect("body")
 }
 
+/// A client that never follows redirects and never uses a proxy from the environment. Over TLS
+/// it trusts the test CA, offers `h2` and `http/1.1`, and records the server's certificate.
 pub fn client() -> reqwest::Client {
+    client_builder().build().expect("client")
+}
+
+/// [`client`]'s settings, for a test that changes one (e.g. `http1_only`).
+pub fn client_builder() -> reqwest::ClientBuilder {
+    let root = reqwest::Certificate::from_pem(tls::test_ca().root_pem().as_bytes()).expect("CA");
     reqwest::Client::builder()
+        .add_root_certificate(root)
+        .tls_info(true)
         .redirect(reqwest::redirect::Policy::none())
         .no_proxy()
         .resolve("localhost", "127.0.0.1:0".parse().expect("addr"))
-        .build()
-        .expect("client")
 }
