@@ -7,6 +7,8 @@ pub mod aaguid;
 pub mod echo;
 pub mod fronting;
 pub mod passkeys;
+pub mod postgres;
+pub mod process;
 pub mod qr;
 pub mod raw;
 pub mod raw_upstream;
