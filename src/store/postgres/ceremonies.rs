@@ -22,15 +22,22 @@ use crate::store::model::{
 use crate::store::rules::{check_registration, check_session_source, spendable};
 use crate::store::{Event, StoreError};
 
+/// The transaction advisory lock that ceremony inserts take in turn ("pkgw-cer" as an integer).
+const CEREMONY_CAP_LOCK: i64 = 0x706b_6777_2d63_6572;
+
 #[async_trait]
 impl CeremonyStore for PostgresStore {
     async fn put_ceremony(&self, ceremony: Ceremony, max_live: u64) -> Result<(), StoreError> {
         let max_live = i64::try_from(max_live).unwrap_or(i64::MAX);
         let mut conn = self.conn().await?;
         let txn = conn.transaction().await?;
-        // The counter row is locked until commit: the cap is exact across replicas.
+        // Inserts take turns (the lock lasts until commit), so the cap is exact across replicas
+        // for them; a concurrent complete's delete is counted until it commits, which can only
+        // refuse early, and completes take no lock here.
+        txn.execute("SELECT pg_advisory_xact_lock($1)", &[&CEREMONY_CAP_LOCK])
+            .await?;
         let row = txn
-            .query_one("SELECT n FROM ceremony_count FOR UPDATE", &[])
+            .query_one("SELECT count(*) FROM ceremonies", &[])
             .await?;
         if row.try_get::<_, i64>(0)? >= max_live {
             return Err(StoreError::TooManyCeremonies);
@@ -59,7 +66,9 @@ impl CeremonyStore for PostgresStore {
 
     async fn ceremony_count(&self) -> Result<u64, StoreError> {
         let conn = self.conn().await?;
-        let row = conn.query_one("SELECT n FROM ceremony_count", &[]).await?;
+        let row = conn
+            .query_one("SELECT count(*) FROM ceremonies", &[])
+            .await?;
         Ok(u64::try_from(row.try_get::<_, i64>(0)?).unwrap_or(0))
     }
 
