@@ -469,3 +469,266 @@ async fn killing_one_replica_under_load_loses_no_acknowledged_write() {
 fn hash_of(cookie: &str) -> passkey_gateway::store::SecretHash {
     hash_secret(cookie.split_once('=').expect("a name=value pair").1)
 }
+
+/// A PostgreSQL cluster of this test's own (`initdb` into a temporary directory, served on a
+/// free loopback port), so stopping it disturbs no other test sharing the usual server. Run as
+/// the `postgres` user when the test runs as root (PostgreSQL refuses root).
+struct Cluster {
+    dir: tempfile::TempDir,
+    port: u16,
+    bin: std::path::PathBuf,
+}
+
+impl Cluster {
+    fn start() -> Cluster {
+        let bin = postgres_bin_dir();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = free_addr().port();
+        if std::fs::metadata("/proc/self")
+            .is_ok_and(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+        {
+            let status = std::process::Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(dir.path())
+                .status()
+                .expect("chown");
+            assert!(status.success(), "chown the cluster directory");
+        }
+        let data = dir.path().join("data");
+        run_pg(
+            &bin.join("initdb"),
+            &[
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+                "-D",
+                &data.display().to_string(),
+            ],
+        );
+        let cluster = Cluster { dir, port, bin };
+        cluster.pg_ctl("start");
+        cluster
+    }
+
+    fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    /// `pg_ctl start` (waiting until it accepts connections) or `pg_ctl stop -m fast`.
+    fn pg_ctl(&self, action: &str) {
+        let data = self.dir.path().join("data").display().to_string();
+        let options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1",
+            self.port,
+            self.dir.path().display()
+        );
+        let log = self.dir.path().join("log").display().to_string();
+        let mut args = vec![action, "-w", "-D", &data, "-l", &log, "-o", &options];
+        if action == "stop" {
+            args.extend(["-m", "fast"]);
+        }
+        run_pg(&self.bin.join("pg_ctl"), &args);
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let data = self.dir.path().join("data").display().to_string();
+        let pg_ctl = self.bin.join("pg_ctl");
+        let args = ["stop", "-w", "-D", data.as_str(), "-m", "immediate"];
+        let _ = pg_command(&pg_ctl).args(args).output();
+    }
+}
+
+/// `runuser -u postgres -- PROGRAM` when running as root, else `PROGRAM`.
+fn pg_command(program: &Path) -> std::process::Command {
+    use std::os::unix::fs::MetadataExt;
+    let root = std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0);
+    if !root {
+        return std::process::Command::new(program);
+    }
+    let mut command = std::process::Command::new("runuser");
+    command.args(["-u", "postgres", "--"]).arg(program);
+    command
+}
+
+/// Runs a PostgreSQL program (as `postgres` when root) and asserts it succeeded.
+fn run_pg(program: &Path, args: &[&str]) {
+    let out = pg_command(program)
+        .args(args)
+        .output()
+        .expect("run a PostgreSQL program");
+    assert!(
+        out.status.success(),
+        "{} {args:?}: {}",
+        program.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The newest `/usr/lib/postgresql/*/bin` with `initdb` (Debian's layout), or
+/// `PKGW_TEST_POSTGRES_BIN`.
+fn postgres_bin_dir() -> std::path::PathBuf {
+    if let Ok(dir) = std::env::var("PKGW_TEST_POSTGRES_BIN") {
+        return dir.into();
+    }
+    let mut found: Vec<std::path::PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|entry| entry.path().join("bin"))
+        .filter(|bin| bin.join("initdb").exists())
+        .collect();
+    found.sort();
+    found.pop().expect(
+        "no PostgreSQL server programs (initdb): install postgresql, or set PKGW_TEST_POSTGRES_BIN",
+    )
+}
+
+/// A sign-in on `browser`'s replica, as statuses: `login/begin`'s when it refused, else
+/// `login/complete`'s.
+async fn login_status(browser: &mut Browser, username: &str) -> u16 {
+    browser.cookie = None;
+    let body = json!({"username": username});
+    let begun = browser
+        .send(Method::POST, "/passkeys/login/begin", Some(body))
+        .await;
+    if begun.status != 200 {
+        return begun.status.as_u16();
+    }
+    let options: RequestChallengeResponse =
+        serde_json::from_value(json!({"publicKey": begun.body["publicKey"]})).expect("options");
+    let ceremony = begun.body["session_id"]
+        .as_str()
+        .expect("session_id")
+        .to_string();
+    let credential = browser.assert(options);
+    let done = browser.complete_login(&ceremony, &credential, "/").await;
+    done.status.as_u16()
+}
+
+/// What the load in [`stopping_postgresql_under_load_answers_503_and_recovers`] saw: (what,
+/// replica, status, when), `what` being "cookie" or "sign-in".
+type Statuses = Mutex<Vec<(&'static str, usize, u16, Instant)>>;
+
+/// Two replicas on a PostgreSQL cluster of the test's own; clients keep using a signed-in
+/// cookie and signing in on both while the server is stopped (`pg_ctl stop -m fast`) and
+/// started again. Every answer is a 200 or a 503 (never a 500, never a dropped connection);
+/// while the server is down, cached sessions are trusted only within the revocation bound (plus
+/// the listener's heartbeat) and then answer 503, and sign-ins answer 503; after the restart both
+/// replicas serve the cookie and sign-ins again with no restart of their own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stopping_postgresql_under_load_answers_503_and_recovers() {
+    let upstream = EchoUpstream::start().await;
+    let cluster = Cluster::start();
+    let replicas = replicas_at(&cluster.url(), upstream.addr, 2, NO_RATE_LIMIT).await;
+    let (_, token) = enroll(&replicas[0].gw, "alice", &[]).await;
+    let mut signer = Browser::new(&replicas[0].url(""));
+    assert_eq!(signer.register(Some(&token), "key").await.status, 201);
+    let cookie = signer.cookie.clone().expect("signed in");
+    let urls: Vec<String> = replicas.iter().map(|r| r.url("")).collect();
+    let stop = Arc::new(AtomicBool::new(false));
+    let statuses: Arc<Statuses> = Arc::default();
+    let mut clients = Vec::new();
+    for (r, url) in urls.iter().enumerate() {
+        let (stop, statuses, cookie, url) =
+            (stop.clone(), statuses.clone(), cookie.clone(), url.clone());
+        clients.push(tokio::spawn(async move {
+            while !stop.load(Ordering::SeqCst) {
+                let status = status_with(&format!("{url}/x"), &cookie).await;
+                statuses
+                    .lock()
+                    .expect("statuses")
+                    .push(("cookie", r, status, Instant::now()));
+            }
+        }));
+    }
+    let (signer_stop, signer_statuses, signer_urls) =
+        (stop.clone(), statuses.clone(), urls.clone());
+    clients.push(tokio::spawn(async move {
+        for round in 0.. {
+            if signer_stop.load(Ordering::SeqCst) {
+                break;
+            }
+            let r = round % 2;
+            signer.base = signer_urls[r].clone();
+            let status = login_status(&mut signer, "alice").await;
+            signer_statuses
+                .lock()
+                .expect("statuses")
+                .push(("sign-in", r, status, Instant::now()));
+        }
+    }));
+
+    // Up: everything answers 200.
+    let begun = Instant::now();
+    for r in 0..2 {
+        wait_for(&statuses, ("cookie", r, 200), begun).await;
+        wait_for(&statuses, ("sign-in", r, 200), begun).await;
+    }
+    let stopping = Instant::now();
+    cluster.pg_ctl("stop");
+    let stopped = Instant::now();
+    // Down: once the bound has passed, the cookie needs the database on both replicas: 503.
+    for url in &urls {
+        loop {
+            match status_with(&format!("{url}/x"), &cookie).await {
+                503 => break,
+                200 => assert!(
+                    stopped.elapsed() < REVOCATION_BOUND * 3,
+                    "a cached session trusted past the bound"
+                ),
+                other => panic!("while PostgreSQL is down: {other}"),
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    let noticed = stopped.elapsed();
+    wait_for(&statuses, ("sign-in", 0, 503), stopped).await;
+    wait_for(&statuses, ("sign-in", 1, 503), stopped).await;
+    cluster.pg_ctl("start");
+    let started = Instant::now();
+    // Back: both replicas serve the cookie and sign-ins again, by themselves.
+    for r in 0..2 {
+        wait_for(&statuses, ("cookie", r, 200), started).await;
+        wait_for(&statuses, ("sign-in", r, 200), started).await;
+    }
+    let recovered = started.elapsed();
+    stop.store(true, Ordering::SeqCst);
+    for client in clients {
+        client.await.expect("a client");
+    }
+    let seen = std::mem::take(&mut *statuses.lock().expect("statuses"));
+    let unexpected: Vec<_> = seen.iter().filter(|s| s.2 != 200 && s.2 != 503).collect();
+    assert!(
+        unexpected.is_empty(),
+        "answers other than 200 and 503: {unexpected:?}"
+    );
+    let during = seen.iter().filter(|s| s.3 > stopping).count();
+    let refused = seen.iter().filter(|s| s.2 == 503).count();
+    eprintln!(
+        "{} answers ({during} after the stop began, {refused} were 503); cached sessions refused {noticed:?} after the stop; recovered {recovered:?} after the start",
+        seen.len()
+    );
+}
+
+/// Waits (bounded) until the load has seen `(what, replica, status)` after `since`.
+async fn wait_for(statuses: &Statuses, (what, r, status): (&str, usize, u16), since: Instant) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let seen = statuses
+            .lock()
+            .expect("statuses")
+            .iter()
+            .any(|s| (s.0, s.1, s.2) == (what, r, status) && s.3 > since);
+        if seen {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the load saw no {what} {status} on replica {r}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
