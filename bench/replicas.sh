@@ -91,19 +91,7 @@ wait_http "http://127.0.0.1:$UP_PORT/"
 # The balancer in front of (c): round-robin over two replicas, upstream keep-alive, the Host
 # (with its port) passed on so the origin is the balancer's.
 mkdir -p "$WORK/lb"
-cat >"$WORK/lb/nginx.conf" <<EOF
-$([[ $(id -u) == 0 ]] && echo "user root;")
-worker_processes 1;
-daemon off;
-pid $WORK/lb/nginx.pid;
-error_log $WORK/lb/error.log warn;
-events { worker_connections 8192; }
-http {
-  access_log off;
-  client_body_temp_path $WORK/lb/body; proxy_temp_path $WORK/lb/proxy;
-  fastcgi_temp_path $WORK/lb/fcgi; uwsgi_temp_path $WORK/lb/uwsgi; scgi_temp_path $WORK/lb/scgi;
-  keepalive_requests 1000000;
-  keepalive_timeout 120s;
+{ nginx_head "$WORK/lb" 1 off; cat <<EOF
   upstream replicas { server 127.0.0.1:$PG2A_PORT; server 127.0.0.1:$PG2B_PORT; keepalive 256; keepalive_requests 1000000; }
   server {
     listen 127.0.0.1:$LB_PORT;
@@ -117,6 +105,7 @@ http {
   }
 }
 EOF
+} >"$WORK/lb/nginx.conf"
 
 TOKENS=$(( (8 + 32) * RUNS + 10 ))
 say "seeding: $TOKENS enrollment tokens and $((MISS * RUNS)) signed-in users per backend"

@@ -112,26 +112,12 @@ stop_pid() {
 }
 
 UP_PORT=$(free_port); NGX_PORT=$(free_port); FLOOR_PORT=$(free_port); GW_PORT=$(free_port); FA1_PORT=$(free_port); FA2_PORT=$(free_port)
-NGINX_USER=""
-[[ $(id -u) == 0 ]] && NGINX_USER="user root;"
 
 mkdir -p "$WORK/proxy"
 upstream_nginx_conf "$WORK/upstream" "$UP_PORT"
 # nginx as a plain reverse proxy: same worker count as the gateway's threads, upstream keepalive,
 # one access-log line per request (the gateway logs one too).
-cat > "$WORK/proxy/nginx.conf" <<EOF
-$NGINX_USER
-worker_processes 2;
-daemon off;
-pid $WORK/proxy/nginx.pid;
-error_log $WORK/proxy/error.log warn;
-events { worker_connections 8192; }
-http {
-  access_log $WORK/proxy/access.log;
-  client_body_temp_path $WORK/proxy/body; proxy_temp_path $WORK/proxy/proxy;
-  fastcgi_temp_path $WORK/proxy/fcgi; uwsgi_temp_path $WORK/proxy/uwsgi; scgi_temp_path $WORK/proxy/scgi;
-  keepalive_requests 1000000;
-  keepalive_timeout 120s;
+{ nginx_head "$WORK/proxy" 2 "$WORK/proxy/access.log"; cat <<EOF
   upstream app { server 127.0.0.1:$UP_PORT; keepalive 256; keepalive_requests 1000000; }
   server {
     listen 127.0.0.1:$NGX_PORT;
@@ -146,6 +132,7 @@ http {
   }
 }
 EOF
+} > "$WORK/proxy/nginx.conf"
 
 GW_PID=""
 start_gateway() { # DATA_DIR PORT LOG
