@@ -61,7 +61,7 @@ impl Relay {
 
 /// `n` replicas sharing `database`; the public origin is the first one's (the balancer's).
 async fn replicas(database: &Database, upstream: SocketAddr, n: usize) -> Vec<Replica> {
-    replicas_at(&database.url, upstream, n, "").await
+    replicas_at(&database.url, upstream, n, ["", ""]).await
 }
 
 async fn jwks(replica: &Replica) -> Value {
@@ -191,7 +191,7 @@ async fn a_database_outage_answers_503_and_everything_recovers_by_itself() {
     let relay = Relay::start(target).await;
     let mut via_relay = server.clone();
     via_relay.set_port(Some(relay.port)).expect("port");
-    let replicas = replicas_at(via_relay.as_str(), upstream.addr, 2, "").await;
+    let replicas = replicas_at(via_relay.as_str(), upstream.addr, 2, ["", ""]).await;
     let (_, token) = enroll(&replicas[0].gw, "alice", &[]).await;
     let mut browser = Browser::new(&replicas[0].url(""));
     assert!(browser

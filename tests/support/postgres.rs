@@ -82,15 +82,16 @@ impl Replica {
     }
 }
 
-/// The config of one replica on the database at `url`: `server` lines go in `[server]` (e.g.
-/// `listen`), `public_port` is the balancer's (every replica's origin), `/` goes to `upstream`.
+/// The config of one replica on the database at `url`: `extra` lines go in `[server]` (e.g.
+/// `listen`) and in `[store]`, `public_port` is the balancer's (every replica's origin), `/` goes
+/// to `upstream`.
 pub fn replica_config(
     url: &str,
     data: &Path,
     kek: &Path,
     public_port: u16,
     upstream: SocketAddr,
-    server: &str,
+    [server, store]: [&str; 2],
 ) -> String {
     format!(
         r#"
@@ -104,6 +105,7 @@ rp_id = "localhost"
 backend = "postgres"
 url = "{url}"
 key_encryption_key_file = "{kek}"
+{store}
 [[route]]
 name = "app"
 upstream = "http://{upstream}"
@@ -120,9 +122,14 @@ pub fn kek_file(dir: &Path) -> std::path::PathBuf {
     kek
 }
 
-/// `n` in-process replicas on the database at `url`, with `server` lines in each `[server]`;
-/// the public origin is the first one's (the balancer's).
-pub async fn replicas_at(url: &str, upstream: SocketAddr, n: usize, server: &str) -> Vec<Replica> {
+/// `n` in-process replicas on the database at `url`, with `extra` lines in each `[server]` and
+/// `[store]`; the public origin is the first one's (the balancer's).
+pub async fn replicas_at(
+    url: &str,
+    upstream: SocketAddr,
+    n: usize,
+    extra: [&str; 2],
+) -> Vec<Replica> {
     let mut listeners = Vec::new();
     for _ in 0..n {
         listeners.push(TcpListener::bind("127.0.0.1:0").await.expect("bind"));
@@ -133,7 +140,7 @@ pub async fn replicas_at(url: &str, upstream: SocketAddr, n: usize, server: &str
     let mut replicas = Vec::new();
     for listener in listeners {
         let data = tempfile::tempdir().expect("tempdir");
-        let text = replica_config(url, data.path(), &kek, public_port, upstream, server);
+        let text = replica_config(url, data.path(), &kek, public_port, upstream, extra);
         let config = Config::from_toml(&data.path().join("gateway.toml"), &text).expect("config");
         let gw = Gateway::new(config).expect("a replica starts");
         let addr = listener.local_addr().expect("addr");
