@@ -22,29 +22,40 @@ wait_http() {
   die "$url did not come up"
 }
 
-# The upstream: nginx, one worker, a small static body, keep-alive. Writes DIR/nginx.conf.
-upstream_nginx_conf() { # DIR PORT
-  local dir=$1 port=$2
-  mkdir -p "$dir"
-  cat > "$dir/nginx.conf" <<CONF
+# The head of every nginx.conf here, up to the open `http {` block's keep-alive settings:
+# WORKERS processes (`single`: one process with no master, for callgrind), files in DIR, access
+# log ACCESS_LOG ("off" for none).
+nginx_head() { # DIR WORKERS ACCESS_LOG
+  local dir=$1 processes="worker_processes $2;"
+  [[ $2 == single ]] && processes="worker_processes 1; master_process off;"
+  cat <<CONF
 $([[ $(id -u) == 0 ]] && echo "user root;")
-worker_processes 1;
+$processes
 daemon off;
 pid $dir/nginx.pid;
 error_log $dir/error.log warn;
 events { worker_connections 8192; }
 http {
-  access_log off;
+  access_log $3;
   client_body_temp_path $dir/body; proxy_temp_path $dir/proxy;
   fastcgi_temp_path $dir/fcgi; uwsgi_temp_path $dir/uwsgi; scgi_temp_path $dir/scgi;
   keepalive_requests 1000000;
   keepalive_timeout 120s;
+CONF
+}
+
+# The upstream: nginx, one worker, a small static body, keep-alive. Writes DIR/nginx.conf.
+upstream_nginx_conf() { # DIR PORT
+  local dir=$1 port=$2
+  mkdir -p "$dir"
+  { nginx_head "$dir" 1 off; cat <<CONF
   server {
     listen 127.0.0.1:$port;
     location / { default_type text/plain; return 200 "hello from the upstream: a small static body\n"; }
   }
 }
 CONF
+  } > "$dir/nginx.conf"
 }
 
 # The gateway: 2 threads, a public (`/pub`) and an authenticated (`/app`) route to the same
@@ -83,27 +94,13 @@ CONF
 # DIR/nginx.conf.
 proxy_nginx_conf() { # DIR PORT UP_PORT WORKERS [LOG] [CERT KEY]
   local dir=$1 port=$2 up=$3 workers=$4 log=${5:-$1/access.log} cert=${6:-} key=${7:-}
-  local processes listen="listen 127.0.0.1:$port;" tls=""
+  local listen="listen 127.0.0.1:$port;" tls=""
   if [[ -n $cert ]]; then
     listen="listen 127.0.0.1:$port ssl http2;"
     tls="ssl_certificate $cert; ssl_certificate_key $key;"
   fi
-  processes="worker_processes $workers;"
-  [[ $workers == single ]] && processes="worker_processes 1; master_process off;"
   mkdir -p "$dir"
-  cat > "$dir/nginx.conf" <<CONF
-$([[ $(id -u) == 0 ]] && echo "user root;")
-$processes
-daemon off;
-pid $dir/nginx.pid;
-error_log $dir/error.log warn;
-events { worker_connections 8192; }
-http {
-  access_log $log;
-  client_body_temp_path $dir/body; proxy_temp_path $dir/proxy;
-  fastcgi_temp_path $dir/fcgi; uwsgi_temp_path $dir/uwsgi; scgi_temp_path $dir/scgi;
-  keepalive_requests 1000000;
-  keepalive_timeout 120s;
+  { nginx_head "$dir" "$workers" "$log"; cat <<CONF
   upstream app { server 127.0.0.1:$up; keepalive 256; keepalive_requests 1000000; }
   server {
     $listen
@@ -119,4 +116,5 @@ http {
   }
 }
 CONF
+  } > "$dir/nginx.conf"
 }

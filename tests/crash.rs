@@ -8,7 +8,6 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -22,38 +21,11 @@ use passkey_gateway::session::public_id;
 use serde_json::json;
 
 use crate::support::passkeys::{credential_id, Browser};
+use crate::support::process::{free_addr, Running};
 use crate::support::EchoUpstream;
 
 const ROUNDS: usize = 4;
 const PER_ROUND: usize = 12;
-
-fn start(config: &Path) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_passkey-gateway"))
-        .arg("--config")
-        .arg(config)
-        .arg("serve")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start the gateway binary")
-}
-
-/// Bounded wait until the restarted process answers its health check.
-async fn wait_healthy(addr: SocketAddr) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let client = crate::support::client();
-    loop {
-        let ok = client
-            .get(format!("http://localhost:{}/passkeys/health", addr.port()))
-            .send()
-            .await;
-        if ok.is_ok_and(|r| r.status() == 200) {
-            return;
-        }
-        assert!(Instant::now() < deadline, "the gateway did not come back");
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-}
 
 /// Users with enrollment tokens, written while no gateway runs.
 async fn seed_users(store_path: &Path, count: usize) -> Vec<String> {
@@ -98,25 +70,13 @@ fn write_config(dir: &Path, addr: SocketAddr, upstream: SocketAddr) -> PathBuf {
     config
 }
 
-fn free_port() -> SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-}
-
-/// Kills the child with SIGKILL and reaps it.
-fn kill_9(child: &mut Child) {
-    child.kill().expect("SIGKILL");
-    child.wait().expect("reaped");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_registrations_survive_kill_9() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store_path = dir.path().join("data").join(STORE_FILE);
     std::fs::create_dir_all(dir.path().join("data")).expect("data dir");
     let tokens = seed_users(&store_path, ROUNDS * PER_ROUND).await;
-    let addr = free_port();
+    let addr = free_addr();
     let up = EchoUpstream::start().await;
     let config = write_config(dir.path(), addr, up.addr);
     let base = format!("http://localhost:{}", addr.port());
@@ -511,7 +471,7 @@ async fn acknowledged_operations_survive_kill_9() {
     let store_path = dir.path().join("data").join(STORE_FILE);
     std::fs::create_dir_all(dir.path().join("data")).expect("data dir");
     let tokens = seed_users(&store_path, users + 1).await;
-    let addr = free_port();
+    let addr = free_addr();
     let up = EchoUpstream::start().await;
     let config = write_config(dir.path(), addr, up.addr);
     let base = format!("http://localhost:{}", addr.port());
@@ -625,28 +585,4 @@ async fn acknowledged_operations_survive_kill_9() {
         OPS.len()
     );
     child.kill_9();
-}
-
-/// The real binary serving `config`; killed with SIGKILL when dropped (a failing test leaves no
-/// gateway behind).
-struct Running(Child);
-
-impl Running {
-    /// Starts it and waits (bounded) until it answers its health check.
-    async fn start(config: &Path, addr: SocketAddr) -> Running {
-        let running = Running(start(config));
-        wait_healthy(addr).await;
-        running
-    }
-
-    fn kill_9(&mut self) {
-        kill_9(&mut self.0);
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }

@@ -26,6 +26,7 @@ mod proxying;
 mod real_server;
 mod reload;
 mod replicas;
+mod replicas_load;
 mod request_rules;
 mod revocation;
 mod self_service;

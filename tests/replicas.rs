@@ -7,84 +7,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use passkey_gateway::server::{proxy_app, serve_listener};
 use passkey_gateway::store::REVOCATION_BOUND;
 use passkey_gateway::{Config, Gateway};
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 
 use crate::support::passkeys::{enroll, Browser};
+use crate::support::postgres::{replicas_at, status_with, Database, Replica};
 use crate::support::{client, EchoUpstream};
-
-const DEFAULT_URL: &str = "postgres://pkgw:pkgw@127.0.0.1:5432/postgres";
-
-/// A database of this test's own, dropped at the end.
-struct Database {
-    admin_url: String,
-    name: String,
-    url: String,
-}
-
-impl Database {
-    async fn create() -> Database {
-        let admin_url =
-            std::env::var("PKGW_TEST_POSTGRES_URL").unwrap_or_else(|_| DEFAULT_URL.to_string());
-        let name = format!("pkgw_replicas_{}", uuid::Uuid::new_v4().simple());
-        admin(&admin_url)
-            .await
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .await
-            .expect("create the test database");
-        let mut url = url::Url::parse(&admin_url).expect("a URL");
-        url.set_path(&format!("/{name}"));
-        Database {
-            admin_url,
-            name,
-            url: url.to_string(),
-        }
-    }
-}
-
-impl Drop for Database {
-    fn drop(&mut self) {
-        let (url, sql) = (
-            self.admin_url.clone(),
-            format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
-        );
-        let _ = std::thread::spawn(move || {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime")
-                .block_on(async move { admin(&url).await.batch_execute(&sql).await })
-        })
-        .join();
-    }
-}
-
-async fn admin(url: &str) -> tokio_postgres::Client {
-    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-        .await
-        .unwrap_or_else(|e| {
-            panic!("no PostgreSQL at {url} ({e}): run .ci/run, or start one and set PKGW_TEST_POSTGRES_URL")
-        });
-    tokio::spawn(connection);
-    client
-}
-
-struct Replica {
-    addr: SocketAddr,
-    gw: Arc<Gateway>,
-    _data: tempfile::TempDir,
-    _shutdown: watch::Sender<bool>,
-}
-
-impl Replica {
-    fn url(&self, path: &str) -> String {
-        format!("http://localhost:{}{path}", self.addr.port())
-    }
-}
 
 /// A TCP relay in front of PostgreSQL that the test can cut (every connection dropped, new ones
 /// refused) and restore: a database outage without stopping the server other tests share.
@@ -131,64 +61,7 @@ impl Relay {
 
 /// `n` replicas sharing `database`; the public origin is the first one's (the balancer's).
 async fn replicas(database: &Database, upstream: SocketAddr, n: usize) -> Vec<Replica> {
-    replicas_at(&database.url, upstream, n).await
-}
-
-/// `n` replicas on the database at `url`.
-async fn replicas_at(url: &str, upstream: SocketAddr, n: usize) -> Vec<Replica> {
-    let mut listeners = Vec::new();
-    for _ in 0..n {
-        listeners.push(TcpListener::bind("127.0.0.1:0").await.expect("bind"));
-    }
-    let public_port = listeners[0].local_addr().expect("addr").port();
-    let secrets = tempfile::tempdir().expect("tempdir");
-    let kek = secrets.path().join("kek");
-    std::fs::write(&kek, "4b".repeat(32)).expect("write kek");
-    let mut replicas = Vec::new();
-    for listener in listeners {
-        let data = tempfile::tempdir().expect("tempdir");
-        let text = format!(
-            r#"
-public_url = "http://localhost:{public_port}"
-[server]
-data_dir = "{data}"
-[webauthn]
-rp_id = "localhost"
-[store]
-backend = "postgres"
-url = "{url}"
-key_encryption_key_file = "{kek}"
-[[route]]
-name = "app"
-upstream = "http://{upstream}"
-"#,
-            data = data.path().display(),
-            kek = kek.display(),
-        );
-        let config = Config::from_toml(&data.path().join("gateway.toml"), &text).expect("config");
-        let gw = Gateway::new(config).expect("a replica starts");
-        let addr = listener.local_addr().expect("addr");
-        let (tx, rx) = watch::channel(false);
-        tokio::spawn(serve_listener(listener, proxy_app(gw.clone()), rx));
-        replicas.push(Replica {
-            addr,
-            gw,
-            _data: data,
-            _shutdown: tx,
-        });
-    }
-    replicas
-}
-
-async fn status_with(url: &str, cookie: &str) -> u16 {
-    client()
-        .get(url)
-        .header("cookie", cookie)
-        .send()
-        .await
-        .expect("request")
-        .status()
-        .as_u16()
+    replicas_at(&database.url, upstream, n, ["", ""]).await
 }
 
 async fn jwks(replica: &Replica) -> Value {
@@ -318,7 +191,7 @@ async fn a_database_outage_answers_503_and_everything_recovers_by_itself() {
     let relay = Relay::start(target).await;
     let mut via_relay = server.clone();
     via_relay.set_port(Some(relay.port)).expect("port");
-    let replicas = replicas_at(via_relay.as_str(), upstream.addr, 2).await;
+    let replicas = replicas_at(via_relay.as_str(), upstream.addr, 2, ["", ""]).await;
     let (_, token) = enroll(&replicas[0].gw, "alice", &[]).await;
     let mut browser = Browser::new(&replicas[0].url(""));
     assert!(browser

@@ -8,6 +8,8 @@ pub mod echo;
 pub mod fronting;
 pub mod h2;
 pub mod passkeys;
+pub mod postgres;
+pub mod process;
 pub mod qr;
 pub mod raw;
 pub mod raw_upstream;

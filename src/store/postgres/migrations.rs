@@ -16,6 +16,11 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         "signing_keys",
         include_str!("migrations/0002_signing_keys.sql"),
     ),
+    (
+        3,
+        "ceremony_count_unlocked",
+        include_str!("migrations/0003_ceremony_count_unlocked.sql"),
+    ),
 ];
 
 /// The advisory lock key that serializes migrations ("pkgw-mig" as an integer).
