@@ -641,12 +641,15 @@ async fn ready(url: &str, since_ns: u128, timeout: f64) -> anyhow::Result<Value>
 // helpers
 
 fn client() -> reqwest::Client {
+    client_builder().build().expect("an HTTP client")
+}
+
+/// A browser-like client: no redirects followed, no proxy, a 30 s timeout per request.
+fn client_builder() -> reqwest::ClientBuilder {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .no_proxy()
         .timeout(Duration::from_secs(30))
-        .build()
-        .expect("an HTTP client")
 }
 
 fn percentile(sorted_us: &[u64], q: f64) -> Option<f64> {

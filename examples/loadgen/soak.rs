@@ -29,7 +29,7 @@ use tokio::time::MissedTickBehavior;
 use webauthn_rs::prelude::Url;
 
 use crate::soak_probe::{Probe, Window};
-use crate::{client, Target, VirtualUser};
+use crate::{Target, VirtualUser};
 
 #[derive(Debug, clap::Args)]
 pub struct SoakArgs {
@@ -125,7 +125,7 @@ pub async fn run(args: SoakArgs) -> anyhow::Result<Value> {
     let probe = Probe::new(args.pid, args.store.clone());
     let shared = Arc::new(Shared {
         origin,
-        http: client(),
+        http: pooled_client(),
         sessions: Mutex::new(VecDeque::new()),
         next_session: AtomicUsize::new(0),
         window: Mutex::new(Window::new()),
@@ -536,6 +536,16 @@ impl Shared {
     fn lock_window(&self) -> std::sync::MutexGuard<'_, Window> {
         self.window.lock().unwrap_or_else(|p| p.into_inner())
     }
+}
+
+/// The shared client, keeping at most a few idle connections: after a burst of slow answers
+/// the extra connections close at once instead of idling, so the gateway's descriptor count
+/// follows the load rather than its last spike.
+fn pooled_client() -> reqwest::Client {
+    crate::client_builder()
+        .pool_max_idle_per_host(8)
+        .build()
+        .expect("an HTTP client")
 }
 
 /// Copies `extra`'s fields into `line` (both objects).

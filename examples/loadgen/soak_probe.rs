@@ -61,16 +61,33 @@ impl Probe {
         Probe { pid, store }
     }
 
-    /// `rss_kib`, `fds` and `store_bytes`; a value that cannot be read is null (the report
-    /// counts that as a failure: the process is gone).
+    /// `rss_kib`, `fds` (of which `socket_fds` are sockets) and `store_bytes`; a value that
+    /// cannot be read is null (the report counts that as a failure: the process is gone).
     pub fn read(&self) -> Value {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid)).ok();
         let rss_kib = status.as_deref().and_then(vm_rss_kib);
-        let fds = std::fs::read_dir(format!("/proc/{}/fd", self.pid))
-            .ok()
-            .map(|dir| dir.count());
+        let fds = self.fd_targets();
+        let socket_fds = fds
+            .as_ref()
+            .map(|targets| targets.iter().filter(|t| t.starts_with("socket:")).count());
         let store_bytes = std::fs::metadata(&self.store).ok().map(|m| m.len());
-        json!({ "rss_kib": rss_kib, "fds": fds, "store_bytes": store_bytes })
+        json!({
+            "rss_kib": rss_kib,
+            "fds": fds.map(|targets| targets.len()),
+            "socket_fds": socket_fds,
+            "store_bytes": store_bytes,
+        })
+    }
+
+    /// What each open descriptor points to (`socket:[…]`, a path, `anon_inode:…`). Sockets
+    /// come and go with connections; the rest should not move at all under a steady load.
+    fn fd_targets(&self) -> Option<Vec<String>> {
+        let dir = std::fs::read_dir(format!("/proc/{}/fd", self.pid)).ok()?;
+        Some(
+            dir.filter_map(|entry| std::fs::read_link(entry.ok()?.path()).ok())
+                .map(|target| target.to_string_lossy().into_owned())
+                .collect(),
+        )
     }
 }
 
