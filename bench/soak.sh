@@ -7,7 +7,7 @@
 #                           or failed pass criterion (CI)
 #
 # Environment: SOAK_MINUTES (30; smoke 2), SOAK_RATE (proxied requests/s, 200), SOAK_CEREMONY_EVERY
-# (seconds between account operations, 1), SOAK_PROFILE (release|debug), SOAK_OUT (results
+# (seconds between account operations, 1), SOAK_MAX_USERS (64; smoke 16), SOAK_PROFILE (release|debug), SOAK_OUT (results
 # directory; default bench/soak for the full run, none for the smoke), BENCH_KEEP=1 keeps the
 # work directory (gateway log, raw samples).
 set -euo pipefail
@@ -15,22 +15,22 @@ export RUST_BACKTRACE=0
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
 COMMAND="bench/soak.sh $*"
 # The commit and date the run starts from (edits made while it runs do not change them).
 COMMIT="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet 2>/dev/null || echo ' (dirty)')"
 STARTED="$(date -u '+%Y-%m-%d %H:%M UTC')"
-SMOKE=0
-for arg in "$@"; do
-  case "$arg" in
-    --smoke) SMOKE=1 ;;
-    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
-    *) echo "unknown argument: $arg" >&2; exit 2 ;;
-  esac
-done
+case "$*" in
+  "") SMOKE=0 ;;
+  --smoke) SMOKE=1 ;;
+  -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+  *) echo "usage: bench/soak.sh [--smoke]" >&2; exit 2 ;;
+esac
 if [[ $SMOKE == 1 ]]; then
-  MINUTES=${SOAK_MINUTES:-2}; PROFILE=${SOAK_PROFILE:-debug}; OUT=${SOAK_OUT:-}
+  MINUTES=${SOAK_MINUTES:-2}; PROFILE=${SOAK_PROFILE:-debug}; OUT=${SOAK_OUT:-}; MAX_USERS=${SOAK_MAX_USERS:-16}
 else
-  MINUTES=${SOAK_MINUTES:-30}; PROFILE=${SOAK_PROFILE:-release}; OUT=${SOAK_OUT:-$ROOT/bench/soak}
+  MINUTES=${SOAK_MINUTES:-30}; PROFILE=${SOAK_PROFILE:-release}; OUT=${SOAK_OUT:-$ROOT/bench/soak}; MAX_USERS=${SOAK_MAX_USERS:-64}
 fi
 RATE=${SOAK_RATE:-200}
 CEREMONY_EVERY=${SOAK_CEREMONY_EVERY:-1}
@@ -45,15 +45,7 @@ need_apt=()
 command -v nginx >/dev/null 2>&1 || [[ -x /usr/sbin/nginx ]] || need_apt+=(nginx)
 command -v curl >/dev/null 2>&1 || need_apt+=(curl)
 command -v gnuplot >/dev/null 2>&1 || need_apt+=(gnuplot-nox)
-if (( ${#need_apt[@]} )); then
-  say "installing ${need_apt[*]} (apt-get)"
-  if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null \
-      || die "apt-get install ${need_apt[*]} failed"
-  else
-    die "missing ${need_apt[*]}: install them (apt-get install -y ${need_apt[*]}) and run again"
-  fi
-fi
+install_missing "${need_apt[@]}"
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 
 say "building ($PROFILE): passkey-gateway, example loadgen"
@@ -70,8 +62,6 @@ LOADGEN="$TARGET_DIR/$PROFILE_DIR/examples/loadgen"
 # A short path: the admin socket lives in the data directory (Unix socket paths ≤ ~108 bytes).
 WORK=$(mktemp -d /tmp/soak.XXXXXX)
 PIDS=()
-# shellcheck source=bench/lib.sh
-source "$ROOT/bench/lib.sh"
 trap cleanup EXIT
 UP_PORT=$(free_port); GW_PORT=$(free_port)
 
@@ -81,16 +71,19 @@ wait_http "http://127.0.0.1:$UP_PORT/"
 
 GW_DATA="$WORK/gw"
 GW_CONF=$(gateway_config "$GW_DATA" "$GW_PORT" "$UP_PORT")
+# Audit events older than 5 minutes are purged (upkeep every 15 s), so with users and sessions
+# capped by the load the store's live data reaches a steady state within the run.
+printf '[audit]\nretention = "5m"\n' >>"$GW_CONF"
 "$GATEWAY" --config "$GW_CONF" serve >"$WORK/gateway.log" 2>&1 & GW_PID=$!; PIDS+=($GW_PID)
 wait_http "http://127.0.0.1:$GW_PORT/passkeys/health"
 
 # ------------------------------------------------------------------------------------------
-say "soak: $MINUTES min, $RATE proxied requests/s (half /app with a session, half /pub), one account operation every ${CEREMONY_EVERY}s, keys rotate at half time"
+say "soak: $MINUTES min, $RATE proxied requests/s (half /app with a session, half /pub), one account operation every ${CEREMONY_EVERY}s, at most $MAX_USERS users, keys rotate at half time"
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 SAMPLES="$WORK/samples.jsonl"
 "$LOADGEN" soak --base "http://127.0.0.1:$GW_PORT" --origin "http://localhost:$GW_PORT" \
   --gateway "$GATEWAY" --config "$GW_CONF" --pid "$GW_PID" --store "$GW_DATA/gateway.redb" \
-  --duration "$((MINUTES * 60))" --rate "$RATE" --ceremony-every "$CEREMONY_EVERY" \
+  --duration "$((MINUTES * 60))" --rate "$RATE" --ceremony-every "$CEREMONY_EVERY" --max-users "$MAX_USERS" \
   | tee "$SAMPLES" | python3 bench/soak_report.py progress \
   || die "the load client stopped (see above)"
 kill -0 "$GW_PID" 2>/dev/null || die "the gateway exited during the soak (log: $WORK/gateway.log)"

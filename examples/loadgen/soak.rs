@@ -7,7 +7,9 @@
 //!   registration through a fresh enrollment link (`passkey-gateway user add` through the admin
 //!   socket, then the soft authenticator registers), a sign-in, a logout, a sign-in and an admin
 //!   `session revoke --user`; beyond `--max-sessions` live cookies the oldest is logged out, so
-//!   the live sessions stay bounded. `keys rotate` runs once, at `--rotate-at`.
+//!   the live sessions stay bounded; beyond `--max-users` users the oldest is removed
+//!   (`passkey-gateway user remove`), so the users do too. `keys rotate` runs once, at
+//!   `--rotate-at`.
 //!
 //! Every `--sample-seconds` (and once at the end, after the last request has answered) one JSON
 //! line goes to stdout (see [`crate::soak_probe`]); the return value is the summary line.
@@ -70,6 +72,10 @@ pub struct SoakArgs {
     /// Live session cookies kept at most; beyond, the oldest is logged out.
     #[arg(long, default_value_t = 32)]
     max_sessions: usize,
+    /// Users kept at most; beyond, the oldest is removed (`passkey-gateway user remove`), so the
+    /// live data reaches a steady state.
+    #[arg(long, default_value_t = 64)]
+    max_users: usize,
     #[arg(long, default_value = "/app/")]
     auth_path: String,
     #[arg(long, default_value = "/pub/")]
@@ -106,6 +112,7 @@ struct Totals {
     logins: AtomicU64,
     logouts: AtomicU64,
     revokes: AtomicU64,
+    removals: AtomicU64,
     rotations: AtomicU64,
 }
 
@@ -250,10 +257,11 @@ impl Shared {
 // ---------------------------------------------------------------------------------------------
 // The account driver
 
-/// The registered users, each with its own soft authenticator.
+/// The registered users, each with its own soft authenticator, oldest first.
 #[derive(Default)]
 struct Accounts {
-    users: Vec<VirtualUser>,
+    users: VecDeque<VirtualUser>,
+    registered: usize,
     next_login: usize,
 }
 
@@ -304,7 +312,7 @@ impl Accounts {
 
     /// `user add` makes an enrollment link; the user's authenticator registers with its token.
     async fn register(&mut self, shared: &Shared) -> anyhow::Result<()> {
-        let n = self.users.len();
+        let n = self.registered;
         let name = format!("soak-{}-{n}", std::process::id());
         let printed = shared.admin(&["user", "add", &name]).await?;
         let token = enrollment_token(&printed)?;
@@ -322,8 +330,15 @@ impl Accounts {
             .await?
             .ok_or_else(|| anyhow!("registration returned no cookie"))?;
         shared.add_session(name, cookie);
-        self.users.push(user);
+        self.users.push_back(user);
+        self.registered += 1;
         shared.totals.registrations.fetch_add(1, Ordering::Relaxed);
+        if self.users.len() > shared.args.max_users {
+            if let Some(oldest) = self.users.pop_front() {
+                let name = oldest.username.unwrap_or_default();
+                shared.remove_user(&name).await?;
+            }
+        }
         Ok(())
     }
 
@@ -396,26 +411,40 @@ impl Shared {
 
     /// `session revoke --user` for the oldest cookie's user; all its cookies must be refused.
     async fn revoke_oldest_user(&self) -> anyhow::Result<()> {
-        let ended: Vec<Arc<Session>> = {
-            let mut sessions = self.lock_sessions();
-            let Some(user) = sessions.front().map(|s| s.user.clone()) else {
-                return Ok(());
-            };
-            let ended = sessions
-                .iter()
-                .filter(|s| s.user == user)
-                .cloned()
-                .collect();
-            sessions.retain(|s| s.user != user);
-            ended
+        let Some(user) = self.lock_sessions().front().map(|s| s.user.clone()) else {
+            return Ok(());
         };
+        let ended = self.take_sessions_of(&user);
+        self.admin(&["session", "revoke", "--user", &user]).await?;
+        self.totals.revokes.fetch_add(1, Ordering::Relaxed);
+        self.check_all_refused(&ended).await
+    }
+
+    /// `user remove`: the user, its passkey and sessions go; its cookies must be refused.
+    async fn remove_user(&self, user: &str) -> anyhow::Result<()> {
+        let ended = self.take_sessions_of(user);
+        self.admin(&["user", "remove", user]).await?;
+        self.totals.removals.fetch_add(1, Ordering::Relaxed);
+        self.check_all_refused(&ended).await
+    }
+
+    /// Removes `user`'s live cookies, marked ending (before the command that ends them).
+    fn take_sessions_of(&self, user: &str) -> Vec<Arc<Session>> {
+        let mut sessions = self.lock_sessions();
+        let ended: Vec<_> = sessions
+            .iter()
+            .filter(|s| s.user == user)
+            .cloned()
+            .collect();
+        sessions.retain(|s| s.user != user);
         for session in &ended {
             session.ending.store(true, Ordering::SeqCst);
         }
-        self.admin(&["session", "revoke", "--user", &ended[0].user])
-            .await?;
-        self.totals.revokes.fetch_add(1, Ordering::Relaxed);
-        for session in &ended {
+        ended
+    }
+
+    async fn check_all_refused(&self, ended: &[Arc<Session>]) -> anyhow::Result<()> {
+        for session in ended {
             self.check_refused(session).await?;
         }
         Ok(())
@@ -524,6 +553,7 @@ impl Shared {
             "logins": get(&t.logins),
             "logouts": get(&t.logouts),
             "revokes": get(&t.revokes),
+            "removals": get(&t.removals),
             "rotations": get(&t.rotations),
             "first_error": self.first_error.lock().unwrap_or_else(|p| p.into_inner()).clone(),
         })
