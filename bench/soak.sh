@@ -28,9 +28,9 @@ case "$*" in
   *) echo "usage: bench/soak.sh [--smoke]" >&2; exit 2 ;;
 esac
 if [[ $SMOKE == 1 ]]; then
-  MINUTES=${SOAK_MINUTES:-2}; PROFILE=${SOAK_PROFILE:-debug}; OUT=${SOAK_OUT:-}; MAX_USERS=${SOAK_MAX_USERS:-16}
+  MINUTES=${SOAK_MINUTES:-2}; PROFILE=${SOAK_PROFILE:-debug}; OUT=${SOAK_OUT:-}; MAX_USERS=${SOAK_MAX_USERS:-16}; SAMPLE_SECONDS=10
 else
-  MINUTES=${SOAK_MINUTES:-30}; PROFILE=${SOAK_PROFILE:-release}; OUT=${SOAK_OUT:-$ROOT/bench/soak}; MAX_USERS=${SOAK_MAX_USERS:-64}
+  MINUTES=${SOAK_MINUTES:-30}; PROFILE=${SOAK_PROFILE:-release}; OUT=${SOAK_OUT:-$ROOT/bench/soak}; MAX_USERS=${SOAK_MAX_USERS:-64}; SAMPLE_SECONDS=60
 fi
 RATE=${SOAK_RATE:-200}
 CEREMONY_EVERY=${SOAK_CEREMONY_EVERY:-1}
@@ -83,7 +83,7 @@ LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 SAMPLES="$WORK/samples.jsonl"
 "$LOADGEN" soak --base "http://127.0.0.1:$GW_PORT" --origin "http://localhost:$GW_PORT" \
   --gateway "$GATEWAY" --config "$GW_CONF" --pid "$GW_PID" --store "$GW_DATA/gateway.redb" \
-  --duration "$((MINUTES * 60))" --rate "$RATE" --ceremony-every "$CEREMONY_EVERY" --max-users "$MAX_USERS" \
+  --duration "$((MINUTES * 60))" --rate "$RATE" --ceremony-every "$CEREMONY_EVERY" --max-users "$MAX_USERS" --sample-seconds "$SAMPLE_SECONDS" \
   | tee "$SAMPLES" | python3 bench/soak_report.py progress \
   || die "the load client stopped (see above)"
 kill -0 "$GW_PID" 2>/dev/null || die "the gateway exited during the soak (log: $WORK/gateway.log)"

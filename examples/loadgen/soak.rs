@@ -82,7 +82,8 @@ pub struct SoakArgs {
     public_path: String,
 }
 
-/// Proxied requests allowed in flight; more means the gateway fell behind the rate (an error).
+/// Proxied requests allowed in flight (2.5 s of the default rate); more means the gateway, or the
+/// whole machine, fell behind the rate (an error).
 const MAX_IN_FLIGHT: usize = 512;
 
 /// The account operations, in the order they repeat.
@@ -183,7 +184,7 @@ async fn drive_proxy(shared: Arc<Shared>, until: Instant) {
         tick.tick().await;
         let Ok(permit) = in_flight.clone().try_acquire_owned() else {
             shared.error(format!(
-                "more than {MAX_IN_FLIGHT} proxied requests in flight: the gateway fell behind"
+                "more than {MAX_IN_FLIGHT} proxied requests in flight: the gateway (or the machine) fell behind"
             ));
             continue;
         };
