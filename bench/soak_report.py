@@ -117,7 +117,7 @@ def check_rate(samples, summary, rate):
     return (
         f"each full sampling period answered ≥ {MIN_RATE_SHARE:.0%} of {rate:g} req/s",
         not short,
-        "all minutes" if not short else f"short minutes: {short}",
+        "all periods" if not short else f"short periods (sample index): {short}",
     )
 
 
