@@ -10,6 +10,19 @@ cleanup() {
   if [[ ${BENCH_KEEP:-0} == 1 ]]; then echo "work directory kept: $WORK" >&2; else rm -rf "$WORK"; fi
 }
 
+# Installs the Debian packages named (apt-get, as root); otherwise names them and stops. A
+# caller passes only the ones it found missing; none: nothing happens.
+install_missing() { # PACKAGE...
+  (( $# )) || return 0
+  printf '\n== installing %s (apt-get)\n' "$*" >&2
+  if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null \
+      || die "apt-get install $* failed"
+  else
+    die "missing $*: install them (apt-get install -y $*) and run again"
+  fi
+}
+
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 # Waits until URL answers 2xx, at most TRIES tenths of a second (default 300).

@@ -195,7 +195,7 @@ def render(results: str, meta_path: str) -> str:
         cby[(r["target_name"], r["kind"], int(r["concurrency"]))].append(r)
     w("## 2. Ceremonies\n")
     w(
-        "Complete ceremonies per second, driven by `examples/loadgen.rs` (tokio + reqwest + "
+        "Complete ceremonies per second, driven by `examples/loadgen/main.rs` (tokio + reqwest + "
         "`webauthn-authenticator-rs` SoftPasskey: real P-256 keys and signatures, 2 worker "
         f"threads) for {meta.get('ceremony_seconds')} s per measurement. A login is "
         "begin → the authenticator signs → complete → session cookie (username-scoped). A "

@@ -12,6 +12,8 @@ export RUST_BACKTRACE=0
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
 COMMAND="bench/run.sh $*"
 SMOKE=0
 for arg in "$@"; do
@@ -49,15 +51,7 @@ need_apt=()
 command -v nginx >/dev/null 2>&1 || [[ -x /usr/sbin/nginx ]] || need_apt+=(nginx)
 command -v wrk >/dev/null 2>&1 || need_apt+=(wrk)
 command -v curl >/dev/null 2>&1 || need_apt+=(curl)
-if (( ${#need_apt[@]} )); then
-  say "installing ${need_apt[*]} (apt-get)"
-  if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null \
-      || die "apt-get install ${need_apt[*]} failed"
-  else
-    die "missing ${need_apt[*]}: install them (apt-get install -y ${need_apt[*]}) and run again"
-  fi
-fi
+install_missing "${need_apt[@]}"
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 
 VENV="$ROOT/bench/.venv"
@@ -96,8 +90,6 @@ WORK=$(mktemp -d /tmp/passkey-bench.XXXXXX)
 RESULTS="$WORK/results.jsonl"
 : > "$RESULTS"
 PIDS=()
-# shellcheck source=bench/lib.sh
-source "$ROOT/bench/lib.sh"
 trap cleanup EXIT
 
 stop_pid() {

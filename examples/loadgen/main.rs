@@ -9,6 +9,8 @@
 //! - `ceremonies`: login or registration ceremonies for a duration at a concurrency.
 //! - `touch`: one authenticated request per session cookie (fills the gateway's session cache).
 //! - `ready`: polls a health URL until it answers 200; prints the time since a given instant.
+//! - `soak`: a steady mixed load for minutes (bench/soak.sh), one JSON line per sample
+//!   (`soak.rs`).
 //!
 //! Not here: starting servers or computing medians (bench/run.sh and bench/report.py do that).
 
@@ -23,6 +25,9 @@ use serde_json::{json, Value};
 use webauthn_authenticator_rs::softpasskey::SoftPasskey;
 use webauthn_authenticator_rs::WebauthnAuthenticator;
 use webauthn_rs::prelude::{CreationChallengeResponse, RequestChallengeResponse, Url};
+
+mod soak;
+mod soak_probe;
 
 #[derive(Debug, Parser)]
 #[command(about = "passkey benchmark load client")]
@@ -88,6 +93,8 @@ enum Command {
         #[arg(long, default_value_t = 30.0)]
         timeout: f64,
     },
+    /// A steady mixed load against a running gateway (bench/soak.sh); JSON lines on stdout.
+    Soak(soak::SoakArgs),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -152,6 +159,7 @@ fn main() -> anyhow::Result<()> {
                 since_ns,
                 timeout,
             } => ready(&url, since_ns, timeout).await,
+            Command::Soak(args) => soak::run(args).await,
         }
     })?;
     println!("{out}");
@@ -230,8 +238,8 @@ async fn ceremonies(spec: RunSpec) -> anyhow::Result<Value> {
                 };
                 let begun = Instant::now();
                 let result = match spec.kind {
-                    Kind::Login => user.login().await,
-                    Kind::Register => user.register(token.as_deref()).await,
+                    Kind::Login => user.login().await.map(drop),
+                    Kind::Register => user.register(token.as_deref()).await.map(drop),
                 };
                 match result {
                     Ok(()) => {
@@ -313,8 +321,9 @@ impl VirtualUser {
         }
     }
 
-    /// One complete registration. The gateway's is an enrollment (token), which also signs in.
-    async fn register(&mut self, enrollment: Option<&str>) -> anyhow::Result<()> {
+    /// One complete registration. The gateway's is an enrollment (token), which also signs in:
+    /// its session cookie (`name=value`) is returned; fastapi-passkeys' sets none.
+    async fn register(&mut self, enrollment: Option<&str>) -> anyhow::Result<Option<String>> {
         self.registrations += 1;
         match self.target {
             Target::Gateway => {
@@ -338,11 +347,11 @@ impl VirtualUser {
                         None,
                     )
                     .await?;
-                if done.cookie.is_none() {
+                let Some(cookie) = done.cookie else {
                     bail!("register/complete set no session cookie");
-                }
+                };
                 self.username = username.map(str::to_string);
-                Ok(())
+                Ok(Some(cookie))
             }
             Target::Fastapi => {
                 let user = format!("{}-r{}", self.name_prefix, self.registrations);
@@ -357,13 +366,14 @@ impl VirtualUser {
                 )
                 .await?;
                 self.username = Some(user);
-                Ok(())
+                Ok(None)
             }
         }
     }
 
-    /// One complete username-scoped login: begin → the authenticator signs → complete → cookie.
-    async fn login(&mut self) -> anyhow::Result<()> {
+    /// One complete username-scoped login: begin → the authenticator signs → complete → the
+    /// session cookie (`name=value`).
+    async fn login(&mut self) -> anyhow::Result<String> {
         let user = self
             .username
             .clone()
@@ -382,7 +392,6 @@ impl VirtualUser {
                     )
                     .await?;
                 done.cookie
-                    .map(|_| ())
                     .ok_or_else(|| anyhow!("login/complete set no session cookie"))
             }
             Target::Fastapi => {
@@ -402,7 +411,6 @@ impl VirtualUser {
                     )
                     .await?;
                 done.cookie
-                    .map(|_| ())
                     .ok_or_else(|| anyhow!("authenticate/finish set no session cookie"))
             }
         }
@@ -633,12 +641,15 @@ async fn ready(url: &str, since_ns: u128, timeout: f64) -> anyhow::Result<Value>
 // helpers
 
 fn client() -> reqwest::Client {
+    client_builder().build().expect("an HTTP client")
+}
+
+/// A browser-like client: no redirects followed, no proxy, a 30 s timeout per request.
+fn client_builder() -> reqwest::ClientBuilder {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .no_proxy()
         .timeout(Duration::from_secs(30))
-        .build()
-        .expect("an HTTP client")
 }
 
 fn percentile(sorted_us: &[u64], q: f64) -> Option<f64> {
