@@ -84,20 +84,5 @@ impl PostgresStore {
 }
 
 async fn import_session(txn: &Transaction<'_>, session: &SessionRecord) -> Result<u64, StoreError> {
-    Ok(txn
-        .execute(
-            "INSERT INTO sessions
-                 (id_hash, user_id, passkey_id, created_at, expires_at, last_seen, record)
-             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
-            &[
-                &&session.id_hash.0[..],
-                &session.user_id,
-                &session.passkey_id,
-                &session.created_at,
-                &session.expires_at,
-                &session.last_seen,
-                &json(session),
-            ],
-        )
-        .await?)
+    super::sessions::insert_row(txn, session, "ON CONFLICT DO NOTHING").await
 }

@@ -145,21 +145,34 @@ pub(super) async fn insert(
     txn: &Transaction<'_>,
     session: &SessionRecord,
 ) -> Result<(), StoreError> {
-    txn.execute(
+    insert_row(txn, session, "").await.map(|_| ())
+}
+
+/// Inserts one session row; `on_conflict` is appended to the statement (`store migrate` passes
+/// `ON CONFLICT DO NOTHING` so a second run copies nothing twice). Returns the rows inserted.
+pub(super) async fn insert_row(
+    txn: &Transaction<'_>,
+    session: &SessionRecord,
+    on_conflict: &'static str,
+) -> Result<u64, StoreError> {
+    let statement = format!(
         "INSERT INTO sessions (id_hash, user_id, passkey_id, created_at, expires_at, last_seen, record)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        &[
-            &&session.id_hash.0[..],
-            &session.user_id,
-            &session.passkey_id,
-            &session.created_at,
-            &session.expires_at,
-            &session.last_seen,
-            &json(session),
-        ],
-    )
-    .await?;
-    Ok(())
+         VALUES ($1, $2, $3, $4, $5, $6, $7) {on_conflict}"
+    );
+    Ok(txn
+        .execute(
+            statement.as_str(),
+            &[
+                &&session.id_hash.0[..],
+                &session.user_id,
+                &session.passkey_id,
+                &session.created_at,
+                &session.expires_at,
+                &session.last_seen,
+                &json(session),
+            ],
+        )
+        .await?)
 }
 
 /// A session row (`record, last_seen`) as the record, with the column's newer `last_seen`.
