@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use tokio_postgres::Transaction;
 use uuid::Uuid;
 
-use super::events::append;
+use super::events::{append, Appended};
 use super::passkeys::{event, locked, put};
 use super::users::active_user;
 use super::{is_unique_violation, json, record, PostgresStore};
@@ -20,7 +20,7 @@ use crate::store::model::{
     RegistrationCompletion, User,
 };
 use crate::store::rules::{check_registration, check_session_source, spendable};
-use crate::store::{Event, StoreError};
+use crate::store::StoreError;
 
 #[async_trait]
 impl CeremonyStore for PostgresStore {
@@ -44,7 +44,7 @@ impl CeremonyStore for PostgresStore {
         )
         .await?;
         txn.commit().await?;
-        self.committed(&[]);
+        self.committed();
         Ok(())
     }
 
@@ -72,7 +72,7 @@ impl CeremonyStore for PostgresStore {
         let conn = self.conn().await?;
         conn.execute("DELETE FROM ceremonies WHERE id = $1", &[&id])
             .await?;
-        self.committed(&[]);
+        self.committed();
         Ok(())
     }
 
@@ -85,7 +85,7 @@ impl CeremonyStore for PostgresStore {
         let mut emitted = Vec::new();
         let passkey = register(&txn, completion, &mut emitted).await?;
         txn.commit().await.map_err(duplicate_or)?;
-        self.committed(&emitted);
+        self.published(&mut conn, emitted).await;
         Ok(passkey)
     }
 
@@ -98,7 +98,7 @@ impl CeremonyStore for PostgresStore {
         let mut emitted = Vec::new();
         let done = login(&txn, completion, &mut emitted).await?;
         txn.commit().await?;
-        self.committed(&emitted);
+        self.published(&mut conn, emitted).await;
         Ok(done)
     }
 
@@ -121,7 +121,7 @@ impl CeremonyStore for PostgresStore {
         let new = event(EventKind::CloneSuspected, &passkey, detail);
         append(&txn, new, now, &mut emitted).await?;
         txn.commit().await?;
-        self.committed(&emitted);
+        self.published(&mut conn, emitted).await;
         Ok(passkey)
     }
 }
@@ -129,7 +129,7 @@ impl CeremonyStore for PostgresStore {
 async fn register(
     txn: &Transaction<'_>,
     completion: RegistrationCompletion,
-    emitted: &mut Vec<Event>,
+    emitted: &mut Appended,
 ) -> Result<Passkey, StoreError> {
     let RegistrationCompletion {
         ceremony_id,
@@ -215,7 +215,7 @@ async fn register(
 async fn login(
     txn: &Transaction<'_>,
     completion: LoginCompletion,
-    emitted: &mut Vec<Event>,
+    emitted: &mut Appended,
 ) -> Result<(User, Passkey), StoreError> {
     let now = completion.now;
     let ceremony = spend_ceremony(txn, completion.ceremony_id, CeremonyKind::Login, now).await?;

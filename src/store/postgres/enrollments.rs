@@ -54,7 +54,7 @@ impl EnrollmentStore for PostgresStore {
         let mut emitted = Vec::new();
         append(&txn, new, now, &mut emitted).await?;
         txn.commit().await?;
-        self.committed(&emitted);
+        self.published(&mut conn, emitted).await;
         Ok(enrollment)
     }
 
@@ -83,7 +83,7 @@ impl EnrollmentStore for PostgresStore {
             .execute("DELETE FROM sessions WHERE expires_at <= $1", &[&now])
             .await?;
         txn.commit().await?;
-        self.committed(&[]);
+        self.committed();
         let count = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
         Ok(Purged {
             ceremonies: count(ceremonies),

@@ -59,13 +59,14 @@ impl PostgresStore {
         for session in &export.sessions {
             imported.sessions += import_session(&txn, session).await?;
         }
+        super::events::hold_numbering(&txn).await?;
         for event in &export.events {
             let id = i64::try_from(event.id)
                 .map_err(|_| StoreError::Invalid("an event id beyond i64"))?;
             imported.events += txn
                 .execute(
                     "INSERT INTO events (id, at, record) VALUES ($1, $2, $3)
-                     ON CONFLICT DO NOTHING",
+                     ON CONFLICT (id) DO NOTHING",
                     &[&id, &event.at, &json(event)],
                 )
                 .await?;

@@ -21,6 +21,11 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         "ceremony_count_unlocked",
         include_str!("migrations/0003_ceremony_count_unlocked.sql"),
     ),
+    (
+        4,
+        "events_numbered_after_commit",
+        include_str!("migrations/0004_events_numbered_after_commit.sql"),
+    ),
 ];
 
 /// The advisory lock key that serializes migrations ("pkgw-mig" as an integer).

@@ -36,7 +36,6 @@ use tokio_postgres::types::Json;
 use tokio_postgres::{NoTls, Row};
 
 use super::backend::Storage;
-use super::model::Event;
 use super::{StoreError, WriteStats};
 use crate::clock::Clock;
 
@@ -159,13 +158,11 @@ impl PostgresStore {
         })
     }
 
-    /// Counts a write transaction (for `write_stats`); call once it committed.
-    pub(super) fn committed(&self, events: &[Event]) {
+    /// Counts a write transaction (for `write_stats`); call once it committed. One that
+    /// appended events calls [`PostgresStore::published`] instead.
+    pub(super) fn committed(&self) {
         self.inner.writes.fetch_add(1, Ordering::Relaxed);
         self.inner.commits.fetch_add(1, Ordering::Relaxed);
-        for event in events {
-            super::writer::log_event(event);
-        }
     }
 }
 

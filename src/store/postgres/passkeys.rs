@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use tokio_postgres::Transaction;
 use uuid::Uuid;
 
-use super::events::append;
+use super::events::{append, Appended};
 use super::notify::publish;
 use super::{json, record, records, PostgresStore};
 use crate::store::backend::PasskeyStore;
@@ -70,7 +70,7 @@ impl PasskeyStore for PostgresStore {
         let new = event(EventKind::PasskeyRenamed, &passkey, detail);
         append(&txn, new, now, &mut emitted).await?;
         txn.commit().await?;
-        self.committed(&emitted);
+        self.published(&mut conn, emitted).await;
         Ok(passkey)
     }
 
@@ -97,7 +97,7 @@ impl PasskeyStore for PostgresStore {
         }
         let revoked = delete(&txn, &passkey, "deleted by its owner", now).await?;
         txn.commit().await?;
-        self.committed(&revoked.1);
+        self.published(&mut conn, revoked.1).await;
         Ok(revoked.0)
     }
 
@@ -108,7 +108,7 @@ impl PasskeyStore for PostgresStore {
         let passkey = locked(&txn, id).await?;
         let revoked = delete(&txn, &passkey, "revoked by an administrator", now).await?;
         txn.commit().await?;
-        self.committed(&revoked.1);
+        self.published(&mut conn, revoked.1).await;
         Ok(revoked.0)
     }
 }
@@ -142,7 +142,7 @@ async fn delete(
     passkey: &Passkey,
     why: &str,
     now: i64,
-) -> Result<(Vec<SecretHash>, Vec<crate::store::Event>), StoreError> {
+) -> Result<(Vec<SecretHash>, Appended), StoreError> {
     let revoked = super::users::delete_sessions_where(txn, "passkey_id", passkey.id).await?;
     txn.execute("DELETE FROM passkeys WHERE id = $1", &[&passkey.id])
         .await?;

@@ -67,7 +67,7 @@ impl SessionStore for PostgresStore {
         let mut emitted = Vec::new();
         append(&txn, revoked_event(session.user_id, 1), now, &mut emitted).await?;
         txn.commit().await?;
-        self.committed(&emitted);
+        self.published(&mut conn, emitted).await;
         Ok(session)
     }
 
@@ -83,7 +83,7 @@ impl SessionStore for PostgresStore {
             append(&txn, new, now, &mut emitted).await?;
         }
         txn.commit().await?;
-        self.committed(&emitted);
+        self.published(&mut conn, emitted).await;
         Ok(revoked)
     }
 
@@ -116,7 +116,7 @@ impl SessionStore for PostgresStore {
         let revoked: Vec<Revocation> = deleted.iter().copied().map(Revocation::Session).collect();
         publish(&txn, &revoked).await?;
         txn.commit().await?;
-        self.committed(&[]);
+        self.committed();
         Ok(deleted)
     }
 
@@ -135,7 +135,7 @@ impl SessionStore for PostgresStore {
             &[&keys, &times],
         )
         .await?;
-        self.committed(&[]);
+        self.committed();
         Ok(())
     }
 }

@@ -46,7 +46,7 @@ impl UserStore for PostgresStore {
         )
         .await?;
         txn.commit().await?;
-        self.committed(&emitted);
+        self.published(&mut conn, emitted).await;
         Ok(user)
     }
 
@@ -105,7 +105,7 @@ impl UserStore for PostgresStore {
         let mut emitted = Vec::new();
         append(&txn, event(kind, &user, detail), now, &mut emitted).await?;
         txn.commit().await?;
-        self.committed(&emitted);
+        self.published(&mut conn, emitted).await;
         Ok(revoked)
     }
 
@@ -127,7 +127,7 @@ impl UserStore for PostgresStore {
         let new = event(EventKind::UserGroupsChanged, &user, detail);
         append(&txn, new, now, &mut emitted).await?;
         txn.commit().await?;
-        self.committed(&emitted);
+        self.published(&mut conn, emitted).await;
         Ok(user)
     }
 
@@ -160,7 +160,7 @@ impl UserStore for PostgresStore {
         )
         .await?;
         txn.commit().await?;
-        self.committed(&emitted);
+        self.published(&mut conn, emitted).await;
         Ok(revoked)
     }
 }
