@@ -12,6 +12,7 @@
 //! clone-suspected passkey may still do; the callers decide those.
 
 mod backend;
+mod bytes;
 mod ceremonies;
 mod configured;
 mod enrollments;

@@ -95,8 +95,10 @@ pub struct Passkey {
     /// The owner's label for it ("work laptop").
     pub name: String,
     /// Unique across all users.
+    #[serde(with = "super::bytes")]
     pub credential_id: Vec<u8>,
     /// The serialized webauthn-rs `Passkey`; opaque to the store.
+    #[serde(with = "super::bytes")]
     pub credential: Vec<u8>,
     pub aaguid: Option<String>,
     pub transports: Vec<String>,
@@ -128,6 +130,7 @@ pub struct Ceremony {
     /// The enrollment token that authorized a registration, if one did.
     pub enrollment_token_hash: Option<SecretHash>,
     /// Serialized webauthn-rs ceremony state; opaque to the store.
+    #[serde(with = "super::bytes")]
     pub state: Vec<u8>,
     pub passkey_name: Option<String>,
     pub expires_at: i64,

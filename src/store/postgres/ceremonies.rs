@@ -7,12 +7,13 @@
 //! passkey row, so completes, deletes and removals cannot deadlock one another.
 
 use async_trait::async_trait;
-use tokio_postgres::Transaction;
+use deadpool_postgres::Transaction;
 use uuid::Uuid;
 
-use super::events::{append, Appended};
+use super::cached::Cached;
+use super::events::{append, written, Appended};
 use super::passkeys::{event, locked, put};
-use super::users::active_user;
+use super::users::{active_owner, active_user};
 use super::{is_unique_violation, json, record, PostgresStore};
 use crate::store::backend::CeremonyStore;
 use crate::store::model::{
@@ -26,24 +27,27 @@ use crate::store::StoreError;
 impl CeremonyStore for PostgresStore {
     async fn put_ceremony(&self, ceremony: Ceremony, max_live: u64) -> Result<(), StoreError> {
         let max_live = i64::try_from(max_live).unwrap_or(i64::MAX);
-        let mut conn = self.conn().await?;
-        let txn = conn.transaction().await?;
-        // No lock: one held through each begin's commit (its WAL flush) queued every begin of
+        let conn = self.conn().await?;
+        // One statement; the count is the sum of the slots (migration 5), none locked while
+        // read: a lock held through each begin's commit (its WAL flush) queued every begin of
         // every replica behind one another. So the cap holds exactly up to the begins counting
         // at the same instant (at most `pool_size` per replica), which a cap against floods can
         // spare.
-        let row = txn
-            .query_one("SELECT count(*) FROM ceremonies", &[])
+        let stored = conn
+            .run(
+                "INSERT INTO ceremonies (id, expires_at, record)
+                 SELECT $1, $2, $3 WHERE (SELECT sum(live)::bigint FROM ceremony_slots) < $4",
+                &[
+                    &ceremony.id,
+                    &ceremony.expires_at,
+                    &json(&ceremony),
+                    &max_live,
+                ],
+            )
             .await?;
-        if row.try_get::<_, i64>(0)? >= max_live {
+        if stored == 0 {
             return Err(StoreError::TooManyCeremonies);
         }
-        txn.execute(
-            "INSERT INTO ceremonies (id, expires_at, record) VALUES ($1, $2, $3)",
-            &[&ceremony.id, &ceremony.expires_at, &json(&ceremony)],
-        )
-        .await?;
-        txn.commit().await?;
         self.committed();
         Ok(())
     }
@@ -52,7 +56,7 @@ impl CeremonyStore for PostgresStore {
         let now = self.now();
         let conn = self.conn().await?;
         let row = conn
-            .query_opt(
+            .opt(
                 "SELECT record FROM ceremonies WHERE id = $1 AND expires_at > $2",
                 &[&id, &now],
             )
@@ -63,14 +67,14 @@ impl CeremonyStore for PostgresStore {
     async fn ceremony_count(&self) -> Result<u64, StoreError> {
         let conn = self.conn().await?;
         let row = conn
-            .query_one("SELECT count(*) FROM ceremonies", &[])
+            .one("SELECT sum(live)::bigint FROM ceremony_slots", &[])
             .await?;
         Ok(u64::try_from(row.try_get::<_, i64>(0)?).unwrap_or(0))
     }
 
     async fn discard_ceremony(&self, id: Uuid) -> Result<(), StoreError> {
         let conn = self.conn().await?;
-        conn.execute("DELETE FROM ceremonies WHERE id = $1", &[&id])
+        conn.run("DELETE FROM ceremonies WHERE id = $1", &[&id])
             .await?;
         self.committed();
         Ok(())
@@ -85,7 +89,7 @@ impl CeremonyStore for PostgresStore {
         let mut emitted = Vec::new();
         let passkey = register(&txn, completion, &mut emitted).await?;
         txn.commit().await.map_err(duplicate_or)?;
-        self.published(&mut conn, emitted).await;
+        self.published(&conn, emitted).await;
         Ok(passkey)
     }
 
@@ -98,7 +102,7 @@ impl CeremonyStore for PostgresStore {
         let mut emitted = Vec::new();
         let done = login(&txn, completion, &mut emitted).await?;
         txn.commit().await?;
-        self.published(&mut conn, emitted).await;
+        self.published(&conn, emitted).await;
         Ok(done)
     }
 
@@ -110,18 +114,19 @@ impl CeremonyStore for PostgresStore {
         let now = self.now();
         let mut conn = self.conn().await?;
         let txn = conn.transaction().await?;
+        // Flag even when the ceremony is already gone: the signal matters more. Spent before the
+        // passkey is locked: the lock order (migration 5).
+        txn.run("DELETE FROM ceremonies WHERE id = $1", &[&ceremony_id])
+            .await?;
         let mut passkey = locked(&txn, passkey_id).await?;
         passkey.clone_suspected = true;
         put(&txn, &passkey).await?;
-        // Flag even when the ceremony is already gone: the signal matters more.
-        txn.execute("DELETE FROM ceremonies WHERE id = $1", &[&ceremony_id])
-            .await?;
         let detail = format!("{:?}: sign count went backwards", passkey.name);
         let mut emitted = Vec::new();
         let new = event(EventKind::CloneSuspected, &passkey, detail);
         append(&txn, new, now, &mut emitted).await?;
         txn.commit().await?;
-        self.published(&mut conn, emitted).await;
+        self.published(&conn, emitted).await;
         Ok(passkey)
     }
 }
@@ -150,7 +155,7 @@ async fn register(
     // Exclusive: two registrations of one user run one after the other, so the cap is exact.
     active_user(txn, passkey.user_id, true).await?;
     let taken = txn
-        .query_opt(
+        .opt(
             "SELECT 1 FROM passkeys WHERE credential_id = $1 OR id = $2",
             &[&passkey.credential_id, &passkey.id],
         )
@@ -159,7 +164,7 @@ async fn register(
         return Err(StoreError::DuplicateCredential);
     }
     let count: i64 = txn
-        .query_one(
+        .one(
             "SELECT count(*) FROM passkeys WHERE user_id = $1",
             &[&passkey.user_id],
         )
@@ -169,7 +174,7 @@ async fn register(
     check_registration(held, max_passkeys_per_user, &ceremony, spend_enrollment)?;
     if let Some(hash) = spend_enrollment {
         let row = txn
-            .query_opt(
+            .opt(
                 "DELETE FROM enrollments WHERE token_hash = $1 RETURNING record",
                 &[&&hash.0[..]],
             )
@@ -180,7 +185,7 @@ async fn register(
             _ => return Err(StoreError::EnrollmentInvalid),
         }
     }
-    txn.execute(
+    txn.run(
         "INSERT INTO passkeys (id, user_id, credential_id, created_at, record)
          VALUES ($1, $2, $3, $4, $5)",
         &[
@@ -218,24 +223,24 @@ async fn login(
     emitted: &mut Appended,
 ) -> Result<(User, Passkey), StoreError> {
     let now = completion.now;
-    let ceremony = spend_ceremony(txn, completion.ceremony_id, CeremonyKind::Login, now).await?;
-    // The owner first (the lock order), read without a lock: a passkey never changes owner.
-    let owner: Option<Uuid> = txn
-        .query_opt(
-            "SELECT user_id FROM passkeys WHERE id = $1",
-            &[&completion.passkey_id],
-        )
-        .await?
-        .map(|row| row.try_get(0))
-        .transpose()?;
-    let owner = owner.ok_or(StoreError::NotFound)?;
+    // Three statements in one round trip (tokio-postgres pipelines what is sent before the
+    // answers): the server still runs them in order, so the owner's row is locked before the
+    // passkey's, the lock order. The owner is read through the passkey: it never changes.
+    let (ceremony, user, passkey) = tokio::join!(
+        spend_ceremony(txn, completion.ceremony_id, CeremonyKind::Login, now),
+        active_owner(txn, completion.passkey_id),
+        locked(txn, completion.passkey_id),
+    );
+    let ceremony = ceremony?;
     // A username-scoped login may only be completed by that user's passkey.
-    if ceremony.user_id.is_some_and(|user_id| user_id != owner) {
-        return Err(StoreError::NotFound);
-    }
-    let user = active_user(txn, owner, false).await?;
-    // Locked: concurrent logins with one passkey (on any replica) update its count in turn.
-    let mut passkey = locked(txn, completion.passkey_id).await?;
+    let mut passkey = match passkey {
+        Err(StoreError::NotFound) => return Err(StoreError::NotFound),
+        Ok(passkey) if ceremony.user_id.is_some_and(|id| id != passkey.user_id) => {
+            return Err(StoreError::NotFound)
+        }
+        passkey => passkey?,
+    };
+    let user = user?;
     check_session_source(&completion.new_session, &passkey)?;
     // Never backwards: a concurrent sign-in that overtook this one left a newer count; keep it.
     if completion.new_sign_count >= passkey.sign_count {
@@ -247,10 +252,15 @@ async fn login(
         }
     }
     passkey.last_used_at = Some(now);
-    put(txn, &passkey).await?;
-    super::sessions::insert(txn, &completion.new_session).await?;
     let detail = format!("with {:?}", passkey.name);
-    append(txn, event(EventKind::Login, &passkey, detail), now, emitted).await?;
+    let new = event(EventKind::Login, &passkey, detail);
+    // The writes in one round trip too.
+    let (_, _, written) = tokio::try_join!(
+        put(txn, &passkey),
+        super::sessions::insert(txn, &completion.new_session),
+        written(txn, new, now),
+    )?;
+    emitted.push(written);
     Ok((user, passkey))
 }
 
@@ -263,7 +273,7 @@ async fn spend_ceremony(
     now: i64,
 ) -> Result<Ceremony, StoreError> {
     let row = txn
-        .query_opt(
+        .opt(
             "DELETE FROM ceremonies WHERE id = $1 RETURNING record",
             &[&id],
         )

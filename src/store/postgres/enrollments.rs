@@ -4,6 +4,7 @@
 use async_trait::async_trait;
 use uuid::Uuid;
 
+use super::cached::Cached;
 use super::events::append;
 use super::{json, record, PostgresStore};
 use crate::store::backend::EnrollmentStore;
@@ -28,10 +29,10 @@ impl EnrollmentStore for PostgresStore {
         let mut conn = self.conn().await?;
         let txn = conn.transaction().await?;
         // Shared: a concurrent removal of the user waits, or runs first and we see it gone.
-        txn.query_opt("SELECT 1 FROM users WHERE id = $1 FOR SHARE", &[&user_id])
+        txn.opt("SELECT 1 FROM users WHERE id = $1 FOR SHARE", &[&user_id])
             .await?
             .ok_or(StoreError::NotFound)?;
-        txn.execute(
+        txn.run(
             "INSERT INTO enrollments (token_hash, user_id, expires_at, record)
              VALUES ($1, $2, $3, $4)
              ON CONFLICT (token_hash) DO UPDATE SET
@@ -54,7 +55,7 @@ impl EnrollmentStore for PostgresStore {
         let mut emitted = Vec::new();
         append(&txn, new, now, &mut emitted).await?;
         txn.commit().await?;
-        self.published(&mut conn, emitted).await;
+        self.published(&conn, emitted).await;
         Ok(enrollment)
     }
 
@@ -62,7 +63,7 @@ impl EnrollmentStore for PostgresStore {
         let now = self.now();
         let conn = self.conn().await?;
         let row = conn
-            .query_opt(
+            .opt(
                 "SELECT record FROM enrollments WHERE token_hash = $1 AND expires_at > $2",
                 &[&&token_hash.0[..], &now],
             )
@@ -74,13 +75,13 @@ impl EnrollmentStore for PostgresStore {
         let mut conn = self.conn().await?;
         let txn = conn.transaction().await?;
         let ceremonies = txn
-            .execute("DELETE FROM ceremonies WHERE expires_at <= $1", &[&now])
+            .run("DELETE FROM ceremonies WHERE expires_at <= $1", &[&now])
             .await?;
         let enrollments = txn
-            .execute("DELETE FROM enrollments WHERE expires_at <= $1", &[&now])
+            .run("DELETE FROM enrollments WHERE expires_at <= $1", &[&now])
             .await?;
         let sessions = txn
-            .execute("DELETE FROM sessions WHERE expires_at <= $1", &[&now])
+            .run("DELETE FROM sessions WHERE expires_at <= $1", &[&now])
             .await?;
         txn.commit().await?;
         self.committed();

@@ -16,8 +16,10 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
-use tokio_postgres::{Row, Transaction};
+use deadpool_postgres::Transaction;
+use tokio_postgres::Row;
 
+use super::cached::Cached;
 use super::{json, record, PostgresStore};
 use crate::store::backend::EventStore;
 use crate::store::events::{period_prefix, tally_key, MAX_TALLIES, TALLY_PERIOD_SECS};
@@ -29,10 +31,9 @@ use crate::store::StoreError;
 const PURGE_BATCH: i64 = 10_000;
 
 /// Rows one numbering takes at most; a writer whose rows were left out numbers again.
-const NUMBER_BATCH: i64 = 1_000;
+const NUMBER_BATCH: i32 = 1_000;
 
-/// Advisory lock keys: the numberer ("pkgw-num") and the failure tallies ("pkgw-tly").
-const NUMBER_LOCK: i64 = 0x706b_6777_2d6e_756d;
+/// The advisory lock key of the failure tallies ("pkgw-tly").
 const TALLY_LOCK: i64 = 0x706b_6777_2d74_6c79;
 
 /// Events a transaction appended, with their row keys: numbered and logged once it commits
@@ -50,16 +51,16 @@ impl EventStore for PostgresStore {
         let txn = conn.transaction().await?;
         let tallied = tally(&txn, failure, now).await?;
         txn.commit().await?;
-        let mut events = self.published(&mut conn, vec![tallied]).await;
+        let mut events = self.published(&conn, vec![tallied]).await;
         Ok(events.remove(0))
     }
 
     async fn events(&self, limit: usize) -> Result<Vec<Event>, StoreError> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let mut conn = self.conn().await?;
-        number_pending(&mut conn).await?;
+        let conn = self.conn().await?;
+        number(&conn, &[]).await?;
         let rows = conn
-            .query(
+            .rows(
                 "SELECT id, at, record FROM events WHERE id IS NOT NULL
                  ORDER BY id DESC LIMIT $1",
                 &[&limit],
@@ -74,7 +75,7 @@ impl EventStore for PostgresStore {
         let mut appended = Vec::new();
         append(&txn, new, now, &mut appended).await?;
         txn.commit().await?;
-        let mut events = self.published(&mut conn, appended).await;
+        let mut events = self.published(&conn, appended).await;
         Ok(events.remove(0))
     }
 
@@ -83,10 +84,10 @@ impl EventStore for PostgresStore {
     async fn events_after(&self, after: u64, limit: usize) -> Result<Vec<Event>, StoreError> {
         let after = i64::try_from(after).unwrap_or(i64::MAX);
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let mut conn = self.conn().await?;
-        number_pending(&mut conn).await?;
+        let conn = self.conn().await?;
+        number(&conn, &[]).await?;
         let rows = conn
-            .query(
+            .rows(
                 "SELECT id, at, record FROM events WHERE id > $1 ORDER BY id LIMIT $2",
                 &[&after, &limit],
             )
@@ -101,14 +102,14 @@ impl EventStore for PostgresStore {
         // `at` never decreases with the id, so the oldest ids are the old events. Rows not
         // numbered yet are left for the numberer: a tailer sees every event before it goes.
         let old = txn
-            .execute(
+            .run(
                 "DELETE FROM events WHERE key IN
                      (SELECT key FROM events WHERE id IS NOT NULL AND at < $1
                       ORDER BY id LIMIT $2)",
                 &[&cutoff, &PURGE_BATCH],
             )
             .await?;
-        txn.execute(
+        txn.run(
             "DELETE FROM event_tallies WHERE key COLLATE \"C\" < $1",
             &[&current],
         )
@@ -126,7 +127,7 @@ impl PostgresStore {
     /// next reader numbers them.
     pub(super) async fn published(
         &self,
-        conn: &mut deadpool_postgres::Object,
+        conn: &deadpool_postgres::Object,
         appended: Appended,
     ) -> Vec<Event> {
         self.committed();
@@ -152,16 +153,26 @@ pub(super) async fn append(
     now: i64,
     appended: &mut Appended,
 ) -> Result<(), StoreError> {
+    appended.push(written(txn, new, now).await?);
+    Ok(())
+}
+
+/// As [`append`], returning the row key and event (for a caller that pipelines it with other
+/// statements).
+pub(super) async fn written(
+    txn: &Transaction<'_>,
+    new: NewEvent,
+    now: i64,
+) -> Result<(i64, Event), StoreError> {
     let event = appended_event(new, 0, now);
     let key = insert(txn, &event).await?;
-    appended.push((key, event));
-    Ok(())
+    Ok((key, event))
 }
 
 /// Writes a new, unnumbered row; returns its key.
 async fn insert(txn: &Transaction<'_>, event: &Event) -> Result<i64, StoreError> {
     let row = txn
-        .query_one(
+        .one(
             "INSERT INTO events (at, record) VALUES ($1, $2) RETURNING key",
             &[&event.at, &json(event)],
         )
@@ -171,7 +182,7 @@ async fn insert(txn: &Transaction<'_>, event: &Event) -> Result<i64, StoreError>
 
 /// `appended` with the ids and times the numberer gave them.
 async fn numbered(
-    conn: &mut deadpool_postgres::Object,
+    conn: &deadpool_postgres::Object,
     appended: &Appended,
 ) -> Result<Vec<Event>, StoreError> {
     let mut slots = HashMap::new();
@@ -180,23 +191,9 @@ async fn numbered(
         .filter(|(_, event)| event.id == 0)
         .map(|(key, _)| *key)
         .collect();
+    // A row left out of one numbering's batch is among the oldest left for the next.
     while !waiting.is_empty() {
-        slots.extend(number(conn).await?);
-        waiting.retain(|key| !slots.contains_key(key));
-        if waiting.is_empty() {
-            break;
-        }
-        // Numbered by another numberer meanwhile, or left out of this batch (then numbering
-        // again takes them: they are the oldest left).
-        let rows = conn
-            .query(
-                "SELECT key, id, at FROM events WHERE key = ANY($1) AND id IS NOT NULL",
-                &[&waiting],
-            )
-            .await?;
-        for row in &rows {
-            slots.insert(row.try_get(0)?, slot(row.try_get(1)?, row.try_get(2)?)?);
-        }
+        slots.extend(number(conn, &waiting).await?);
         waiting.retain(|key| !slots.contains_key(key));
     }
     Ok(appended
@@ -213,63 +210,27 @@ async fn numbered(
         .collect())
 }
 
-/// Numbers the committed rows waiting for an id, if any (a reader's step before reading).
-async fn number_pending(conn: &mut deadpool_postgres::Object) -> Result<(), StoreError> {
-    let row = conn
-        .query_one("SELECT EXISTS (SELECT 1 FROM events WHERE id IS NULL)", &[])
-        .await?;
-    if row.try_get(0)? {
-        number(conn).await?;
-    }
-    Ok(())
-}
-
-/// One numbering: under the advisory lock, the oldest committed rows without an id get the
-/// next ids, and times raised to the last one given. Returns key -> (id, at) for each row.
+/// One numbering (`number_events` in migration 4, one round trip); returns key -> (id, at) for
+/// the rows of `wanted` that have an id now.
 async fn number(
-    conn: &mut deadpool_postgres::Object,
+    conn: &deadpool_postgres::Object,
+    wanted: &[i64],
 ) -> Result<HashMap<i64, (u64, i64)>, StoreError> {
-    // A transaction of its own: the lock is released at its commit, and the statement after the
-    // lock sees every numbering committed before (READ COMMITTED takes a snapshot per statement).
-    let txn = conn.transaction().await?;
-    hold_numbering(&txn).await?;
-    // The running max keeps `at` from going backwards; a numbering with nothing to do writes
-    // nothing (no clock update), so its commit costs no WAL flush.
-    let rows = txn
-        .query(
-            "WITH todo AS (
-                 SELECT key, at FROM events WHERE id IS NULL ORDER BY key LIMIT $1
-             ), numbered AS (
-                 SELECT t.key,
-                        c.last_id + row_number() OVER (ORDER BY t.key) AS id,
-                        GREATEST(c.last_at, max(t.at) OVER (ORDER BY t.key)) AS at
-                 FROM todo t CROSS JOIN event_clock c
-             ), given AS (
-                 UPDATE events e SET id = n.id, at = n.at FROM numbered n
-                 WHERE e.key = n.key AND e.id IS NULL
-                 RETURNING e.key, e.id, e.at
-             ), ticked AS (
-                 UPDATE event_clock SET last_id = (SELECT max(id) FROM numbered),
-                                        last_at = (SELECT max(at) FROM numbered)
-                 WHERE EXISTS (SELECT 1 FROM numbered)
-             )
-             SELECT key, id, at FROM given",
-            &[&NUMBER_BATCH],
+    let rows = conn
+        .rows(
+            "SELECT event_key, event_id, event_at FROM number_events($1, $2)",
+            &[&wanted, &NUMBER_BATCH],
         )
         .await?;
-    let slots = rows
-        .iter()
+    rows.iter()
         .map(|row| Ok((row.try_get(0)?, slot(row.try_get(1)?, row.try_get(2)?)?)))
-        .collect::<Result<_, StoreError>>()?;
-    txn.commit().await?;
-    Ok(slots)
+        .collect()
 }
 
 /// Takes the numberer's lock until `txn` ends: whoever gives ids holds it (the numberer, and
 /// `store migrate` copying numbered events in).
 pub(super) async fn hold_numbering(txn: &Transaction<'_>) -> Result<(), StoreError> {
-    txn.execute("SELECT pg_advisory_xact_lock($1)", &[&NUMBER_LOCK])
-        .await?;
+    txn.run("SELECT hold_event_numbering()", &[]).await?;
     Ok(())
 }
 
@@ -298,7 +259,7 @@ async fn tally(
 ) -> Result<(i64, Event), StoreError> {
     // Tallies run one at a time (a lock of their own, not the numberer's), so the per-period
     // row count is exact.
-    txn.execute("SELECT pg_advisory_xact_lock($1)", &[&TALLY_LOCK])
+    txn.run("SELECT pg_advisory_xact_lock($1)", &[&TALLY_LOCK])
         .await?;
     let kind = EventKind::LoginFailed;
     let client = failure.client.clone().unwrap_or_else(|| "-".into());
@@ -312,7 +273,7 @@ async fn tally(
     };
     let found = match tally_of(txn, &key).await? {
         Some(row_key) => txn
-            .query_opt(
+            .opt(
                 "SELECT key, id, at, record FROM events WHERE key = $1",
                 &[&row_key],
             )
@@ -325,7 +286,7 @@ async fn tally(
         event.count = event.count.saturating_add(1);
         event.last_at = Some(now.max(event.at));
         // Only the record: the numberer owns the id and `at` columns.
-        txn.execute(
+        txn.run(
             "UPDATE events SET record = $2 WHERE key = $1",
             &[&row_key, &json(&event)],
         )
@@ -335,7 +296,7 @@ async fn tally(
     // No row yet, or retention purged it meanwhile: start a new one.
     let event = new_tally((0, now), kind, failure, client, overflow);
     let row_key = insert(txn, &event).await?;
-    txn.execute(
+    txn.run(
         "INSERT INTO event_tallies (key, event_key) VALUES ($1, $2)
          ON CONFLICT (key) DO UPDATE SET event_key = excluded.event_key",
         &[&key, &row_key],
@@ -346,7 +307,7 @@ async fn tally(
 
 async fn tally_of(txn: &Transaction<'_>, key: &str) -> Result<Option<i64>, StoreError> {
     let row = txn
-        .query_opt(
+        .opt(
             "SELECT event_key FROM event_tallies WHERE key = $1",
             &[&key],
         )
@@ -359,7 +320,7 @@ async fn period_rows(txn: &Transaction<'_>, now: i64) -> Result<usize, StoreErro
     let start = period_prefix(now);
     let end = period_prefix(now + TALLY_PERIOD_SECS);
     let row = txn
-        .query_one(
+        .one(
             "SELECT count(*) FROM event_tallies
              WHERE key COLLATE \"C\" >= $1 AND key COLLATE \"C\" < $2",
             &[&start, &end],
@@ -407,7 +368,7 @@ mod tests {
         assert_eq!(details(&read), [(1, "early")]);
 
         txn.commit().await.unwrap();
-        let late = store.published(&mut conn, late).await;
+        let late = store.published(&conn, late).await;
         // The next id, and a time no earlier than the event before it.
         assert_eq!((late[0].id, late[0].at), (2, 1_001));
         let read = other.events_after(1, 10).await.unwrap();

@@ -2,8 +2,9 @@
 //! `store migrate --to` uses to move a redb store. Each insert skips a record that is already
 //! there, so running it again copies nothing twice; the counts say what was new.
 
-use tokio_postgres::Transaction;
+use deadpool_postgres::Transaction;
 
+use super::cached::Cached;
 use super::{json, PostgresStore};
 use crate::store::model::{Event, Passkey, SessionRecord, User};
 use crate::store::StoreError;
@@ -34,7 +35,7 @@ impl PostgresStore {
         let mut imported = Imported::default();
         for user in &export.users {
             imported.users += txn
-                .execute(
+                .run(
                     "INSERT INTO users (id, username, record) VALUES ($1, $2, $3)
                      ON CONFLICT DO NOTHING",
                     &[&user.id, &user.username, &json(user)],
@@ -43,7 +44,7 @@ impl PostgresStore {
         }
         for passkey in &export.passkeys {
             imported.passkeys += txn
-                .execute(
+                .run(
                     "INSERT INTO passkeys (id, user_id, credential_id, created_at, record)
                      VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
                     &[
@@ -64,7 +65,7 @@ impl PostgresStore {
             let id = i64::try_from(event.id)
                 .map_err(|_| StoreError::Invalid("an event id beyond i64"))?;
             imported.events += txn
-                .execute(
+                .run(
                     "INSERT INTO events (id, at, record) VALUES ($1, $2, $3)
                      ON CONFLICT (id) DO NOTHING",
                     &[&id, &event.at, &json(event)],
@@ -72,7 +73,7 @@ impl PostgresStore {
                 .await?;
         }
         // New events continue after the copied ones, never before them.
-        txn.execute(
+        txn.run(
             "UPDATE event_clock SET
                  last_id = GREATEST(last_id, (SELECT coalesce(max(id), 0) FROM events)),
                  last_at = GREATEST(last_at, (SELECT coalesce(max(at), 0) FROM events))",

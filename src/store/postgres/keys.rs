@@ -2,6 +2,7 @@
 //! version, so two replicas rotating at once cannot both win (the loser re-reads and retries).
 //! The store never sees the plaintext: sealing is `identity::shared`'s business.
 
+use super::cached::Cached;
 use super::PostgresStore;
 use crate::store::StoreError;
 
@@ -10,7 +11,7 @@ impl PostgresStore {
     pub(super) async fn read_sealed_keys(&self) -> Result<Option<(i64, Vec<u8>)>, StoreError> {
         let conn = self.conn().await?;
         let row = conn
-            .query_opt("SELECT version, sealed FROM signing_keys", &[])
+            .opt("SELECT version, sealed FROM signing_keys", &[])
             .await?;
         Ok(row
             .map(|row| Ok::<_, tokio_postgres::Error>((row.try_get(0)?, row.try_get(1)?)))
@@ -27,7 +28,7 @@ impl PostgresStore {
         let conn = self.conn().await?;
         let changed = match expected {
             None => {
-                conn.execute(
+                conn.run(
                     "INSERT INTO signing_keys (version, sealed) VALUES (1, $1)
                      ON CONFLICT (only_row) DO NOTHING",
                     &[&sealed],
@@ -35,7 +36,7 @@ impl PostgresStore {
                 .await?
             }
             Some(version) => {
-                conn.execute(
+                conn.run(
                     "UPDATE signing_keys SET version = version + 1, sealed = $2
                      WHERE version = $1",
                     &[&version, &sealed],

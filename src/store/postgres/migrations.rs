@@ -26,6 +26,11 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         "events_numbered_after_commit",
         include_str!("migrations/0004_events_numbered_after_commit.sql"),
     ),
+    (
+        5,
+        "ceremony_slots",
+        include_str!("migrations/0005_ceremony_slots.sql"),
+    ),
 ];
 
 /// The advisory lock key that serializes migrations ("pkgw-mig" as an integer).

@@ -12,6 +12,7 @@
 //! needs it, so a gateway built in one runtime serves from another. `connect` runs the
 //! migrations first, on a connection of its own, and fails when the server does not answer.
 
+mod cached;
 mod ceremonies;
 mod enrollments;
 mod events;

@@ -10,9 +10,11 @@
 
 use std::sync::Arc;
 
+use deadpool_postgres::Transaction;
 use tokio::sync::mpsc;
-use tokio_postgres::{AsyncMessage, Transaction};
+use tokio_postgres::AsyncMessage;
 
+use super::cached::Cached;
 use super::PostgresStore;
 use crate::store::revocations::{Revocation, RevocationSink, REVOCATION_BOUND};
 use crate::store::StoreError;
@@ -50,7 +52,7 @@ pub(super) async fn publish(
 }
 
 async fn send(txn: &Transaction<'_>, payload: &str) -> Result<(), StoreError> {
-    txn.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &payload])
+    txn.run("SELECT pg_notify($1, $2)", &[&CHANNEL, &payload])
         .await?;
     Ok(())
 }

@@ -4,9 +4,10 @@
 //! then the passkey's row, which a login holds while it adds a session for it.
 
 use async_trait::async_trait;
-use tokio_postgres::Transaction;
+use deadpool_postgres::Transaction;
 use uuid::Uuid;
 
+use super::cached::Cached;
 use super::events::{append, Appended};
 use super::notify::publish;
 use super::{json, record, records, PostgresStore};
@@ -20,7 +21,7 @@ impl PasskeyStore for PostgresStore {
     async fn passkeys_of(&self, user_id: Uuid) -> Result<Vec<Passkey>, StoreError> {
         let conn = self.conn().await?;
         let rows = conn
-            .query(
+            .rows(
                 "SELECT record FROM passkeys WHERE user_id = $1 ORDER BY created_at DESC, id DESC",
                 &[&user_id],
             )
@@ -31,7 +32,7 @@ impl PasskeyStore for PostgresStore {
     async fn passkey(&self, id: Uuid) -> Result<Option<Passkey>, StoreError> {
         let conn = self.conn().await?;
         let row = conn
-            .query_opt("SELECT record FROM passkeys WHERE id = $1", &[&id])
+            .opt("SELECT record FROM passkeys WHERE id = $1", &[&id])
             .await?;
         row.map(|row| record(&row, "passkeys")).transpose()
     }
@@ -42,7 +43,7 @@ impl PasskeyStore for PostgresStore {
     ) -> Result<Option<Passkey>, StoreError> {
         let conn = self.conn().await?;
         let row = conn
-            .query_opt(
+            .opt(
                 "SELECT record FROM passkeys WHERE credential_id = $1",
                 &[&credential_id],
             )
@@ -70,7 +71,7 @@ impl PasskeyStore for PostgresStore {
         let new = event(EventKind::PasskeyRenamed, &passkey, detail);
         append(&txn, new, now, &mut emitted).await?;
         txn.commit().await?;
-        self.published(&mut conn, emitted).await;
+        self.published(&conn, emitted).await;
         Ok(passkey)
     }
 
@@ -79,7 +80,7 @@ impl PasskeyStore for PostgresStore {
         let mut conn = self.conn().await?;
         let txn = conn.transaction().await?;
         // The owner's row orders concurrent deletes of the same user's passkeys.
-        txn.query_opt("SELECT 1 FROM users WHERE id = $1 FOR UPDATE", &[&user_id])
+        txn.opt("SELECT 1 FROM users WHERE id = $1 FOR UPDATE", &[&user_id])
             .await?
             .ok_or(StoreError::NotFound)?;
         let passkey = locked(&txn, id).await?;
@@ -87,7 +88,7 @@ impl PasskeyStore for PostgresStore {
             return Err(StoreError::NotFound);
         }
         let row = txn
-            .query_one(
+            .one(
                 "SELECT count(*) FROM passkeys WHERE user_id = $1",
                 &[&user_id],
             )
@@ -97,7 +98,7 @@ impl PasskeyStore for PostgresStore {
         }
         let revoked = delete(&txn, &passkey, "deleted by its owner", now).await?;
         txn.commit().await?;
-        self.published(&mut conn, revoked.1).await;
+        self.published(&conn, revoked.1).await;
         Ok(revoked.0)
     }
 
@@ -108,7 +109,7 @@ impl PasskeyStore for PostgresStore {
         let passkey = locked(&txn, id).await?;
         let revoked = delete(&txn, &passkey, "revoked by an administrator", now).await?;
         txn.commit().await?;
-        self.published(&mut conn, revoked.1).await;
+        self.published(&conn, revoked.1).await;
         Ok(revoked.0)
     }
 }
@@ -116,7 +117,7 @@ impl PasskeyStore for PostgresStore {
 /// The passkey `id`, its row locked for update; `NotFound` when there is none.
 pub(super) async fn locked(txn: &Transaction<'_>, id: Uuid) -> Result<Passkey, StoreError> {
     let row = txn
-        .query_opt(
+        .opt(
             "SELECT record FROM passkeys WHERE id = $1 FOR UPDATE",
             &[&id],
         )
@@ -127,7 +128,7 @@ pub(super) async fn locked(txn: &Transaction<'_>, id: Uuid) -> Result<Passkey, S
 
 /// Rewrites a passkey's record (its key columns never change).
 pub(super) async fn put(txn: &Transaction<'_>, passkey: &Passkey) -> Result<(), StoreError> {
-    txn.execute(
+    txn.run(
         "UPDATE passkeys SET record = $2 WHERE id = $1",
         &[&passkey.id, &json(passkey)],
     )
@@ -144,7 +145,7 @@ async fn delete(
     now: i64,
 ) -> Result<(Vec<SecretHash>, Appended), StoreError> {
     let revoked = super::users::delete_sessions_where(txn, "passkey_id", passkey.id).await?;
-    txn.execute("DELETE FROM passkeys WHERE id = $1", &[&passkey.id])
+    txn.run("DELETE FROM passkeys WHERE id = $1", &[&passkey.id])
         .await?;
     publish(txn, &[Revocation::Passkey(passkey.id)]).await?;
     let detail = format!(

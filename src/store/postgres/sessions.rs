@@ -3,9 +3,11 @@
 //! from one replica never shortens an idle timeout another replica extended.
 
 use async_trait::async_trait;
-use tokio_postgres::{Row, Transaction};
+use deadpool_postgres::Transaction;
+use tokio_postgres::Row;
 use uuid::Uuid;
 
+use super::cached::Cached;
 use super::events::append;
 use super::notify::publish;
 use super::{json, record, PostgresStore};
@@ -24,7 +26,7 @@ impl SessionStore for PostgresStore {
         let now = self.now();
         let conn = self.conn().await?;
         let row = conn
-            .query_opt(
+            .opt(
                 "SELECT record, last_seen FROM sessions WHERE id_hash = $1 AND expires_at > $2",
                 &[&&hash.0[..], &now],
             )
@@ -41,13 +43,13 @@ impl SessionStore for PostgresStore {
                     "SELECT {COLUMNS} FROM sessions WHERE user_id = $1 AND expires_at > $2
                      ORDER BY created_at DESC"
                 );
-                conn.query(&sql, &[&user_id, &now]).await?
+                conn.rows(&sql, &[&user_id, &now]).await?
             }
             None => {
                 let sql = format!(
                     "SELECT {COLUMNS} FROM sessions WHERE expires_at > $1 ORDER BY created_at DESC"
                 );
-                conn.query(&sql, &[&now]).await?
+                conn.rows(&sql, &[&now]).await?
             }
         };
         rows.iter().map(session_of).collect()
@@ -59,7 +61,7 @@ impl SessionStore for PostgresStore {
         let txn = conn.transaction().await?;
         let sql = format!("DELETE FROM sessions WHERE id_hash = $1 RETURNING {COLUMNS}");
         let row = txn
-            .query_opt(&sql, &[&&hash.0[..]])
+            .opt(&sql, &[&&hash.0[..]])
             .await?
             .ok_or(StoreError::NotFound)?;
         let session = session_of(&row)?;
@@ -67,7 +69,7 @@ impl SessionStore for PostgresStore {
         let mut emitted = Vec::new();
         append(&txn, revoked_event(session.user_id, 1), now, &mut emitted).await?;
         txn.commit().await?;
-        self.published(&mut conn, emitted).await;
+        self.published(&conn, emitted).await;
         Ok(session)
     }
 
@@ -83,7 +85,7 @@ impl SessionStore for PostgresStore {
             append(&txn, new, now, &mut emitted).await?;
         }
         txn.commit().await?;
-        self.published(&mut conn, emitted).await;
+        self.published(&conn, emitted).await;
         Ok(revoked)
     }
 
@@ -95,7 +97,7 @@ impl SessionStore for PostgresStore {
         let conn = self.conn().await?;
         let sql =
             format!("SELECT {COLUMNS} FROM sessions WHERE expires_at <= $1 OR last_seen <= $2");
-        let rows = conn.query(&sql, &[&now, &idle_cutoff]).await?;
+        let rows = conn.rows(&sql, &[&now, &idle_cutoff]).await?;
         rows.iter().map(session_of).collect()
     }
 
@@ -107,7 +109,7 @@ impl SessionStore for PostgresStore {
         let mut conn = self.conn().await?;
         let txn = conn.transaction().await?;
         let rows = txn
-            .query(
+            .rows(
                 "DELETE FROM sessions WHERE id_hash = ANY($1) RETURNING id_hash",
                 &[&keys],
             )
@@ -128,7 +130,7 @@ impl SessionStore for PostgresStore {
         let times: Vec<i64> = seen.iter().map(|(_, at)| *at).collect();
         let conn = self.conn().await?;
         // One statement for the whole batch; rows gone meanwhile simply do not join.
-        conn.execute(
+        conn.run(
             "UPDATE sessions SET last_seen = GREATEST(sessions.last_seen, seen.at)
              FROM unnest($1::bytea[], $2::bigint[]) AS seen(id_hash, at)
              WHERE sessions.id_hash = seen.id_hash",
@@ -160,7 +162,7 @@ pub(super) async fn insert_row(
          VALUES ($1, $2, $3, $4, $5, $6, $7) {on_conflict}"
     );
     Ok(txn
-        .execute(
+        .run(
             statement.as_str(),
             &[
                 &&session.id_hash.0[..],

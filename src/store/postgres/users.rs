@@ -4,9 +4,10 @@
 //! disabled.
 
 use async_trait::async_trait;
-use tokio_postgres::Transaction;
+use deadpool_postgres::Transaction;
 use uuid::Uuid;
 
+use super::cached::Cached;
 use super::events::append;
 use super::notify::publish;
 use super::{is_unique_violation, json, record, records, PostgresStore};
@@ -24,7 +25,7 @@ impl UserStore for PostgresStore {
         let mut conn = self.conn().await?;
         let txn = conn.transaction().await?;
         let inserted = txn
-            .execute(
+            .run(
                 "INSERT INTO users (id, username, record) VALUES ($1, $2, $3)
                  ON CONFLICT (username) DO NOTHING",
                 &[&user.id, &user.username, &json(&user)],
@@ -46,14 +47,14 @@ impl UserStore for PostgresStore {
         )
         .await?;
         txn.commit().await?;
-        self.published(&mut conn, emitted).await;
+        self.published(&conn, emitted).await;
         Ok(user)
     }
 
     async fn user(&self, id: Uuid) -> Result<Option<User>, StoreError> {
         let conn = self.conn().await?;
         let row = conn
-            .query_opt("SELECT record FROM users WHERE id = $1", &[&id])
+            .opt("SELECT record FROM users WHERE id = $1", &[&id])
             .await?;
         row.map(|row| record(&row, "users")).transpose()
     }
@@ -61,7 +62,7 @@ impl UserStore for PostgresStore {
     async fn user_by_name(&self, username: &str) -> Result<Option<User>, StoreError> {
         let conn = self.conn().await?;
         let row = conn
-            .query_opt("SELECT record FROM users WHERE username = $1", &[&username])
+            .opt("SELECT record FROM users WHERE username = $1", &[&username])
             .await?;
         row.map(|row| record(&row, "users")).transpose()
     }
@@ -69,7 +70,7 @@ impl UserStore for PostgresStore {
     async fn list_users(&self) -> Result<Vec<User>, StoreError> {
         let conn = self.conn().await?;
         let rows = conn
-            .query(
+            .rows(
                 "SELECT record FROM users ORDER BY username COLLATE \"C\"",
                 &[],
             )
@@ -105,7 +106,7 @@ impl UserStore for PostgresStore {
         let mut emitted = Vec::new();
         append(&txn, event(kind, &user, detail), now, &mut emitted).await?;
         txn.commit().await?;
-        self.published(&mut conn, emitted).await;
+        self.published(&conn, emitted).await;
         Ok(revoked)
     }
 
@@ -127,7 +128,7 @@ impl UserStore for PostgresStore {
         let new = event(EventKind::UserGroupsChanged, &user, detail);
         append(&txn, new, now, &mut emitted).await?;
         txn.commit().await?;
-        self.published(&mut conn, emitted).await;
+        self.published(&conn, emitted).await;
         Ok(user)
     }
 
@@ -138,12 +139,12 @@ impl UserStore for PostgresStore {
         let user = locked_by_name(&txn, username).await?;
         let revoked = delete_sessions_where(&txn, "user_id", user.id).await?;
         let passkeys = txn
-            .execute("DELETE FROM passkeys WHERE user_id = $1", &[&user.id])
+            .run("DELETE FROM passkeys WHERE user_id = $1", &[&user.id])
             .await?;
         let links = txn
-            .execute("DELETE FROM enrollments WHERE user_id = $1", &[&user.id])
+            .run("DELETE FROM enrollments WHERE user_id = $1", &[&user.id])
             .await?;
-        txn.execute("DELETE FROM users WHERE id = $1", &[&user.id])
+        txn.run("DELETE FROM users WHERE id = $1", &[&user.id])
             .await?;
         publish(&txn, &[Revocation::User(user.id)]).await?;
         let detail = format!(
@@ -160,7 +161,7 @@ impl UserStore for PostgresStore {
         )
         .await?;
         txn.commit().await?;
-        self.published(&mut conn, emitted).await;
+        self.published(&conn, emitted).await;
         Ok(revoked)
     }
 }
@@ -168,7 +169,7 @@ impl UserStore for PostgresStore {
 /// The user named `username`, its row locked for update; `NotFound` when there is none.
 async fn locked_by_name(txn: &Transaction<'_>, username: &str) -> Result<User, StoreError> {
     let row = txn
-        .query_opt(
+        .opt(
             "SELECT record FROM users WHERE username = $1 FOR UPDATE",
             &[&username],
         )
@@ -189,11 +190,22 @@ pub(super) async fn active_user(
     } else {
         "SELECT record FROM users WHERE id = $1 FOR SHARE"
     };
-    let row = txn
-        .query_opt(sql, &[&id])
-        .await?
-        .ok_or(StoreError::NotFound)?;
-    let user: User = record(&row, "users")?;
+    active(txn.opt(sql, &[&id]).await?)
+}
+
+/// The owner of passkey `passkey_id`, row shared-locked, if enabled; as [`active_user`] in one
+/// statement, for a caller that pipelines it.
+pub(super) async fn active_owner(
+    txn: &Transaction<'_>,
+    passkey_id: Uuid,
+) -> Result<User, StoreError> {
+    let sql = "SELECT record FROM users
+               WHERE id = (SELECT user_id FROM passkeys WHERE id = $1) FOR SHARE";
+    active(txn.opt(sql, &[&passkey_id]).await?)
+}
+
+fn active(row: Option<tokio_postgres::Row>) -> Result<User, StoreError> {
+    let user: User = record(&row.ok_or(StoreError::NotFound)?, "users")?;
     if user.disabled {
         return Err(StoreError::UserDisabled);
     }
@@ -201,7 +213,7 @@ pub(super) async fn active_user(
 }
 
 async fn put(txn: &Transaction<'_>, user: &User) -> Result<(), StoreError> {
-    txn.execute(
+    txn.run(
         "UPDATE users SET record = $2 WHERE id = $1",
         &[&user.id, &json(user)],
     )
@@ -224,7 +236,7 @@ pub(super) async fn delete_sessions_where(
             ))
         }
     };
-    let rows = txn.query(sql, &[&id]).await?;
+    let rows = txn.rows(sql, &[&id]).await?;
     rows.iter().map(super::sessions::hash_of).collect()
 }
 
