@@ -13,7 +13,10 @@
 # Environment: BENCH_RUNS (3), BENCH_WRK_SECONDS (10), BENCH_CEREMONY_SECONDS (5),
 # BENCH_MISS_SESSIONS (10000 per run and backend), BENCH_PROFILE (release; debug for a smoke
 # run), PKGW_BENCH_POSTGRES_URL (a role that may
-# CREATE DATABASE; default postgres://pkgw:pkgw@127.0.0.1:5432/postgres), BENCH_KEEP=1.
+# CREATE DATABASE; default postgres://pkgw:pkgw@127.0.0.1:5432/postgres), BENCH_KEEP=1,
+# BENCH_PIN=1: the database server on the last CPU and everything else (gateways, load, nginx)
+# on the others, as with a database on a host of its own (needs the right to move the server's
+# processes, e.g. root; they are given all CPUs back at the end).
 set -euo pipefail
 export RUST_BACKTRACE=0
 
@@ -44,6 +47,15 @@ GATEWAY="$TARGET_DIR/$PROFILE/passkey-gateway"
 LOADGEN="$TARGET_DIR/$PROFILE/examples/loadgen"
 SEED="$TARGET_DIR/$PROFILE/examples/bench_seed"
 
+PIN=${BENCH_PIN:-0}
+LAST_CPU=$(( $(nproc) - 1 ))
+pg_pids() { pgrep -x postgres || true; }
+if [[ $PIN == 1 ]]; then
+  (( LAST_CPU > 0 )) || die "BENCH_PIN=1 needs two CPUs at least"
+  taskset -p -c "0-$((LAST_CPU - 1))" $$ >/dev/null
+  for pid in $(pg_pids); do taskset -a -p -c "$LAST_CPU" "$pid" >/dev/null || die "cannot pin PostgreSQL (pid $pid)"; done
+fi
+
 WORK=$(mktemp -d /tmp/passkey-replicas.XXXXXX)
 RESULTS="$WORK/results.jsonl"; : > "$RESULTS"
 PIDS=()
@@ -54,6 +66,9 @@ finish() {
   cleanup
   local db
   for db in "${DBS[@]}"; do psql "$PG_URL" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true; done
+  if [[ $PIN == 1 ]]; then
+    for pid in $(pg_pids); do taskset -a -p -c "0-$LAST_CPU" "$pid" >/dev/null 2>&1 || true; done
+  fi
 }
 trap finish EXIT
 
@@ -188,7 +203,8 @@ for ((run = 1; run <= RUNS; run++)); do
 done
 
 cp "$RESULTS" "$ROOT/bench/replicas-last-results.jsonl"
-say "medians of $RUNS runs (commit $(git rev-parse --short HEAD)$(git diff --quiet || echo ' dirty'), load $(cut -d' ' -f1-3 /proc/loadavg))"
+PINNED=""; [[ $PIN == 1 ]] && PINNED=", PostgreSQL pinned to CPU $LAST_CPU and the rest to 0-$((LAST_CPU - 1))"
+say "medians of $RUNS runs (commit $(git rev-parse --short HEAD)$(git diff --quiet || echo ' dirty'), load $(cut -d' ' -f1-3 /proc/loadavg)$PINNED)"
 python3 - "$RESULTS" <<'EOF'
 import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
