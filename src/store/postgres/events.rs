@@ -7,8 +7,10 @@
 //! order rows become visible, and `at` never goes backwards, whichever replica writes. So a
 //! reader tailing by id never skips an event that commits later, as with redb, and no append
 //! holds a shared lock through its commit (that queued every replica's sign-ins behind one WAL
-//! flush at a time). The writer numbers right after its commit; readers number before reading,
-//! which also numbers the rows of a writer that died between its commit and its numbering.
+//! flush at a time). The numberer is the SQL function `number_events` (one round trip). The
+//! writer numbers right after its commit, one numbering at a time per replica asking for every
+//! local writer's rows ([`Numbering`]); readers number before reading, which also numbers the
+//! rows of a writer that died between its commit and its numbering.
 //!
 //! Failed sign-ins are tallied per period, client network and user exactly as in the redb
 //! backend (`store/events.rs` holds the keys).
