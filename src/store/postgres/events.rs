@@ -8,8 +8,7 @@
 //! reader tailing by id never skips an event that commits later, as with redb, and no append
 //! holds a shared lock through its commit (that queued every replica's sign-ins behind one WAL
 //! flush at a time). The numberer is the SQL function `number_events` (one round trip). The
-//! writer numbers right after its commit, one numbering at a time per replica asking for every
-//! local writer's rows ([`Numbering`]); readers number before reading, which also numbers the
+//! writer numbers right after its commit; readers number before reading, which also numbers the
 //! rows of a writer that died between its commit and its numbering.
 //!
 //! Failed sign-ins are tallied per period, client network and user exactly as in the redb
@@ -133,7 +132,7 @@ impl PostgresStore {
         appended: Appended,
     ) -> Vec<Event> {
         self.committed();
-        let events = match numbered(self.numbering(), conn, &appended).await {
+        let events = match numbered(conn, &appended).await {
             Ok(events) => events,
             Err(e) => {
                 tracing::warn!(error = %e, "audit events committed but not numbered yet");
@@ -182,100 +181,22 @@ async fn insert(txn: &Transaction<'_>, event: &Event) -> Result<i64, StoreError>
     Ok(row.try_get(0)?)
 }
 
-/// Combines this replica's numberings: one call at a time, each asking for the rows of every
-/// writer waiting here, so a writer that waited usually finds its ids already given (one call
-/// per burst of sign-ins, not one each).
-#[derive(Default)]
-pub(super) struct Numbering {
-    turn: tokio::sync::Mutex<()>,
-    /// Row keys written here and waiting for their ids, with the ids once found.
-    mailbox: std::sync::Mutex<HashMap<i64, Option<(u64, i64)>>>,
-}
-
-impl Numbering {
-    fn mailbox(&self) -> std::sync::MutexGuard<'_, HashMap<i64, Option<(u64, i64)>>> {
-        self.mailbox
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    /// The id and time of each of `keys` (committed rows), numbering them when nobody has.
-    async fn slots(
-        &self,
-        conn: &deadpool_postgres::Object,
-        keys: &[i64],
-    ) -> Result<HashMap<i64, (u64, i64)>, StoreError> {
-        let _posted = Posted::new(self, keys);
-        loop {
-            let _turn = self.turn.lock().await;
-            let wanted: Vec<i64> = {
-                let mailbox = self.mailbox();
-                if let Some(found) = keys
-                    .iter()
-                    .map(|k| mailbox.get(k).copied().flatten())
-                    .collect::<Option<Vec<_>>>()
-                {
-                    return Ok(keys.iter().copied().zip(found).collect());
-                }
-                mailbox
-                    .iter()
-                    .filter(|(_, slot)| slot.is_none())
-                    .map(|(key, _)| *key)
-                    .collect()
-            };
-            // A row left out of one numbering's batch is among the oldest left for the next.
-            let given = number(conn, &wanted).await?;
-            let mut mailbox = self.mailbox();
-            for (key, slot) in given {
-                if let Some(entry) = mailbox.get_mut(&key) {
-                    *entry = Some(slot);
-                }
-            }
-        }
-    }
-}
-
-/// A writer's keys in the mailbox, taken out when it stops waiting (done, failed or dropped).
-struct Posted<'a> {
-    numbering: &'a Numbering,
-    keys: &'a [i64],
-}
-
-impl<'a> Posted<'a> {
-    fn new(numbering: &'a Numbering, keys: &'a [i64]) -> Posted<'a> {
-        let mut mailbox = numbering.mailbox();
-        for key in keys {
-            mailbox.insert(*key, None);
-        }
-        Posted { numbering, keys }
-    }
-}
-
-impl Drop for Posted<'_> {
-    fn drop(&mut self) {
-        let mut mailbox = self.numbering.mailbox();
-        for key in self.keys {
-            mailbox.remove(key);
-        }
-    }
-}
-
 /// `appended` with the ids and times the numberer gave them.
 async fn numbered(
-    numbering: &Numbering,
     conn: &deadpool_postgres::Object,
     appended: &Appended,
 ) -> Result<Vec<Event>, StoreError> {
-    let waiting: Vec<i64> = appended
+    let mut slots = HashMap::new();
+    let mut waiting: Vec<i64> = appended
         .iter()
         .filter(|(_, event)| event.id == 0)
         .map(|(key, _)| *key)
         .collect();
-    let slots = if waiting.is_empty() {
-        HashMap::new()
-    } else {
-        numbering.slots(conn, &waiting).await?
-    };
+    // A row left out of one numbering's batch is among the oldest left for the next.
+    while !waiting.is_empty() {
+        slots.extend(number(conn, &waiting).await?);
+        waiting.retain(|key| !slots.contains_key(key));
+    }
     Ok(appended
         .iter()
         .map(|(key, event)| match slots.get(key) {

@@ -80,7 +80,6 @@ struct Inner {
     clock: Arc<Clock>,
     writes: AtomicU64,
     commits: AtomicU64,
-    numbering: events::Numbering,
 }
 
 impl PostgresStore {
@@ -118,7 +117,6 @@ impl PostgresStore {
                 clock,
                 writes: AtomicU64::new(0),
                 commits: AtomicU64::new(0),
-                numbering: Default::default(),
             }),
         })
     }
@@ -149,11 +147,6 @@ impl PostgresStore {
     /// Now, by the store's clock.
     pub(super) fn now(&self) -> i64 {
         self.inner.clock.now()
-    }
-
-    /// This replica's combined numbering of audit events.
-    fn numbering(&self) -> &events::Numbering {
-        &self.inner.numbering
     }
 
     /// A pooled connection.
