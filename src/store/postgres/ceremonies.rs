@@ -5,6 +5,10 @@
 //! follows inside the same transaction; a refused complete rolls back, the ceremony included,
 //! so a refusal changes nothing, as with redb. Locks are taken in one order, user row before
 //! passkey row, so completes, deletes and removals cannot deadlock one another.
+//!
+//! The live ceremonies are counted in `ceremony_slots` (migrations 5 and 6) by the statements
+//! here that add and delete them, the only writers of the table; the slot row is locked in the
+//! statement that spends, before any user or passkey row.
 
 use async_trait::async_trait;
 use deadpool_postgres::Transaction;
@@ -23,25 +27,57 @@ use crate::store::model::{
 use crate::store::rules::{check_registration, check_session_source, spendable};
 use crate::store::StoreError;
 
+/// Stores a ceremony unless `$4` are live (the sum of the slots, none locked while read: a lock
+/// held through each begin's commit queued every begin of every replica behind one another, so
+/// the cap holds exactly up to the begins counting at the same instant, at most `pool_size` per
+/// replica, which a cap against floods can spare), and counts it in slot `$5`. One statement.
+///
+/// Committed without waiting for its WAL flush: a ceremony lives minutes and is worth nothing
+/// after a database crash, which at worst forgets the begins of its last moments (their sign-ins
+/// start over). Every other write waits for its flush.
+const PUT_CEREMONY: &str = "
+    WITH durability AS (SELECT set_config('synchronous_commit', 'off', true)),
+    added AS (
+        INSERT INTO ceremonies (id, expires_at, record)
+        SELECT $1, $2, $3 FROM durability
+        WHERE (SELECT sum(live)::bigint FROM ceremony_slots) < $4
+        RETURNING 1
+    )
+    UPDATE ceremony_slots SET live = live + 1
+    WHERE slot = $5 AND EXISTS (SELECT 1 FROM added)";
+
+/// Deletes ceremony `$1`, returning its record, and uncounts it in slot `$2`.
+const SPEND_CEREMONY: &str = "
+    WITH spent AS (DELETE FROM ceremonies WHERE id = $1 RETURNING record),
+    uncounted AS (
+        UPDATE ceremony_slots SET live = live - 1
+        WHERE slot = $2 AND EXISTS (SELECT 1 FROM spent)
+    )
+    SELECT record FROM spent";
+
+/// Deletes the ceremonies expired at `$1` and uncounts them in slot `$2`; returns how many.
+const PURGE_CEREMONIES: &str = "
+    WITH gone AS (DELETE FROM ceremonies WHERE expires_at <= $1 RETURNING 1),
+    uncounted AS (
+        UPDATE ceremony_slots SET live = live - (SELECT count(*) FROM gone)
+        WHERE slot = $2 AND EXISTS (SELECT 1 FROM gone)
+    )
+    SELECT count(*) FROM gone";
+
 #[async_trait]
 impl CeremonyStore for PostgresStore {
     async fn put_ceremony(&self, ceremony: Ceremony, max_live: u64) -> Result<(), StoreError> {
         let max_live = i64::try_from(max_live).unwrap_or(i64::MAX);
         let conn = self.conn().await?;
-        // One statement; the count is the sum of the slots (migration 5), none locked while
-        // read: a lock held through each begin's commit (its WAL flush) queued every begin of
-        // every replica behind one another. So the cap holds exactly up to the begins counting
-        // at the same instant (at most `pool_size` per replica), which a cap against floods can
-        // spare.
         let stored = conn
             .run(
-                "INSERT INTO ceremonies (id, expires_at, record)
-                 SELECT $1, $2, $3 WHERE (SELECT sum(live)::bigint FROM ceremony_slots) < $4",
+                PUT_CEREMONY,
                 &[
                     &ceremony.id,
                     &ceremony.expires_at,
                     &json(&ceremony),
                     &max_live,
+                    &any_slot(),
                 ],
             )
             .await?;
@@ -74,8 +110,7 @@ impl CeremonyStore for PostgresStore {
 
     async fn discard_ceremony(&self, id: Uuid) -> Result<(), StoreError> {
         let conn = self.conn().await?;
-        conn.run("DELETE FROM ceremonies WHERE id = $1", &[&id])
-            .await?;
+        conn.rows(SPEND_CEREMONY, &[&id, &any_slot()]).await?;
         self.committed();
         Ok(())
     }
@@ -102,7 +137,8 @@ impl CeremonyStore for PostgresStore {
         let mut emitted = Vec::new();
         let done = login(&txn, completion, &mut emitted).await?;
         txn.commit().await?;
-        self.published(&conn, emitted).await;
+        // A sign-in does not wait for its event's id (see `numbering.rs`).
+        self.published_later(&conn, emitted).await;
         Ok(done)
     }
 
@@ -116,7 +152,7 @@ impl CeremonyStore for PostgresStore {
         let txn = conn.transaction().await?;
         // Flag even when the ceremony is already gone: the signal matters more. Spent before the
         // passkey is locked: the lock order (migration 5).
-        txn.run("DELETE FROM ceremonies WHERE id = $1", &[&ceremony_id])
+        txn.rows(SPEND_CEREMONY, &[&ceremony_id, &any_slot()])
             .await?;
         let mut passkey = locked(&txn, passkey_id).await?;
         passkey.clone_suspected = true;
@@ -272,14 +308,21 @@ async fn spend_ceremony(
     kind: CeremonyKind,
     now: i64,
 ) -> Result<Ceremony, StoreError> {
-    let row = txn
-        .opt(
-            "DELETE FROM ceremonies WHERE id = $1 RETURNING record",
-            &[&id],
-        )
-        .await?;
+    let row = txn.opt(SPEND_CEREMONY, &[&id, &any_slot()]).await?;
     let found: Option<Ceremony> = row.map(|row| record(&row, "ceremonies")).transpose()?;
     spendable(found, kind, now)
+}
+
+/// Deletes the expired ceremonies in `txn`; returns how many.
+pub(super) async fn purge_ceremonies(txn: &Transaction<'_>, now: i64) -> Result<u64, StoreError> {
+    let row = txn.one(PURGE_CEREMONIES, &[&now, &any_slot()]).await?;
+    Ok(u64::try_from(row.try_get::<_, i64>(0)?).unwrap_or(0))
+}
+
+/// A slot of `ceremony_slots` (migration 5) to count a change in. Any slot will do, only their
+/// sum means anything; a random one makes two writers rarely wait on one row.
+fn any_slot() -> i16 {
+    rand::random_range(0..64)
 }
 
 /// A unique violation at insert or commit is a credential registered meanwhile.

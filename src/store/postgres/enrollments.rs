@@ -74,9 +74,7 @@ impl EnrollmentStore for PostgresStore {
     async fn purge_expired(&self, now: i64) -> Result<Purged, StoreError> {
         let mut conn = self.conn().await?;
         let txn = conn.transaction().await?;
-        let ceremonies = txn
-            .run("DELETE FROM ceremonies WHERE expires_at <= $1", &[&now])
-            .await?;
+        let ceremonies = super::ceremonies::purge_ceremonies(&txn, now).await?;
         let enrollments = txn
             .run("DELETE FROM enrollments WHERE expires_at <= $1", &[&now])
             .await?;

@@ -182,7 +182,7 @@ async fn insert(txn: &Transaction<'_>, event: &Event) -> Result<i64, StoreError>
 }
 
 /// `appended` with the ids and times the numberer gave them.
-async fn numbered(
+pub(super) async fn numbered(
     conn: &deadpool_postgres::Object,
     appended: &Appended,
 ) -> Result<Vec<Event>, StoreError> {

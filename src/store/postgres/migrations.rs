@@ -31,6 +31,11 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         "ceremony_slots",
         include_str!("migrations/0005_ceremony_slots.sql"),
     ),
+    (
+        6,
+        "ceremony_slots_inline",
+        include_str!("migrations/0006_ceremony_slots_inline.sql"),
+    ),
 ];
 
 /// The advisory lock key that serializes migrations ("pkgw-mig" as an integer).

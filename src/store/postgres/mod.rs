@@ -21,6 +21,7 @@ mod jobs;
 mod keys;
 mod migrations;
 mod notify;
+mod numbering;
 mod passkeys;
 mod sessions;
 mod users;
@@ -80,6 +81,7 @@ struct Inner {
     clock: Arc<Clock>,
     writes: AtomicU64,
     commits: AtomicU64,
+    numberer: numbering::Numberer,
 }
 
 impl PostgresStore {
@@ -117,6 +119,7 @@ impl PostgresStore {
                 clock,
                 writes: AtomicU64::new(0),
                 commits: AtomicU64::new(0),
+                numberer: numbering::Numberer::default(),
             }),
         })
     }

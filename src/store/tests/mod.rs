@@ -41,9 +41,12 @@ macro_rules! contract_tests {
                 }
             )*
         }
+        // Two workers: a store's background work (its audit numberer) may be connecting when
+        // the test ends, and the database is dropped from a blocked worker; on a single one
+        // that handshake would stall and hold the drop up for the server's login timeout.
         mod postgres {
             $(
-                #[tokio::test]
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
                     super::$name(crate::store::tests::World::postgres().await).await
                 }
