@@ -12,19 +12,22 @@
 
 use async_trait::async_trait;
 use deadpool_postgres::Transaction;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::Row;
 use uuid::Uuid;
 
 use super::cached::Cached;
-use super::events::{append, written, Appended};
-use super::passkeys::{event, locked, put};
-use super::users::{active_owner, active_user};
+use super::events::{append, Appended};
+use super::passkeys::{event, found, locked, put, LOCK_PASSKEY};
+use super::pipelined::Pipelined;
+use super::users::{active, active_user, ACTIVE_OWNER};
 use super::{is_unique_violation, json, record, PostgresStore};
 use crate::store::backend::CeremonyStore;
 use crate::store::model::{
-    Ceremony, CeremonyKind, Enrollment, EventKind, LoginCompletion, Passkey,
+    Ceremony, CeremonyKind, Enrollment, Event, EventKind, LoginCompletion, Passkey,
     RegistrationCompletion, User,
 };
-use crate::store::rules::{check_registration, check_session_source, spendable};
+use crate::store::rules::{appended_event, check_registration, check_session_source, spendable};
 use crate::store::StoreError;
 
 /// Stores a ceremony unless `$4` are live (the sum of the slots, none locked while read: a lock
@@ -132,14 +135,18 @@ impl CeremonyStore for PostgresStore {
         &self,
         completion: LoginCompletion,
     ) -> Result<(User, Passkey), StoreError> {
-        let mut conn = self.conn().await?;
-        let txn = conn.transaction().await?;
-        let mut emitted = Vec::new();
-        let done = login(&txn, completion, &mut emitted).await?;
-        txn.commit().await?;
-        // A sign-in does not wait for its event's id (see `numbering.rs`).
-        self.published_later(&conn, emitted).await;
-        Ok(done)
+        let txn = Pipelined::new(self.conn().await?);
+        match login(&txn, completion).await {
+            Ok((done, written)) => {
+                // A sign-in does not wait for its event's id (see `numbering.rs`).
+                self.published_later(txn.object(), vec![written]).await;
+                Ok(done)
+            }
+            Err(refused) => {
+                txn.rollback().await;
+                Err(refused)
+            }
+        }
     }
 
     async fn flag_clone_suspected(
@@ -253,30 +260,41 @@ async fn register(
     Ok(passkey)
 }
 
+/// A sign-in's complete in two round trips (see `pipelined.rs`): `BEGIN` and the three locking
+/// reads, then the writes and `COMMIT`. The server runs the reads in order, so the owner's row is
+/// locked before the passkey's, the lock order; the owner is read through the passkey, it never
+/// changes. Returns the result and the appended event's row, committed.
 async fn login(
-    txn: &Transaction<'_>,
+    txn: &Pipelined,
     completion: LoginCompletion,
-    emitted: &mut Appended,
-) -> Result<(User, Passkey), StoreError> {
+) -> Result<((User, Passkey), (i64, Event)), StoreError> {
     let now = completion.now;
-    // Three statements in one round trip (tokio-postgres pipelines what is sent before the
-    // answers): the server still runs them in order, so the owner's row is locked before the
-    // passkey's, the lock order. The owner is read through the passkey: it never changes.
-    let (ceremony, user, passkey) = tokio::join!(
-        spend_ceremony(txn, completion.ceremony_id, CeremonyKind::Login, now),
-        active_owner(txn, completion.passkey_id),
-        locked(txn, completion.passkey_id),
+    let spend = txn.prepared(SPEND_CEREMONY).await?;
+    let owner = txn.prepared(ACTIVE_OWNER).await?;
+    let lock = txn.prepared(LOCK_PASSKEY).await?;
+    let writes = txn.prepared(LOGIN_WRITES).await?;
+    let conn = txn.conn();
+    let slot = any_slot();
+    let spend_params: [&(dyn ToSql + Sync); 2] = [&completion.ceremony_id, &slot];
+    let passkey_param: [&(dyn ToSql + Sync); 1] = [&completion.passkey_id];
+    let (begun, ceremony, user, passkey) = tokio::join!(
+        biased;
+        txn.begin(),
+        conn.query_opt(&spend, &spend_params),
+        conn.query_opt(&owner, &passkey_param),
+        conn.query_opt(&lock, &passkey_param),
     );
-    let ceremony = ceremony?;
+    begun?;
+    let ceremony = spent(ceremony?, CeremonyKind::Login, now)?;
     // A username-scoped login may only be completed by that user's passkey.
-    let mut passkey = match passkey {
+    let mut passkey = match found(passkey?) {
         Err(StoreError::NotFound) => return Err(StoreError::NotFound),
         Ok(passkey) if ceremony.user_id.is_some_and(|id| id != passkey.user_id) => {
             return Err(StoreError::NotFound)
         }
         passkey => passkey?,
     };
-    let user = user?;
+    let user = active(user?)?;
     check_session_source(&completion.new_session, &passkey)?;
     // Never backwards: a concurrent sign-in that overtook this one left a newer count; keep it.
     if completion.new_sign_count >= passkey.sign_count {
@@ -289,15 +307,32 @@ async fn login(
     }
     passkey.last_used_at = Some(now);
     let detail = format!("with {:?}", passkey.name);
-    let new = event(EventKind::Login, &passkey, detail);
-    // The writes in one round trip too.
-    let (_, _, written) = tokio::try_join!(
-        put(txn, &passkey),
-        super::sessions::insert(txn, &completion.new_session),
-        written(txn, new, now),
-    )?;
-    emitted.push(written);
-    Ok((user, passkey))
+    let event = appended_event(event(EventKind::Login, &passkey, detail), 0, now);
+    let session = &completion.new_session;
+    let (passkey_json, session_json, event_json) = (json(&passkey), json(session), json(&event));
+    let id_hash = &session.id_hash.0[..];
+    let params: [&(dyn ToSql + Sync); 11] = [
+        &passkey.id,
+        &passkey_json,
+        &id_hash,
+        &session.user_id,
+        &session.passkey_id,
+        &session.created_at,
+        &session.expires_at,
+        &session.last_seen,
+        &session_json,
+        &event.at,
+        &event_json,
+    ];
+    let (written, committed) = tokio::join!(
+        biased;
+        conn.query_one(&writes, &params),
+        txn.commit(),
+    );
+    // A failed write made the COMMIT a rollback: its error is the one to report.
+    let key: i64 = written?.try_get(0)?;
+    committed?;
+    Ok(((user, passkey), (key, event)))
 }
 
 /// Deletes the ceremony and returns it if it was live and of `kind`; else `CeremonyNotFound`
@@ -308,10 +343,30 @@ async fn spend_ceremony(
     kind: CeremonyKind,
     now: i64,
 ) -> Result<Ceremony, StoreError> {
-    let row = txn.opt(SPEND_CEREMONY, &[&id, &any_slot()]).await?;
+    spent(
+        txn.opt(SPEND_CEREMONY, &[&id, &any_slot()]).await?,
+        kind,
+        now,
+    )
+}
+
+/// The ceremony of a spent row if it was live and of `kind`; else `CeremonyNotFound`.
+fn spent(row: Option<Row>, kind: CeremonyKind, now: i64) -> Result<Ceremony, StoreError> {
     let found: Option<Ceremony> = row.map(|row| record(&row, "ceremonies")).transpose()?;
     spendable(found, kind, now)
 }
+
+/// A sign-in's writes in one statement: passkey `$1`'s record, the new session (as
+/// `sessions::insert_row`) and the event (as `events::written`, unnumbered); returns the event's
+/// row key.
+const LOGIN_WRITES: &str = "
+    WITH used AS (UPDATE passkeys SET record = $2 WHERE id = $1),
+    signed_in AS (
+        INSERT INTO sessions
+            (id_hash, user_id, passkey_id, created_at, expires_at, last_seen, record)
+        VALUES ($3, $4, $5, $6, $7, $8, $9)
+    )
+    INSERT INTO events (at, record) VALUES ($10, $11) RETURNING key";
 
 /// Deletes the expired ceremonies in `txn`; returns how many.
 pub(super) async fn purge_ceremonies(txn: &Transaction<'_>, now: i64) -> Result<u64, StoreError> {

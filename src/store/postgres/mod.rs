@@ -23,6 +23,7 @@ mod migrations;
 mod notify;
 mod numbering;
 mod passkeys;
+mod pipelined;
 mod sessions;
 mod users;
 

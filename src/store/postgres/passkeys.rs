@@ -116,14 +116,15 @@ impl PasskeyStore for PostgresStore {
 
 /// The passkey `id`, its row locked for update; `NotFound` when there is none.
 pub(super) async fn locked(txn: &Transaction<'_>, id: Uuid) -> Result<Passkey, StoreError> {
-    let row = txn
-        .opt(
-            "SELECT record FROM passkeys WHERE id = $1 FOR UPDATE",
-            &[&id],
-        )
-        .await?
-        .ok_or(StoreError::NotFound)?;
-    record(&row, "passkeys")
+    found(txn.opt(LOCK_PASSKEY, &[&id]).await?)
+}
+
+/// Passkey `$1`, locked for update.
+pub(super) const LOCK_PASSKEY: &str = "SELECT record FROM passkeys WHERE id = $1 FOR UPDATE";
+
+/// The passkey of a row, or `NotFound`.
+pub(super) fn found(row: Option<tokio_postgres::Row>) -> Result<Passkey, StoreError> {
+    record(&row.ok_or(StoreError::NotFound)?, "passkeys")
 }
 
 /// Rewrites a passkey's record (its key columns never change).

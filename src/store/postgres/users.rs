@@ -193,18 +193,12 @@ pub(super) async fn active_user(
     active(txn.opt(sql, &[&id]).await?)
 }
 
-/// The owner of passkey `passkey_id`, row shared-locked, if enabled; as [`active_user`] in one
-/// statement, for a caller that pipelines it.
-pub(super) async fn active_owner(
-    txn: &Transaction<'_>,
-    passkey_id: Uuid,
-) -> Result<User, StoreError> {
-    let sql = "SELECT record FROM users
-               WHERE id = (SELECT user_id FROM passkeys WHERE id = $1) FOR SHARE";
-    active(txn.opt(sql, &[&passkey_id]).await?)
-}
+/// The owner of passkey `$1`, locked for share (its passkeys change under it, not its record).
+pub(super) const ACTIVE_OWNER: &str =
+    "SELECT record FROM users WHERE id = (SELECT user_id FROM passkeys WHERE id = $1) FOR SHARE";
 
-fn active(row: Option<tokio_postgres::Row>) -> Result<User, StoreError> {
+/// The user of an owner's row, unless absent (`NotFound`) or disabled.
+pub(super) fn active(row: Option<tokio_postgres::Row>) -> Result<User, StoreError> {
     let user: User = record(&row.ok_or(StoreError::NotFound)?, "users")?;
     if user.disabled {
         return Err(StoreError::UserDisabled);

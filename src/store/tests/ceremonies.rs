@@ -320,6 +320,66 @@ async fn a_complete_refuses_a_session_that_is_not_for_its_passkey(world: World) 
     );
 }
 
+/// A sign-in whose caller goes away (a client that hangs up) after any number of polls is all or
+/// nothing, and the store serves the next one: on PostgreSQL the complete pipelines `BEGIN` and
+/// `COMMIT` with its statements (`postgres/pipelined.rs`), so a cancel can land between any two.
+async fn a_sign_in_cancelled_at_any_point_is_all_or_nothing(world: World) {
+    let alice = world.user("alice").await;
+    let key = world.register(&alice, b"cred-a").await;
+    for polls in 1..=8 {
+        let ceremony_id = world.ceremony(CeremonyKind::Login, None).await;
+        let session = super::session(&key, &format!("cancelled after {polls}"));
+        let mut login = super::login(ceremony_id, &key, session.clone());
+        login.new_sign_count = polls;
+        let done = poll_then_drop(world.store.complete_login(login), polls).await;
+
+        let signed_in = world
+            .store
+            .session(session.id_hash)
+            .await
+            .unwrap()
+            .is_some();
+        let ceremony_left = world.store.ceremony(ceremony_id).await.unwrap().is_some();
+        assert_ne!(signed_in, ceremony_left, "after {polls} poll(s): {done:?}");
+        if ceremony_left {
+            // Once the cancelled one is settled (rolled back, or finished by a writer it was
+            // handed to), exactly one of the two spent the ceremony.
+            let again = super::session(&key, &format!("again after {polls}"));
+            let mut retry = super::login(ceremony_id, &key, again);
+            retry.new_sign_count = polls;
+            let retried = world.store.complete_login(retry).await;
+            let cancelled_won = world
+                .store
+                .session(session.id_hash)
+                .await
+                .unwrap()
+                .is_some();
+            match retried {
+                Ok(_) => assert!(!cancelled_won, "after {polls} poll(s): spent twice"),
+                Err(StoreError::CeremonyNotFound) => assert!(cancelled_won),
+                other => panic!("after {polls} poll(s): {other:?}"),
+            }
+        }
+    }
+    world.login(&key, "the next sign-in").await;
+    if let Some(database) = &world.database {
+        super::pg::wait_for_no_open_transaction(database).await;
+    }
+}
+
+/// Polls `future` up to `polls` times, letting other tasks run between polls, then drops it.
+async fn poll_then_drop<F: std::future::Future>(future: F, polls: u32) -> Option<F::Output> {
+    let mut future = std::pin::pin!(future);
+    for _ in 0..polls {
+        let poll = std::future::poll_fn(|cx| std::task::Poll::Ready(future.as_mut().poll(cx)));
+        if let std::task::Poll::Ready(output) = poll.await {
+            return Some(output);
+        }
+        tokio::task::yield_now().await;
+    }
+    None
+}
+
 /// Begun ceremonies commit without an fsync; they are still seen at once, and the next durable
 /// commit carries them to disk with it: one survives SIGKILL of the process that wrote it (a
 /// child process; see `crash.rs`).
@@ -378,4 +438,5 @@ super::contract_tests!(
     a_suspected_clone_is_flagged_and_its_ceremony_spent,
     a_discarded_ceremony_is_gone,
     a_complete_refuses_a_session_that_is_not_for_its_passkey,
+    a_sign_in_cancelled_at_any_point_is_all_or_nothing,
 );

@@ -56,6 +56,33 @@ impl TestDatabase {
     }
 }
 
+/// Waits until no connection to `database` is inside a transaction: one a cancelled operation
+/// left open would be a bug (its locks held, its pooled connection reused mid-transaction).
+/// The server closes a transaction whose client went away when it notices, so this waits for
+/// that, up to ten seconds.
+pub(crate) async fn wait_for_no_open_transaction(database: &TestDatabase) {
+    let admin = database.admin().await;
+    let sql = "SELECT count(*) FROM pg_stat_activity
+               WHERE datname = current_database() AND pid <> pg_backend_pid()
+               AND state LIKE 'idle in transaction%'";
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let open: i64 = admin
+            .query_one(sql, &[])
+            .await
+            .expect("pg_stat_activity")
+            .get(0);
+        if open == 0 {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{open} connection(s) still inside a transaction"
+        );
+        tokio::task::yield_now().await;
+    }
+}
+
 impl Drop for TestDatabase {
     fn drop(&mut self) {
         let admin_url = self.admin_url.clone();
