@@ -77,13 +77,13 @@ impl Ceremonies {
         &self,
         username: &str,
     ) -> PasskeyResult<Option<(User, Vec<WebauthnPasskey>)>> {
-        let Some(user) = self.store.user_by_name(username).await? else {
+        let Some((user, passkeys)) = self.store.user_by_name_with_passkeys(username).await? else {
             return Ok(None);
         };
         if user.disabled {
             return Ok(None);
         }
-        let passkeys = usable(&self.store.passkeys_of(user.id).await?);
+        let passkeys = usable(&passkeys);
         Ok((!passkeys.is_empty()).then_some((user, passkeys)))
     }
 

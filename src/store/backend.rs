@@ -29,6 +29,19 @@ pub trait Storage:
     /// Succeeds when the backend answers a (cheap) read.
     async fn health(&self) -> Result<(), StoreError>;
 
+    /// The user with this exact username and their passkeys, newest first: what a sign-in's begin
+    /// reads. A backend for which that is one read instead of two says so.
+    async fn user_by_name_with_passkeys(
+        &self,
+        username: &str,
+    ) -> Result<Option<(User, Vec<Passkey>)>, StoreError> {
+        let Some(user) = self.user_by_name(username).await? else {
+            return Ok(None);
+        };
+        let passkeys = self.passkeys_of(user.id).await?;
+        Ok(Some((user, passkeys)))
+    }
+
     /// How many writes were asked for and how many transactions carried them.
     fn write_stats(&self) -> WriteStats;
 

@@ -215,6 +215,13 @@ impl Storage for PostgresStore {
         true
     }
 
+    async fn user_by_name_with_passkeys(
+        &self,
+        username: &str,
+    ) -> Result<Option<(crate::store::User, Vec<crate::store::Passkey>)>, StoreError> {
+        self.owner_and_passkeys(username).await
+    }
+
     async fn health(&self) -> Result<(), StoreError> {
         let conn = self.conn().await?;
         conn.query_one("SELECT 1", &[]).await?;

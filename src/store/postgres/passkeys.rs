@@ -12,7 +12,7 @@ use super::events::{append, Appended};
 use super::notify::publish;
 use super::{json, record, records, PostgresStore};
 use crate::store::backend::PasskeyStore;
-use crate::store::model::{EventKind, NewEvent, Passkey, SecretHash};
+use crate::store::model::{EventKind, NewEvent, Passkey, SecretHash, User};
 use crate::store::revocations::Revocation;
 use crate::store::StoreError;
 
@@ -117,6 +117,46 @@ impl PasskeyStore for PostgresStore {
 /// The passkey `id`, its row locked for update; `NotFound` when there is none.
 pub(super) async fn locked(txn: &Transaction<'_>, id: Uuid) -> Result<Passkey, StoreError> {
     found(txn.opt(LOCK_PASSKEY, &[&id]).await?)
+}
+
+impl PostgresStore {
+    /// The user named `username` and their passkeys, newest first, in one statement (a sign-in's
+    /// begin: one round trip instead of two).
+    pub(super) async fn owner_and_passkeys(
+        &self,
+        username: &str,
+    ) -> Result<Option<(User, Vec<Passkey>)>, StoreError> {
+        let conn = self.conn().await?;
+        let rows = conn
+            .rows(
+                "SELECT u.record AS owner, p.record AS passkey FROM users u
+                 LEFT JOIN passkeys p ON p.user_id = u.id
+                 WHERE u.username = $1 ORDER BY p.created_at DESC, p.id DESC",
+                &[&username],
+            )
+            .await?;
+        let Some(first) = rows.first() else {
+            return Ok(None);
+        };
+        let owner = column::<User>(first, "owner", "users")?
+            .ok_or_else(|| StoreError::Corrupt("a user row without a record".into()))?;
+        let mut passkeys = Vec::with_capacity(rows.len());
+        for row in &rows {
+            passkeys.extend(column::<Passkey>(row, "passkey", "passkeys")?);
+        }
+        Ok(Some((owner, passkeys)))
+    }
+}
+
+/// A nullable record column of a joined row, as its serde type.
+fn column<T: serde::de::DeserializeOwned>(
+    row: &tokio_postgres::Row,
+    name: &str,
+    table: &str,
+) -> Result<Option<T>, StoreError> {
+    row.try_get::<_, Option<tokio_postgres::types::Json<T>>>(name)
+        .map(|json| json.map(|json| json.0))
+        .map_err(|e| StoreError::Corrupt(format!("a record in table `{table}`: {e}")))
 }
 
 /// Passkey `$1`, locked for update.

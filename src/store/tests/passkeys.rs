@@ -29,6 +29,29 @@ async fn a_users_passkeys_are_listed_newest_first(world: World) {
     );
 }
 
+/// What a sign-in's begin reads in one call: the user and their passkeys, newest first, as the
+/// two separate reads give them; a user without passkeys with none; nothing for an unknown name.
+async fn a_user_is_found_by_name_with_their_passkeys(world: World) {
+    let alice = world.user("alice").await;
+    let found = world.store.user_by_name_with_passkeys("alice").await;
+    assert_eq!(found.unwrap(), Some((alice.clone(), vec![])));
+    for (age, credential) in [(20, b"old"), (10, b"new")] {
+        let mut completion = world.registration(&alice, credential).await;
+        completion.passkey.created_at -= age;
+        world.store.complete_registration(completion).await.unwrap();
+    }
+    let bob = world.user("bob").await;
+    world.register(&bob, b"bobs").await;
+
+    let found = world.store.user_by_name_with_passkeys("alice").await;
+    let (user, passkeys) = found.unwrap().expect("alice");
+    assert_eq!(user, alice);
+    assert_eq!(passkeys, world.store.passkeys_of(alice.id).await.unwrap());
+    assert_eq!(passkeys.len(), 2);
+    let found = world.store.user_by_name_with_passkeys("nobody").await;
+    assert_eq!(found.unwrap(), None);
+}
+
 async fn a_passkey_is_found_by_id_and_by_credential_id(world: World) {
     let alice = world.user("alice").await;
     let key = world.register(&alice, b"cred-a").await;
@@ -197,6 +220,7 @@ async fn a_login_that_was_overtaken_never_moves_the_count_back(world: World) {
 
 super::contract_tests!(
     a_users_passkeys_are_listed_newest_first,
+    a_user_is_found_by_name_with_their_passkeys,
     a_passkey_is_found_by_id_and_by_credential_id,
     only_the_owner_can_rename_a_passkey,
     another_users_passkey_cannot_be_deleted,
