@@ -132,11 +132,17 @@ impl Ceremonies {
         from: &SignedInFrom,
         now: i64,
     ) -> PasskeyResult<LoginOutcome> {
-        let ceremony = self.store.ceremony(ceremony_id).await?;
+        let (ceremony, stored) = self
+            .store
+            .ceremony_and_passkey(ceremony_id, credential.get_credential_id())
+            .await?;
         let ceremony = ceremony
             .filter(|c| c.kind == CeremonyKind::Login)
             .ok_or(PasskeyError::CeremonyGone)?;
-        match self.verify_login(&ceremony, credential, from, now).await {
+        match self
+            .verify_login(&ceremony, stored, credential, from, now)
+            .await
+        {
             Ok(outcome) => Ok(outcome),
             Err((error, passkey)) => {
                 let _ = self.store.discard_ceremony(ceremony_id).await;
@@ -154,21 +160,19 @@ impl Ceremonies {
         }
     }
 
+    /// Verifies `credential` against `ceremony` and `stored`, the passkey registered with its
+    /// credential id (read with the ceremony).
     async fn verify_login(
         &self,
         ceremony: &Ceremony,
+        stored: Option<Passkey>,
         credential: &PublicKeyCredential,
         from: &SignedInFrom,
         now: i64,
     ) -> Result<LoginOutcome, (PasskeyError, Option<Passkey>)> {
         let state =
             CeremonyState::from_bytes(&ceremony.state).ok_or((PasskeyError::CeremonyGone, None))?;
-        let stored = self
-            .store
-            .passkey_by_credential_id(credential.get_credential_id())
-            .await
-            .map_err(|e| (PasskeyError::Store(e), None))?
-            .ok_or((PasskeyError::UnknownCredential, None))?;
+        let stored = stored.ok_or((PasskeyError::UnknownCredential, None))?;
         let fail = |e: PasskeyError| (e, Some(stored.clone()));
         let mut webauthn_passkey: WebauthnPasskey = serde_json::from_slice(&stored.credential)
             .map_err(|e| fail(PasskeyError::Serialization(e)))?;

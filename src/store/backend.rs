@@ -29,6 +29,19 @@ pub trait Storage:
     /// Succeeds when the backend answers a (cheap) read.
     async fn health(&self) -> Result<(), StoreError>;
 
+    /// The live ceremony `ceremony_id` and the passkey registered with `credential_id`, each if
+    /// any: what a sign-in's complete reads before it verifies. A backend for which that is one
+    /// read instead of two says so.
+    async fn ceremony_and_passkey(
+        &self,
+        ceremony_id: Uuid,
+        credential_id: &[u8],
+    ) -> Result<(Option<Ceremony>, Option<Passkey>), StoreError> {
+        let ceremony = self.ceremony(ceremony_id).await?;
+        let passkey = self.passkey_by_credential_id(credential_id).await?;
+        Ok((ceremony, passkey))
+    }
+
     /// The user with this exact username and their passkeys, newest first: what a sign-in's begin
     /// reads. A backend for which that is one read instead of two says so.
     async fn user_by_name_with_passkeys(

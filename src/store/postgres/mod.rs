@@ -222,6 +222,20 @@ impl Storage for PostgresStore {
         self.owner_and_passkeys(username).await
     }
 
+    async fn ceremony_and_passkey(
+        &self,
+        ceremony_id: uuid::Uuid,
+        credential_id: &[u8],
+    ) -> Result<
+        (
+            Option<crate::store::Ceremony>,
+            Option<crate::store::Passkey>,
+        ),
+        StoreError,
+    > {
+        self.login_inputs(ceremony_id, credential_id).await
+    }
+
     async fn health(&self) -> Result<(), StoreError> {
         let conn = self.conn().await?;
         conn.query_one("SELECT 1", &[]).await?;

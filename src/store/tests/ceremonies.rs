@@ -43,6 +43,29 @@ async fn an_expired_ceremony_is_hidden_and_cannot_be_completed(world: World) {
     assert!(world.store.passkeys_of(alice.id).await.unwrap().is_empty());
 }
 
+/// What a sign-in's complete reads in one call: the live ceremony and the passkey of the
+/// credential id, each as the separate reads give it, and each hidden when it would be there.
+async fn a_ceremony_and_a_passkey_are_read_together(world: World) {
+    let alice = world.user("alice").await;
+    let key = world.register(&alice, b"cred-a").await;
+    let live = world.ceremony(CeremonyKind::Login, Some(alice.id)).await;
+    let expired = world
+        .ceremony_with(CeremonyKind::Login, Some(alice.id), None, now() - 1)
+        .await;
+
+    let (ceremony, passkey) = world
+        .store
+        .ceremony_and_passkey(live, b"cred-a")
+        .await
+        .unwrap();
+    assert_eq!(ceremony, world.store.ceremony(live).await.unwrap());
+    assert_eq!(ceremony.map(|c| c.id), Some(live));
+    assert_eq!(passkey, Some(key));
+
+    let read = world.store.ceremony_and_passkey(expired, b"cred-b").await;
+    assert_eq!(read.unwrap(), (None, None));
+}
+
 async fn a_ceremony_serves_only_its_own_kind_and_user(world: World) {
     let alice = world.user("alice").await;
     let bob = world.user("bob").await;
@@ -428,6 +451,7 @@ async fn a_begun_ceremony_is_visible_at_once_and_kept_by_the_next_durable_commit
 super::contract_tests!(
     a_registration_ceremony_is_single_use,
     an_expired_ceremony_is_hidden_and_cannot_be_completed,
+    a_ceremony_and_a_passkey_are_read_together,
     a_ceremony_serves_only_its_own_kind_and_user,
     credential_ids_are_unique_across_users_and_a_refusal_writes_nothing,
     passkeys_per_user_are_capped,
