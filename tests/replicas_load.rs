@@ -351,6 +351,23 @@ async fn wait_for_acks(load: &Load, n: usize) {
     }
 }
 
+/// Waits (bounded) until a sign-in is in flight on the replica to be killed, so the kill lands
+/// inside one (sign-ins are short: a kill at a random moment often finds none); returns how many.
+async fn wait_for_a_sign_in_on_the_killed(load: &Load) -> usize {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let busy = load.busy_on_killed.load(Ordering::SeqCst);
+        if busy > 0 {
+            return busy;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no sign-in reached the replica to kill"
+        );
+        tokio::task::yield_now().await;
+    }
+}
+
 /// A gateway on the database that serves nothing: the test's admin, as the CLI would be from
 /// another machine.
 fn admin_gateway(url: &str, dir: &Path, kek: &Path) -> Arc<Gateway> {
@@ -425,8 +442,8 @@ async fn killing_one_replica_under_load_loses_no_acknowledged_write() {
         .map(|(client, browser)| tokio::spawn(client_loop(load.clone(), client, browser)))
         .collect();
     wait_for_acks(&load, 60).await;
+    let busy_at_kill = wait_for_a_sign_in_on_the_killed(&load).await;
     load.kill_sent.store(true, Ordering::SeqCst);
-    let busy_at_kill = load.busy_on_killed.load(Ordering::SeqCst);
     processes[load.killed].kill_9();
     let at_kill = load.acked.load(Ordering::SeqCst);
     wait_for_acks(&load, at_kill + 60).await;
