@@ -113,3 +113,43 @@ async fn number(
     let conn = pool.get().await?;
     Ok(numbered(&conn, pending).await?)
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use crate::store::tests::World;
+
+    // Nothing reads the log here, so only the numberer can give the sign-ins their ids.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sign_ins_are_numbered_without_a_reader() {
+        let world = World::postgres().await;
+        let alice = world.user("alice").await;
+        let key = world.register(&alice, b"cred-a").await;
+        for n in 0..20 {
+            world.login(&key, &format!("cookie {n}")).await;
+        }
+        let admin = world.database.as_ref().unwrap().admin().await;
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        let (rows, top) = loop {
+            let row = admin
+                .query_one(
+                    "SELECT count(*) FILTER (WHERE id IS NULL), count(*), max(id) FROM events",
+                    &[],
+                )
+                .await
+                .unwrap();
+            let waiting: i64 = row.get(0);
+            if waiting == 0 {
+                break (row.get::<_, i64>(1), row.get::<_, Option<i64>>(2));
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{waiting} never numbered"
+            );
+            tokio::task::yield_now().await;
+        };
+        // The user, the passkey, the 20 sign-ins: ids 1..=22, no gap.
+        assert_eq!((rows, top), (22, Some(22)));
+    }
+}
