@@ -132,18 +132,27 @@ impl PostgresStore {
         appended: Appended,
     ) -> Vec<Event> {
         self.committed();
-        let events = match numbered(conn, &appended).await {
-            Ok(events) => events,
-            Err(e) => {
-                tracing::warn!(error = %e, "audit events committed but not numbered yet");
-                appended.into_iter().map(|(_, event)| event).collect()
-            }
-        };
-        for event in &events {
-            crate::store::writer::log_event(event);
-        }
-        events
+        logged(numbered(conn, &appended).await, appended)
     }
+}
+
+/// Logs committed events as `numbering` returned them, numbered; if it failed, as `appended`,
+/// with id 0 (the next reader numbers them). Returns what it logged.
+pub(super) fn logged<E: std::fmt::Display>(
+    numbering: Result<Vec<Event>, E>,
+    appended: Appended,
+) -> Vec<Event> {
+    let events = match numbering {
+        Ok(events) => events,
+        Err(e) => {
+            tracing::warn!(error = %e, "audit events committed but not numbered yet");
+            appended.into_iter().map(|(_, event)| event).collect()
+        }
+    };
+    for event in &events {
+        crate::store::writer::log_event(event);
+    }
+    events
 }
 
 /// Appends an event in `txn`; operations call it last, after their checks. The event and its

@@ -15,7 +15,7 @@ use std::time::Duration;
 use tokio::sync::mpsc::{self, error::TryRecvError, UnboundedReceiver, UnboundedSender};
 use tokio::time::MissedTickBehavior;
 
-use super::events::{numbered, Appended};
+use super::events::{logged, numbered, Appended};
 use super::PostgresStore;
 use crate::store::model::Event;
 
@@ -94,16 +94,7 @@ fn take_waiting(
 /// Numbers and logs `pending`. On failure the events are logged without ids: they are committed,
 /// and the next reader numbers them.
 async fn round(pool: &deadpool_postgres::Pool, pending: Appended) {
-    let events = match number(pool, &pending).await {
-        Ok(events) => events,
-        Err(e) => {
-            tracing::warn!(error = %e, "audit events committed but not numbered yet");
-            pending.into_iter().map(|(_, event)| event).collect()
-        }
-    };
-    for event in &events {
-        crate::store::writer::log_event(event);
-    }
+    logged(number(pool, &pending).await, pending);
 }
 
 async fn number(
