@@ -14,7 +14,7 @@ use super::model::{
     Ceremony, CeremonyKind, Enrollment, EventKind, LoginCompletion, NewEvent, Passkey,
     RegistrationCompletion, User,
 };
-use super::rules::{check_registration, check_session_source, spendable};
+use super::rules::{check_registration, check_session_source, record_sign_in, spendable};
 use super::tables::{encode, get_by_hash, get_by_id, CEREMONIES};
 use super::writer::Batch;
 use super::{passkeys, sessions, RedbStore, StoreError};
@@ -178,7 +178,7 @@ fn register(
 
 fn login(
     batch: &mut Batch<'_>,
-    completion: LoginCompletion,
+    mut completion: LoginCompletion,
 ) -> Result<(User, Passkey), StoreError> {
     let ceremony = live_ceremony(
         batch,
@@ -199,17 +199,7 @@ fn login(
     check_session_source(&completion.new_session, &passkey)?;
     // Every check passed; from here on only writes.
     batch.ceremonies.remove(completion.ceremony_id.as_u128())?;
-    // Never backwards: a concurrent sign-in that overtook this one (verified against the same
-    // stored count, committed first) left a newer count and credential; keep them.
-    if completion.new_sign_count >= passkey.sign_count {
-        passkey.sign_count = completion.new_sign_count;
-        passkey.backup_state = completion.backup_state;
-        passkey.backup_eligible = completion.backup_eligible;
-        if let Some(credential) = completion.credential {
-            passkey.credential = credential;
-        }
-    }
-    passkey.last_used_at = Some(completion.now);
+    record_sign_in(&mut passkey, &mut completion);
     passkeys::put(batch, &passkey)?;
     sessions::insert(batch, &completion.new_session)?;
     let detail = format!("with {:?}", passkey.name);

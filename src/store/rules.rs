@@ -6,10 +6,28 @@
 use uuid::Uuid;
 
 use super::model::{
-    Ceremony, CeremonyKind, Event, EventKind, LoginFailure, NewEvent, NewUser, Passkey, SecretHash,
-    SessionRecord, User,
+    Ceremony, CeremonyKind, Event, EventKind, LoginCompletion, LoginFailure, NewEvent, NewUser,
+    Passkey, SecretHash, SessionRecord, User,
 };
 use super::StoreError;
+
+/// A sign-in's effect on its passkey, stored as the complete commits. Never backwards: a
+/// concurrent sign-in that overtook this one (verified against the same stored count, committed
+/// first) left a newer count and credential and a later time of use; keep them. The time matters
+/// as much as the count: a login whose count is behind tells a clone from an overtaken second tab
+/// by it (`passkey/login.rs`, `count_behind`), so a time moved back would flag a genuine
+/// authenticator.
+pub(super) fn record_sign_in(passkey: &mut Passkey, completion: &mut LoginCompletion) {
+    if completion.new_sign_count >= passkey.sign_count {
+        passkey.sign_count = completion.new_sign_count;
+        passkey.backup_state = completion.backup_state;
+        passkey.backup_eligible = completion.backup_eligible;
+        if let Some(credential) = completion.credential.take() {
+            passkey.credential = credential;
+        }
+    }
+    passkey.last_used_at = passkey.last_used_at.max(Some(completion.now));
+}
 
 /// A user as created now: enabled, with a fresh id.
 pub(super) fn new_user(new: NewUser, now: i64) -> User {

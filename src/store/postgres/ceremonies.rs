@@ -27,7 +27,9 @@ use crate::store::model::{
     Ceremony, CeremonyKind, Enrollment, Event, EventKind, LoginCompletion, Passkey,
     RegistrationCompletion, User,
 };
-use crate::store::rules::{appended_event, check_registration, check_session_source, spendable};
+use crate::store::rules::{
+    appended_event, check_registration, check_session_source, record_sign_in, spendable,
+};
 use crate::store::StoreError;
 
 /// Stores a ceremony unless `$4` are live (the sum of the slots, none locked while read: a lock
@@ -266,7 +268,7 @@ async fn register(
 /// changes. Returns the result and the appended event's row, committed.
 async fn login(
     txn: &Pipelined,
-    completion: LoginCompletion,
+    mut completion: LoginCompletion,
 ) -> Result<((User, Passkey), (i64, Event)), StoreError> {
     let now = completion.now;
     let spend = txn.prepared(SPEND_CEREMONY).await?;
@@ -296,16 +298,7 @@ async fn login(
     };
     let user = active(user?)?;
     check_session_source(&completion.new_session, &passkey)?;
-    // Never backwards: a concurrent sign-in that overtook this one left a newer count; keep it.
-    if completion.new_sign_count >= passkey.sign_count {
-        passkey.sign_count = completion.new_sign_count;
-        passkey.backup_state = completion.backup_state;
-        passkey.backup_eligible = completion.backup_eligible;
-        if let Some(credential) = completion.credential {
-            passkey.credential = credential;
-        }
-    }
-    passkey.last_used_at = Some(now);
+    record_sign_in(&mut passkey, &mut completion);
     let detail = format!("with {:?}", passkey.name);
     let event = appended_event(event(EventKind::Login, &passkey, detail), 0, now);
     let session = &completion.new_session;

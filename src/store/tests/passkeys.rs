@@ -218,6 +218,32 @@ async fn a_login_that_was_overtaken_never_moves_the_count_back(world: World) {
     assert_eq!(stored.credential, b"credential at 7");
 }
 
+/// Two sign-ins whose completes were computed in one order and commit in the other: the time of
+/// last use stays the later one (the login's clone check reads it, see `rules::record_sign_in`).
+async fn a_late_commit_never_moves_the_time_of_last_use_back(world: World) {
+    let user = world.user("tabs").await;
+    let passkey = world.register(&user, b"tabs").await;
+    let mut later = login(
+        world.ceremony(CeremonyKind::Login, None).await,
+        &passkey,
+        session(&passkey, "later"),
+    );
+    later.new_sign_count = 7;
+    let mut earlier = login(
+        world.ceremony(CeremonyKind::Login, None).await,
+        &passkey,
+        session(&passkey, "earlier"),
+    );
+    earlier.new_sign_count = 6;
+    earlier.now = later.now - 5;
+    world.store.complete_login(later.clone()).await.unwrap();
+    world.store.complete_login(earlier).await.unwrap();
+
+    let stored = world.store.passkey(passkey.id).await.unwrap().unwrap();
+    assert_eq!(stored.last_used_at, Some(later.now));
+    assert_eq!(stored.sign_count, 7);
+}
+
 super::contract_tests!(
     a_users_passkeys_are_listed_newest_first,
     a_user_is_found_by_name_with_their_passkeys,
@@ -227,4 +253,5 @@ super::contract_tests!(
     the_owner_cannot_delete_the_last_passkey_but_an_admin_can_revoke_it,
     deleting_a_passkey_revokes_exactly_the_sessions_it_created,
     a_login_that_was_overtaken_never_moves_the_count_back,
+    a_late_commit_never_moves_the_time_of_last_use_back,
 );
