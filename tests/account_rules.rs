@@ -23,12 +23,12 @@ async fn a_sign_count_behind_one_stored_before_the_ceremony_flags_a_clone() {
         .expect("id")
         .parse()
         .expect("uuid");
-    browser.cookie = None;
-    assert_eq!(browser.login("gina").await.status, 200);
 
     // The original authenticator signed in elsewhere, ten seconds ago, with a count of 100; this
-    // browser's authenticator (a copy of its key, at count 2) is the clone. A genuine
-    // authenticator could never sign below a count stored before its ceremony began.
+    // browser's authenticator (a copy of its key, at count 1) is the clone. A genuine
+    // authenticator could never sign below a count stored before its ceremony began. (Nothing
+    // signs in before that: a later use would stay the passkey's time of last use, as the store
+    // never moves it back.)
     let earlier = unix_now() - 10;
     let ceremony_id = uuid::Uuid::new_v4();
     gw.gw
