@@ -1,6 +1,6 @@
 //! The admin socket: `{data_dir}/admin.sock`, owner-only. One JSON command in, one JSON answer
-//! out, per connection. The data directory is created 0700, so no other user can reach the
-//! socket even in the instant between `bind` and the `chmod 0600` that follows it.
+//! out, per connection. The data directory is created 0700, and the socket is owner-only before
+//! it appears at its path (bound under a staging name, then renamed).
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -50,10 +50,14 @@ pub fn socket_path_of_file(path: &Path) -> std::io::Result<PathBuf> {
 /// Serves admin commands for the live gateway until the task is dropped.
 pub async fn serve_admin_socket(gw: Arc<Gateway>) -> std::io::Result<()> {
     let path = admin_socket_path(&gw.config());
-    // A socket file left by a killed process would make bind fail.
-    let _ = std::fs::remove_file(&path);
-    let listener = UnixListener::bind(&path)?;
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+    // Bound under a staging name and renamed into place once owner-only, so the socket never
+    // appears at its path with the umask's mode; the rename also replaces a socket file left by
+    // a killed process.
+    let staged = path.with_extension("sock.new");
+    let _ = std::fs::remove_file(&staged);
+    let listener = UnixListener::bind(&staged)?;
+    std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(0o600))?;
+    std::fs::rename(&staged, &path)?;
     let target = Arc::new(Target::Live(gw));
     loop {
         let (stream, _) = listener.accept().await?;
