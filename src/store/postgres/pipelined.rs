@@ -35,10 +35,7 @@ impl Pipelined {
 
     /// The connection, to run the transaction's statements on.
     pub(super) fn conn(&self) -> &tokio_postgres::Client {
-        match &self.conn {
-            Some(conn) => conn,
-            None => unreachable!("a pipelined transaction is used after it ended"),
-        }
+        self.object()
     }
 
     /// `sql` prepared on this connection (from its cache after the first time).
